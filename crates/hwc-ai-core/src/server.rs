@@ -1,0 +1,326 @@
+//! HTTP server bootstrap: listener (configured or handed over by systemd),
+//! the health and metrics routes, the protective layers around a daemon's
+//! API, sd_notify, and a bounded drain on SIGTERM.
+
+use crate::error::ApiError;
+use crate::health::{self, Health};
+use crate::metrics::{self, HttpMetrics};
+use crate::notify;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self as axum_mw, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{BoxError, Router};
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// The `[server]` section every daemon's config has.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind when systemd hands over no socket. Loopback by default.
+    pub listen: SocketAddr,
+    /// Longest time a request may take to produce its response head.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Requests handled at once; beyond it requests get 503 + `Retry-After`
+    /// at once instead of waiting in an unbounded queue.
+    pub max_concurrency: usize,
+    /// How long SIGTERM waits for in-flight requests before exiting anyway.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults with the daemon's own port on loopback.
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            request_timeout: Duration::from_secs(600),
+            max_body_bytes: 8 * 1024 * 1024,
+            max_concurrency: 512,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Problems serde cannot see, each saying what to change.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.max_concurrency == 0 {
+            out.push(
+                "server.max_concurrency is 0, which refuses every request; set it to at least 1"
+                    .into(),
+            );
+        }
+        if self.max_body_bytes == 0 {
+            out.push("server.max_body_bytes is 0, which refuses every body; set a size in bytes such as 8388608".into());
+        }
+        if self.request_timeout.is_zero() {
+            out.push("server.request_timeout is 0; set a duration such as \"600s\"".into());
+        }
+        out
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::on_port(8080)
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Binding the configured address failed.
+    #[error("cannot listen on {addr}: {source}; free the port or change server.listen")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A socket from systemd was present but unusable.
+    #[error("cannot use the socket passed by systemd: {0}")]
+    Activation(std::io::Error),
+    /// The accept loop failed.
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Everything [`serve`] needs from a daemon.
+pub struct Daemon {
+    /// Short name (`router`), used in status lines.
+    pub name: &'static str,
+    /// The `[server]` section.
+    pub config: ServerConfig,
+    /// The daemon's own API. Auth is the daemon's to add (with
+    /// [`crate::auth::require_bearer`]), since only it knows its principals.
+    pub api: Router,
+    /// Readiness and liveness.
+    pub health: Arc<dyn Health>,
+    /// The daemon's metrics; HTTP metrics are added here.
+    pub registry: Registry,
+}
+
+/// A listener bound as configured, or the first socket systemd passed
+/// (`LISTEN_FDS`, socket activation) when there is one.
+pub async fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if let Some(std_listener) = fds.take_tcp_listener(0).map_err(ServerError::Activation)? {
+        std_listener
+            .set_nonblocking(true)
+            .map_err(ServerError::Activation)?;
+        tracing::info!("using the socket passed by systemd");
+        return TcpListener::from_std(std_listener).map_err(ServerError::Activation);
+    }
+    TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })
+}
+
+/// Builds the full application: health and metrics routes, then the API
+/// behind body, time and concurrency limits, all with request ids, tracing
+/// and HTTP metrics.
+pub fn app(daemon: Daemon) -> Router {
+    let Daemon {
+        config,
+        api,
+        health,
+        mut registry,
+        ..
+    } = daemon;
+    let http_metrics = HttpMetrics::register(&mut registry);
+    let registry = Arc::new(registry);
+
+    let shed_counter = http_metrics.clone();
+    let timeout = config.request_timeout;
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |err: BoxError| {
+            let shed_counter = shed_counter.clone();
+            async move { limit_error(err, timeout, &shed_counter) }
+        }))
+        .load_shed()
+        .concurrency_limit(config.max_concurrency)
+        .timeout(config.request_timeout);
+
+    let max_body = config.max_body_bytes;
+    let api = api
+        .layer(limits)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum_mw::from_fn(move |req: Request, next: Next| {
+            reject_oversize(req, next, max_body)
+        }));
+
+    let live = health.clone();
+    let ready = health;
+    let probes = Router::new()
+        .route(
+            "/healthz",
+            get(move || async move { health::respond(live.liveness(), "ok") }),
+        )
+        .route(
+            "/readyz",
+            get(move || async move { health::respond(ready.readiness(), "ready") }),
+        )
+        .route("/metrics", get(metrics::serve_metrics).with_state(registry));
+
+    let request_id = HeaderName::from_static("x-request-id");
+    probes
+        .merge(api)
+        .layer(axum_mw::from_fn_with_state(
+            http_metrics,
+            metrics::track_http,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                        let id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id)),
+        )
+}
+
+fn limit_error(err: BoxError, timeout: Duration, metrics: &HttpMetrics) -> Response {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        metrics.record_shed();
+        return ApiError::unavailable(
+            "overloaded",
+            "the daemon is at its concurrency limit (server.max_concurrency); retry after the Retry-After delay",
+            Duration::from_secs(1),
+        )
+        .into_response();
+    }
+    if err.is::<tower::timeout::error::Elapsed>() {
+        return ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            "request_timeout",
+            format!(
+                "the request took longer than server.request_timeout ({}s) to answer",
+                timeout.as_secs_f64()
+            ),
+        )
+        .into_response();
+    }
+    ApiError::internal(format!("unhandled middleware error: {err}")).into_response()
+}
+
+async fn reject_oversize(req: Request, next: Next, max: usize) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared {
+        if len > max as u64 {
+            return body_too_large(max).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The 413 error for a body over `server.max_body_bytes`.
+pub fn body_too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request_error",
+        "body_too_large",
+        format!("request body is larger than the {max} bytes allowed (server.max_body_bytes); send less or raise the limit"),
+    )
+}
+
+/// Serves `daemon` until SIGTERM/SIGINT, then drains within
+/// `server.drain_timeout`. Returns once the drain ends, so `main` can flush
+/// its own state before exiting 0.
+pub async fn serve(daemon: Daemon) -> Result<(), ServerError> {
+    serve_until(daemon, crate::shutdown::signal()).await
+}
+
+/// [`serve`] with the shutdown trigger passed in, for tests.
+pub async fn serve_until(
+    daemon: Daemon,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = bind(&daemon.config).await?;
+    serve_on(listener, daemon, shutdown).await
+}
+
+/// [`serve_until`] on an already bound listener.
+pub async fn serve_on(
+    listener: TcpListener,
+    daemon: Daemon,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let name = daemon.name;
+    let drain = daemon.config.drain_timeout;
+    let health = daemon.health.clone();
+    let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let app = app(daemon);
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop_rx.await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+
+    tracing::info!(daemon = name, %addr, "listening");
+    notify::ready(&format!("{name} serving on {addr}"));
+    let watchdog = notify::spawn_watchdog(health);
+
+    tokio::pin!(shutdown);
+    tokio::select! {
+        result = &mut server => {
+            if let Some(w) = watchdog { w.abort(); }
+            return match result {
+                Ok(r) => r.map_err(ServerError::Serve),
+                Err(e) => Err(ServerError::Serve(std::io::Error::other(e))),
+            };
+        }
+        () = &mut shutdown => {}
+    }
+
+    notify::stopping();
+    tracing::info!(
+        daemon = name,
+        drain_timeout_s = drain.as_secs_f64(),
+        "draining in-flight requests"
+    );
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(drain, &mut server).await {
+        Ok(_) => tracing::info!(daemon = name, "drained; exiting"),
+        Err(_) => {
+            server.abort();
+            tracing::warn!(
+                daemon = name,
+                "drain_timeout reached with requests still open; exiting anyway"
+            );
+        }
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    Ok(())
+}

@@ -1,0 +1,373 @@
+//! The HTTP API: OpenAI's endpoints, `GET /v1/models` and `GET /status`.
+
+use crate::config::Privacy;
+use crate::idempotency::{self, Claim, Idempotency};
+use crate::keys::ApiKey;
+use crate::metrics::DecisionLabels;
+use crate::proxy::{route_header, Call, Engine, Out};
+use crate::request::{ClientRequest, Endpoint};
+use crate::upstream;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use futures_util::StreamExt;
+use hwc_ai_core::ApiError;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared state of the handlers.
+pub struct Api {
+    /// The proxy.
+    pub engine: Arc<Engine>,
+    /// Idempotent answers.
+    pub idempotency: Idempotency,
+    /// Header that makes a request local-only.
+    pub privacy_header: HeaderName,
+    /// Largest body, for the 413 message.
+    pub max_body: usize,
+    /// When the router started, for `/status`.
+    pub started: Instant,
+}
+
+/// Response header with the routing decision.
+pub const ROUTE_HEADER: &str = "x-hwc-route";
+/// Response header naming the backend that answered.
+pub const BACKEND_HEADER: &str = "x-hwc-backend";
+
+/// The API routes (auth is added by the caller).
+pub fn routes(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/responses", post(responses))
+        .route("/v1/models", get(models))
+        .route("/status", get(status))
+        .with_state(api)
+}
+
+type Body_ = Result<Bytes, BytesRejection>;
+
+async fn chat(
+    State(a): State<Arc<Api>>,
+    Extension(k): Extension<Arc<ApiKey>>,
+    h: HeaderMap,
+    b: Body_,
+) -> Response {
+    handle(a, Endpoint::Chat, k, h, b)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+async fn completions(
+    State(a): State<Arc<Api>>,
+    Extension(k): Extension<Arc<ApiKey>>,
+    h: HeaderMap,
+    b: Body_,
+) -> Response {
+    handle(a, Endpoint::Completions, k, h, b)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+async fn embeddings(
+    State(a): State<Arc<Api>>,
+    Extension(k): Extension<Arc<ApiKey>>,
+    h: HeaderMap,
+    b: Body_,
+) -> Response {
+    handle(a, Endpoint::Embeddings, k, h, b)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+async fn responses(
+    State(a): State<Arc<Api>>,
+    Extension(k): Extension<Arc<ApiKey>>,
+    h: HeaderMap,
+    b: Body_,
+) -> Response {
+    handle(a, Endpoint::Responses, k, h, b)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn privacy_of(api: &Api, key: &ApiKey, headers: &HeaderMap) -> Result<Privacy, ApiError> {
+    let requested = match headers.get(&api.privacy_header) {
+        None => Privacy::AllowCloud,
+        Some(v) => match v.to_str().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            Ok("local-only") => Privacy::LocalOnly,
+            Ok("allow-cloud") => Privacy::AllowCloud,
+            _ => {
+                return Err(ApiError::invalid_request(
+                    "invalid_privacy",
+                    format!(
+                        "header {} must be `local-only` or `allow-cloud`",
+                        api.privacy_header
+                    ),
+                ))
+            }
+        },
+    };
+    // A key's local-only can't be lifted by a header.
+    Ok(if key.privacy == Privacy::LocalOnly {
+        Privacy::LocalOnly
+    } else {
+        requested
+    })
+}
+
+async fn handle(
+    api: Arc<Api>,
+    endpoint: Endpoint,
+    key: Arc<ApiKey>,
+    headers: HeaderMap,
+    body: Body_,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            hwc_ai_core::server::body_too_large(api.max_body)
+        } else {
+            ApiError::invalid_request(
+                "unreadable_body",
+                format!("cannot read the request body: {rejection}"),
+            )
+        }
+    })?;
+    let req = ClientRequest::parse(endpoint, &bytes)?;
+    let privacy = privacy_of(&api, &key, &headers)?;
+    let engine = &api.engine;
+    let forced = engine
+        .table
+        .escalation()
+        .and_then(|e| headers.get(e.header()))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut route = engine.table.route(
+        &req.model,
+        &key,
+        privacy,
+        || req.signals(),
+        forced.as_deref(),
+    )?;
+    route
+        .candidates
+        .retain(|c| upstream::supports(c.backend.kind(), c.backend.config.responses_api, endpoint));
+    if route.candidates.is_empty() {
+        return Err(ApiError::invalid_request(
+            "endpoint_not_supported",
+            format!(
+                "no backend of model `{}` serves /v1/{}; {}",
+                route.model,
+                endpoint.path(),
+                if endpoint == Endpoint::Responses {
+                    "set responses_api = true on a backend that speaks the Responses API, or use /v1/chat/completions"
+                } else {
+                    "anthropic backends serve /v1/chat/completions only"
+                }
+            ),
+        )
+        .with_param("model"));
+    }
+    engine.ledger.admit(&key).inspect_err(|e| {
+        engine.metrics.request(
+            &route.model,
+            "none",
+            if e.code == "budget_exceeded" {
+                "budget_exceeded"
+            } else {
+                "rate_limited"
+            },
+        );
+    })?;
+    engine
+        .metrics
+        .decisions
+        .get_or_create(&DecisionLabels {
+            decision: route.decision,
+            model: route.model.clone(),
+        })
+        .inc();
+    tracing::info!(key = %key.name, requested = %req.model, model = %route.model, decision = route.decision, reason = %route.reason, stream = req.stream, "routed");
+
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let route_value = route_header(&route);
+    let call = Call {
+        req,
+        route,
+        key: key.clone(),
+        request_id,
+        started,
+    };
+
+    if call.req.stream {
+        return Ok(stream_response(engine.clone(), call, route_value).await);
+    }
+
+    let claim = match headers.get("idempotency-key") {
+        Some(v) => {
+            let idem = v.to_str().map_err(|_| {
+                ApiError::invalid_request(
+                    "invalid_idempotency_key",
+                    "Idempotency-Key must be ASCII",
+                )
+            })?;
+            let hash = idempotency::request_hash(endpoint.path(), &bytes);
+            match api.idempotency.claim(&key.name, idem, hash).await? {
+                Claim::Replay(stored) => {
+                    engine.metrics.idempotent_replays.inc();
+                    let mut resp = json_response(
+                        StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+                        Bytes::from(stored.body),
+                    );
+                    let h = resp.headers_mut();
+                    if let Ok(v) = HeaderValue::from_str(&stored.route) {
+                        h.insert(ROUTE_HEADER, v);
+                    }
+                    if let Ok(v) = HeaderValue::from_str(&stored.backend) {
+                        h.insert(BACKEND_HEADER, v);
+                    }
+                    h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+                    return Ok(resp);
+                }
+                Claim::Fresh(running) => Some(running),
+            }
+        }
+        None => None,
+    };
+
+    let answer = match engine.complete(&call).await {
+        Ok(a) => a,
+        Err(e) => {
+            let outcome = if e.status.is_client_error() && e.status != StatusCode::TOO_MANY_REQUESTS
+            {
+                "client_error"
+            } else {
+                "upstream_error"
+            };
+            engine.metrics.request(&call.route.model, "none", outcome);
+            return Err(e);
+        }
+    };
+    if let Some(running) = claim {
+        let route_text = route_value.to_str().unwrap_or("").to_string();
+        api.idempotency
+            .keep(
+                running,
+                route_text,
+                answer.backend.clone(),
+                answer.body.to_vec(),
+            )
+            .await;
+    }
+    let mut resp = json_response(answer.status, answer.body);
+    let h = resp.headers_mut();
+    h.insert(ROUTE_HEADER, route_value);
+    if let Ok(v) = HeaderValue::from_str(&answer.backend) {
+        h.insert(BACKEND_HEADER, v);
+    }
+    Ok(resp)
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn stream_response(engine: Arc<Engine>, call: Call, route: HeaderValue) -> Response {
+    let mut stream = Box::pin(engine.stream(call));
+    let backend = match stream.next().await {
+        Some(Out::Start(backend)) => backend,
+        Some(Out::Fail(e)) => return e.into_response(),
+        Some(Out::Bytes(_)) | None => {
+            return ApiError::internal(
+                "stream ended before it started; this is a router bug, please report it",
+            )
+            .into_response()
+        }
+    };
+    let body = stream.filter_map(|o| async move {
+        match o {
+            Out::Bytes(b) => Some(Ok::<_, std::convert::Infallible>(b)),
+            Out::Start(_) | Out::Fail(_) => None,
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(ROUTE_HEADER, route);
+    if let Some(v) = backend.and_then(|b| HeaderValue::from_str(&b).ok()) {
+        h.insert(BACKEND_HEADER, v);
+    }
+    resp
+}
+
+async fn models(State(api): State<Arc<Api>>, Extension(key): Extension<Arc<ApiKey>>) -> Response {
+    let created = api_created();
+    let data: Vec<_> = api
+        .engine
+        .table
+        .visible_names(&key)
+        .into_iter()
+        .map(|id| json!({ "id": id, "object": "model", "created": created, "owned_by": "hwc-ai" }))
+        .collect();
+    Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+fn api_created() -> i64 {
+    crate::clock::unix_now()
+}
+
+async fn status(State(api): State<Arc<Api>>, Extension(_key): Extension<Arc<ApiKey>>) -> Response {
+    let now = Instant::now();
+    let mut backends: Vec<_> = api
+        .engine
+        .table
+        .backends
+        .values()
+        .map(|b| {
+            let replicas: Vec<_> = b
+                .replicas
+                .iter()
+                .map(|r| {
+                    let cooling = r.cooling_left(now);
+                    json!({
+                        "url": r.url,
+                        "state": if cooling.is_some() { "cooling" } else { "in_rotation" },
+                        "cooling_left_s": cooling.map(|d| d.as_secs_f64()),
+                        "outstanding": r.outstanding(),
+                        "rtt_ewma_s": r.rtt_ewma(),
+                    })
+                })
+                .collect();
+            json!({
+                "name": b.name(),
+                "kind": b.kind(),
+                "locality": b.config.locality,
+                "up": b.is_up(now),
+                "replicas": replicas,
+            })
+        })
+        .collect();
+    backends.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let (day, totals) = api.engine.ledger.totals();
+    Json(json!({
+        "daemon": "hwc-model-router",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": api.started.elapsed().as_secs(),
+        "backends": backends,
+        "usage": { "day": day, "tokens_by_key": totals },
+    }))
+    .into_response()
+}

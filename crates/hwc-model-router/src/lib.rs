@@ -1,0 +1,178 @@
+//! hwc-model-router: one OpenAI-compatible endpoint in front of Ollama, vLLM,
+//! llama.cpp and cloud providers.
+//!
+//! A request is authenticated ([`keys`]), parsed ([`request`]), routed to an
+//! ordered list of candidates ([`routing`]: aliases, the `auto` model's
+//! escalation rules, privacy), admitted against its key's rate and budget
+//! ([`usage`]), and sent upstream with fallback ([`proxy`], [`balance`],
+//! [`upstream`]). docs/router.md is the operator's guide.
+
+pub mod api;
+pub mod backends;
+pub mod balance;
+pub mod clock;
+pub mod config;
+pub mod idempotency;
+pub mod keys;
+pub mod metrics;
+pub mod proxy;
+pub mod request;
+pub mod routing;
+pub mod sse;
+pub mod store;
+pub mod upstream;
+pub mod usage;
+
+use crate::api::Api;
+use crate::backends::Backend;
+use crate::config::RouterConfig;
+use crate::idempotency::Idempotency;
+use crate::metrics::RouterMetrics;
+use crate::proxy::Engine;
+use crate::routing::RoutingTable;
+use crate::store::Store;
+use crate::usage::Ledger;
+use hwc_ai_core::health::Health;
+use hwc_ai_core::server::{self, Daemon};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+/// Why the router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The keys file.
+    #[error(transparent)]
+    Keys(#[from] keys::KeysError),
+    /// A backend's key file or client.
+    #[error(transparent)]
+    Backend(#[from] backends::BackendError),
+    /// A marker regex (already validated, so unexpected).
+    #[error("auto.markers: {0}")]
+    Markers(#[from] regex::Error),
+    /// The state database.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Listening or serving.
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
+}
+
+/// Ready when some backend has a replica in rotation.
+struct RouterHealth {
+    engine: Arc<Engine>,
+}
+
+impl Health for RouterHealth {
+    fn readiness(&self) -> Result<(), String> {
+        let now = Instant::now();
+        let backends = &self.engine.table.backends;
+        if backends.is_empty() {
+            return Err("no backends configured".into());
+        }
+        if backends.values().any(|b| b.is_up(now)) {
+            Ok(())
+        } else {
+            Err("every backend is cooling down after failures".into())
+        }
+    }
+}
+
+/// Checks everything `--check-config` can without serving: the keys file
+/// and the backends' key files are readable and valid.
+pub fn check(cfg: &RouterConfig) -> Result<(), StartError> {
+    keys::load(&cfg.auth)?;
+    for b in &cfg.backends {
+        Backend::new(b.clone())?;
+    }
+    Ok(())
+}
+
+/// Runs the router on `listener` until `shutdown` resolves, then drains,
+/// flushes usage and closes the database.
+pub async fn run_on(
+    cfg: RouterConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let keys = Arc::new(keys::load(&cfg.auth)?);
+    let backends = cfg
+        .backends
+        .iter()
+        .cloned()
+        .map(Backend::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let table = RoutingTable::new(&cfg, backends)?;
+    let store = Store::open(&cfg.state.database).await?;
+    let ledger = Arc::new(Ledger::load(&store).await?);
+
+    let mut registry = hwc_ai_core::metrics::registry("router");
+    let metrics = RouterMetrics::register(&mut registry);
+    proxy::init_backend_gauges(&table, &metrics);
+    let engine = Arc::new(Engine {
+        table,
+        fallback: cfg.fallback.clone(),
+        keepalive: cfg.streaming.keepalive,
+        metrics,
+        ledger: ledger.clone(),
+    });
+    let privacy_header =
+        axum::http::HeaderName::from_bytes(cfg.privacy.header.to_ascii_lowercase().as_bytes())
+            .unwrap_or_else(|_| axum::http::HeaderName::from_static("x-hwc-privacy"));
+    let api = Arc::new(Api {
+        engine: engine.clone(),
+        idempotency: Idempotency::new(store.clone(), cfg.state.idempotency_window),
+        privacy_header,
+        max_body: cfg.server.max_body_bytes,
+        started: Instant::now(),
+    });
+
+    let flusher = {
+        let (ledger, store, api) = (ledger.clone(), store.clone(), api.clone());
+        let every = cfg.state.flush_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                if let Err(e) = ledger.flush(&store).await {
+                    tracing::error!(error = %e, "cannot write usage; keeping it in memory and retrying");
+                }
+                n += 1;
+                if n % 600 == 0 {
+                    api.idempotency.prune().await;
+                }
+            }
+        })
+    };
+
+    let routes = api::routes(api.clone()).layer(axum::middleware::from_fn_with_state(
+        keys,
+        hwc_ai_core::auth::require_bearer::<Arc<keys::ApiKey>>,
+    ));
+    let daemon = Daemon {
+        name: "hwc-model-router",
+        config: cfg.server.clone(),
+        api: routes,
+        health: Arc::new(RouterHealth { engine }),
+        registry,
+    };
+    let served = server::serve_on(listener, daemon, shutdown).await;
+    flusher.abort();
+    match ledger.flush(&store).await {
+        Ok(n) => tracing::info!(rows = n, "usage flushed"),
+        Err(e) => {
+            tracing::error!(error = %e, "final usage flush failed; the last interval of usage is lost")
+        }
+    }
+    store.close().await;
+    served.map_err(StartError::from)
+}
+
+/// Binds the configured address (or systemd's socket) and runs until
+/// SIGTERM/SIGINT.
+pub async fn run(cfg: RouterConfig) -> Result<(), StartError> {
+    let listener = server::bind(&cfg.server).await?;
+    run_on(cfg, listener, hwc_ai_core::shutdown::signal()).await
+}

@@ -1,0 +1,237 @@
+//! Usage accounting, daily token budgets and per-key request rates.
+//!
+//! Counting happens in memory on the request path; a background task writes
+//! the increments to SQLite every `state.flush_interval` and once more at
+//! shutdown, so the database is never on the hot path and at most one
+//! interval of usage is at risk in a crash. Today's totals are read back at
+//! start, so budgets hold across restarts.
+
+use crate::clock;
+use crate::keys::ApiKey;
+use crate::store::{Store, StoreError, UsageRow};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use hwc_ai_core::ApiError;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// Tokens of one answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Prompt (input) tokens.
+    pub prompt: u64,
+    /// Completion (output) tokens.
+    pub completion: u64,
+}
+
+#[derive(Default)]
+struct Day {
+    day: String,
+    /// Tokens per key today, flushed or not.
+    totals: HashMap<String, u64>,
+    /// Increments not yet written, by (key, model).
+    pending: HashMap<(String, String), (u64, Tokens)>,
+}
+
+/// In-memory usage with periodic persistence.
+pub struct Ledger {
+    inner: Mutex<Day>,
+    limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+}
+
+impl Ledger {
+    /// A ledger primed with today's totals from the store.
+    pub async fn load(store: &Store) -> Result<Self, StoreError> {
+        let day = clock::utc_day(clock::unix_now());
+        let mut totals = HashMap::new();
+        for r in store.usage_on(&day).await? {
+            *totals.entry(r.key).or_insert(0) += r.prompt_tokens + r.completion_tokens;
+        }
+        Ok(Self {
+            inner: Mutex::new(Day {
+                day,
+                totals,
+                pending: HashMap::new(),
+            }),
+            limiters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn day(&self) -> MutexGuard<'_, Day> {
+        let mut d = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let today = clock::utc_day(clock::unix_now());
+        if d.day != today {
+            // Pending rows keep their own day until flushed; only totals reset.
+            let pending = std::mem::take(&mut d.pending);
+            let old = std::mem::replace(&mut d.day, today);
+            d.totals.clear();
+            d.pending = pending;
+            tracing::info!(previous_day = %old, "new UTC day: daily budgets reset");
+        }
+        d
+    }
+
+    /// Refuses a request over its key's rate or today's budget, with a
+    /// `Retry-After` that says when it would pass.
+    pub fn admit(&self, key: &ApiKey) -> Result<(), ApiError> {
+        if let Some(rpm) = key.requests_per_minute.and_then(NonZeroU32::new) {
+            let limiter = self
+                .limiters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key.name.clone())
+                .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_minute(rpm))))
+                .clone();
+            if let Err(not_until) = limiter.check() {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                return Err(ApiError::rate_limited(
+                    "rate_limited",
+                    format!("key `{}` is over its {rpm} requests per minute; retry after the Retry-After delay", key.name),
+                    wait.max(Duration::from_secs(1)),
+                ));
+            }
+        }
+        if let Some(budget) = key.daily_token_budget {
+            let used = self.tokens_today(&key.name);
+            if used >= budget {
+                let now = clock::unix_now();
+                return Err(ApiError::rate_limited(
+                    "budget_exceeded",
+                    format!(
+                        "key `{}` has used {used} of its {budget} tokens for {} (UTC); the budget resets at UTC midnight",
+                        key.name,
+                        clock::utc_day(now)
+                    ),
+                    clock::until_utc_midnight(now),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records one answered request.
+    pub fn record(&self, key: &str, model: &str, tokens: Tokens) {
+        let mut d = self.day();
+        *d.totals.entry(key.to_string()).or_insert(0) += tokens.prompt + tokens.completion;
+        let e = d
+            .pending
+            .entry((key.to_string(), model.to_string()))
+            .or_insert((0, Tokens::default()));
+        e.0 += 1;
+        e.1.prompt += tokens.prompt;
+        e.1.completion += tokens.completion;
+    }
+
+    /// Tokens a key used today.
+    pub fn tokens_today(&self, key: &str) -> u64 {
+        self.day().totals.get(key).copied().unwrap_or(0)
+    }
+
+    /// Today's totals per key, for `/status`.
+    pub fn totals(&self) -> (String, HashMap<String, u64>) {
+        let d = self.day();
+        (d.day.clone(), d.totals.clone())
+    }
+
+    /// Writes pending increments. On failure they are put back, so nothing
+    /// accepted is lost to a transient database error.
+    pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
+        let (day, pending) = {
+            let mut d = self.day();
+            (d.day.clone(), std::mem::take(&mut d.pending))
+        };
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<UsageRow> = pending
+            .iter()
+            .map(|((key, model), (requests, t))| UsageRow {
+                day: day.clone(),
+                key: key.clone(),
+                model: model.clone(),
+                requests: *requests,
+                prompt_tokens: t.prompt,
+                completion_tokens: t.completion,
+            })
+            .collect();
+        match store.add_usage(&rows).await {
+            Ok(()) => Ok(rows.len()),
+            Err(e) => {
+                let mut d = self.day();
+                for (k, (n, t)) in pending {
+                    let e = d.pending.entry(k).or_insert((0, Tokens::default()));
+                    e.0 += n;
+                    e.1.prompt += t.prompt;
+                    e.1.completion += t.completion;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::Privacy;
+
+    fn key(rpm: Option<u32>, budget: Option<u64>) -> ApiKey {
+        ApiKey {
+            name: "k".into(),
+            privacy: Privacy::AllowCloud,
+            models: None,
+            requests_per_minute: rpm,
+            daily_token_budget: budget,
+        }
+    }
+
+    #[tokio::test]
+    async fn budgets_persist_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("r.sqlite");
+        let store = Store::open(&db).await.unwrap();
+        let ledger = Ledger::load(&store).await.unwrap();
+        let k = key(None, Some(100));
+        ledger.admit(&k).unwrap();
+        ledger.record(
+            "k",
+            "m",
+            Tokens {
+                prompt: 60,
+                completion: 50,
+            },
+        );
+        let e = ledger.admit(&k).unwrap_err();
+        assert_eq!(e.code, "budget_exceeded");
+        assert!(e.retry_after.unwrap() <= Duration::from_secs(86_400));
+        assert_eq!(ledger.flush(&store).await.unwrap(), 1);
+        store.close().await;
+
+        let store = Store::open(&db).await.unwrap();
+        let ledger = Ledger::load(&store).await.unwrap();
+        assert_eq!(ledger.tokens_today("k"), 110);
+        assert_eq!(ledger.admit(&k).unwrap_err().code, "budget_exceeded");
+        let rows = store
+            .usage_on(&clock::utc_day(clock::unix_now()))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].requests, 1);
+    }
+
+    #[tokio::test]
+    async fn rate_limit_gives_retry_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.sqlite")).await.unwrap();
+        let ledger = Ledger::load(&store).await.unwrap();
+        let k = key(Some(2), None);
+        ledger.admit(&k).unwrap();
+        ledger.admit(&k).unwrap();
+        let e = ledger.admit(&k).unwrap_err();
+        assert_eq!(e.status, 429);
+        assert!(e.retry_after.unwrap() >= Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,125 @@
+//! The real llama.cpp `llama-server` with SmolLM2-135M-Instruct, built and
+//! cached by scripts/test-runtime.sh. One server per test binary.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"))
+        .join("hwc-ai")
+}
+
+/// Paths of the server binary and the model, or a panic saying how to get them.
+pub fn runtime() -> (PathBuf, PathBuf) {
+    let server = std::env::var_os("LLAMA_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache().join("llama.cpp/build/bin/llama-server"));
+    let model = std::env::var_os("HWC_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(
+        server.exists() && model.exists(),
+        "the real test runtime is missing ({} / {}); run scripts/test-runtime.sh first",
+        server.display(),
+        model.display()
+    );
+    (server, model)
+}
+
+/// A running llama-server.
+pub struct Llama {
+    pub port: u16,
+    _child: Child,
+}
+
+impl Llama {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Status line and body of a plain HTTP GET, without an async runtime.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Starts a llama-server on a free port and waits until it is healthy. The
+/// server dies with the test process: a shell holds it and kills it when
+/// its stdin (our pipe) closes.
+pub fn start() -> Llama {
+    let (server, model) = runtime();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = r#"
+        "$0" "$@" >/dev/null 2>&1 &
+        pid=$!
+        cat >/dev/null
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    "#;
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&server)
+        .args(["-m"])
+        .arg(&model)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--metrics",
+            "-c",
+            "2048",
+            "-t",
+            "2",
+            "-np",
+            "2",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("cannot start llama-server");
+    let t0 = Instant::now();
+    loop {
+        if let Some((200, _)) = http_get(port, "/health") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "llama-server not healthy after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Llama {
+        port,
+        _child: child,
+    }
+}
+
+/// The llama-server shared by the tests of one binary.
+pub fn shared() -> &'static Llama {
+    static LLAMA: OnceLock<Llama> = OnceLock::new();
+    LLAMA.get_or_init(start)
+}

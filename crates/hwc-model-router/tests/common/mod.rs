@@ -1,0 +1,180 @@
+//! Test harness: the router in-process on a free port, scripted upstreams
+//! for fault injection, and the real llama-server for everything else.
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+pub mod llama;
+pub mod scripted;
+
+use hwc_ai_core::config::Validate;
+use hwc_model_router::config::RouterConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// A router running in this process.
+pub struct Router {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub const ALICE: &str = "sk-alice";
+pub const LOCAL_KEY: &str = "sk-local";
+pub const LIMITED_KEY: &str = "sk-limited";
+
+/// Keys every test config gets.
+pub const KEYS: &str = r#"
+[[keys]]
+name = "alice"
+secret = "sk-alice"
+
+[[keys]]
+name = "local"
+secret = "sk-local"
+privacy = "local-only"
+
+[[keys]]
+name = "limited"
+secret = "sk-limited"
+models = ["small"]
+requests_per_minute = 2
+daily_token_budget = 30
+"#;
+
+impl Router {
+    /// Starts a router whose config is `toml` plus a keys file and a state
+    /// database in a fresh temporary directory.
+    pub async fn start(toml: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut r = Self::start_in(&dir, toml).await;
+        r._tmp = Some(tmp);
+        r
+    }
+
+    /// Starts a router with its state in `dir` (to test restarts).
+    pub async fn start_in(dir: &std::path::Path, toml: &str) -> Self {
+        std::fs::write(dir.join("keys.toml"), KEYS).unwrap();
+        let full = format!(
+            "[auth]\nkeys_file = \"{keys}\"\n[state]\ndatabase = \"{db}\"\nflush_interval = \"50ms\"\n{toml}",
+            keys = dir.join("keys.toml").display(),
+            db = dir.join("router.sqlite").display(),
+        );
+        let cfg: RouterConfig = figment::Figment::from(figment::providers::Serialized::defaults(
+            RouterConfig::default(),
+        ))
+        .merge(<figment::providers::Toml as figment::providers::Format>::string(&full))
+        .extract()
+        .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{full}"));
+        if let Err(p) = cfg.validate() {
+            panic!("test config invalid: {p:?}");
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            hwc_model_router::run_on(cfg, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            addr,
+            url: format!("http://{addr}"),
+            dir: dir.to_path_buf(),
+            stop: Some(tx),
+            task: Some(task),
+            _tmp: None,
+        }
+    }
+
+    /// Stops the router and waits for its drain and final flush.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    pub fn post(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        client()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        client().get(format!("{}{path}", self.url)).bearer_auth(key)
+    }
+
+    /// POST /v1/chat/completions with a one-message body.
+    pub async fn chat(&self, key: &str, model: &str, stream: bool) -> reqwest::Response {
+        self.post("/v1/chat/completions", key)
+            .json(&serde_json::json!({
+                "model": model,
+                "stream": stream,
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Say hi."}],
+            }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// The value of one sample line in a metrics text, matching every `needle`.
+pub fn metric(text: &str, name: &str, needles: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
+}
+
+/// An address nothing listens on.
+pub fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}/v1")
+}
+
+/// Error JSON of a response, checking the OpenAI shape.
+pub async fn error_of(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"].is_string(),
+        "not an OpenAI error: {v}"
+    );
+    assert!(v["error"]["type"].is_string(), "not an OpenAI error: {v}");
+    assert!(v["error"].get("code").is_some(), "not an OpenAI error: {v}");
+    (status, v["error"].clone())
+}

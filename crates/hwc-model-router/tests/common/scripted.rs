@@ -1,0 +1,203 @@
+//! A scripted upstream, for faults a real server won't produce on demand
+//! (500s, hangs, slow first tokens, cut streams, 429s, garbage). Never used
+//! where the real llama-server can serve the test.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the upstream does with one request.
+#[derive(Clone)]
+pub enum Act {
+    /// A JSON answer with this status (and optional Retry-After).
+    Json(u16, Value, Option<u64>),
+    /// Raw bytes with status 200.
+    Raw(&'static str),
+    /// Never answer.
+    Hang,
+    /// Wait, then act.
+    After(Duration, Box<Act>),
+    /// SSE: each piece after its delay; then end (`true`) or cut the connection (`false`).
+    Sse(Vec<(Duration, String)>, bool),
+}
+
+/// A chat answer with `text`.
+pub fn answer(text: &str) -> Act {
+    Act::Json(
+        200,
+        json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "up",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        }),
+        None,
+    )
+}
+
+/// One `data:` chunk with delta content.
+pub fn chunk(text: &str) -> String {
+    format!(
+        "data: {}\n\n",
+        json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"up",
+               "choices":[{"index":0,"delta":{"content":text},"finish_reason":null}]})
+    )
+}
+
+/// A full stream of `words`, with usage and [DONE], `gap` apart.
+pub fn stream_of(words: &[&str], gap: Duration) -> Act {
+    let mut parts: Vec<(Duration, String)> = words.iter().map(|w| (gap, chunk(w))).collect();
+    parts.push((
+        Duration::ZERO,
+        format!(
+            "data: {}\n\n",
+            json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"up","choices":[],
+                   "usage":{"prompt_tokens":7,"completion_tokens":words.len()}})
+        ),
+    ));
+    parts.push((Duration::ZERO, "data: [DONE]\n\n".into()));
+    Act::Sse(parts, true)
+}
+
+struct Shared {
+    script: Mutex<Vec<Act>>,
+    fallback: Act,
+    calls: AtomicUsize,
+    bodies: Mutex<Vec<(String, HeaderMap, Value)>>,
+    dropped: AtomicUsize,
+}
+
+/// A running scripted upstream.
+#[derive(Clone)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+/// Counts a stream body dropped before it was sent whole.
+struct DropCount(Arc<Shared>, bool);
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Upstream {
+    /// Serves `script` in order, then `fallback` for every later request.
+    pub async fn start(script: Vec<Act>, fallback: Act) -> Self {
+        let shared = Arc::new(Shared {
+            script: Mutex::new(script.into_iter().rev().collect()),
+            fallback,
+            calls: AtomicUsize::new(0),
+            bodies: Mutex::new(Vec::new()),
+            dropped: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route("/v1/{*path}", post(handle))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, shared }
+    }
+
+    /// Every request gets `act`.
+    pub async fn always(act: Act) -> Self {
+        Self::start(Vec::new(), act).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn calls(&self) -> usize {
+        self.shared.calls.load(Ordering::SeqCst)
+    }
+
+    /// Streams whose body the upstream saw dropped (client went away).
+    pub fn dropped_streams(&self) -> usize {
+        self.shared.dropped.load(Ordering::SeqCst)
+    }
+
+    /// The path, headers and JSON body of request `i`.
+    pub fn request(&self, i: usize) -> (String, HeaderMap, Value) {
+        self.shared.bodies.lock().unwrap()[i].clone()
+    }
+}
+
+async fn handle(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.calls.fetch_add(1, Ordering::SeqCst);
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    s.bodies.lock().unwrap().push((path, headers, v));
+    let act = s
+        .script
+        .lock()
+        .unwrap()
+        .pop()
+        .unwrap_or_else(|| s.fallback.clone());
+    run(act, s).await
+}
+
+fn run(
+    act: Act,
+    s: Arc<Shared>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>> {
+    Box::pin(async move {
+        match act {
+            Act::Json(status, body, retry) => {
+                let mut r =
+                    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+                if let Some(secs) = retry {
+                    r.headers_mut().insert("retry-after", secs.into());
+                }
+                r
+            }
+            Act::Raw(text) => {
+                (StatusCode::OK, [("content-type", "application/json")], text).into_response()
+            }
+            Act::Hang => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                StatusCode::OK.into_response()
+            }
+            Act::After(d, next) => {
+                tokio::time::sleep(d).await;
+                run(*next, s).await
+            }
+            Act::Sse(parts, finish) => {
+                let guard = DropCount(s.clone(), false);
+                let stream = async_stream::stream! {
+                    let mut guard = guard;
+                    for (d, p) in parts {
+                        tokio::time::sleep(d).await;
+                        yield Ok::<Bytes, std::io::Error>(Bytes::from(p));
+                    }
+                    guard.1 = true;
+                    if !finish {
+                        // Let the last piece leave before the connection is cut.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        yield Err(std::io::Error::other("cut"));
+                    }
+                };
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(stream))
+                    .unwrap()
+            }
+        }
+    })
+}
