@@ -329,7 +329,7 @@ fn api_created() -> i64 {
     crate::clock::unix_now()
 }
 
-async fn status(State(api): State<Arc<Api>>, Extension(_key): Extension<Arc<ApiKey>>) -> Response {
+async fn status(State(api): State<Arc<Api>>, Extension(key): Extension<Arc<ApiKey>>) -> Response {
     let now = Instant::now();
     let mut backends: Vec<_> = api
         .engine
@@ -361,7 +361,10 @@ async fn status(State(api): State<Arc<Api>>, Extension(_key): Extension<Arc<ApiK
         })
         .collect();
     backends.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    let (day, totals) = api.engine.ledger.totals();
+    // A key sees its own usage only; the metrics have everyone's.
+    let (day, mut totals) = api.engine.ledger.totals();
+    totals.retain(|k, _| *k == key.name);
+    totals.entry(key.name.clone()).or_insert(0);
     Json(json!({
         "daemon": "hwc-model-router",
         "version": env!("CARGO_PKG_VERSION"),

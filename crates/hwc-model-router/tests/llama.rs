@@ -1,0 +1,178 @@
+//! Against the real llama.cpp llama-server serving SmolLM2-135M-Instruct:
+//! chat, streaming, usage accounting, metrics, and a client disconnect that
+//! cancels the generation upstream.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use common::llama::{self, http_get};
+use common::{metric, Router, ALICE};
+use futures_util::StreamExt;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+async fn router() -> Router {
+    let l = llama::shared();
+    Router::start(&format!(
+        r#"
+[[backends]]
+name = "llama"
+kind = "openai"
+urls = ["{}"]
+[models.smol]
+targets = [{{ backend = "llama", model = "smollm2" }}]
+[aliases]
+default = "smol"
+"#,
+        l.url()
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn chat_answers_and_usage_is_accounted() {
+    let r = router().await;
+    let resp = r.chat(ALICE, "default", false).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-hwc-backend"], "llama");
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        !v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty(),
+        "{v}"
+    );
+    let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    let completion = v["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(prompt > 0 && completion > 0);
+
+    let m = r.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hwc_router_tokens_total",
+            &["model=\"smol\"", "kind=\"prompt\""]
+        ),
+        Some(prompt as f64)
+    );
+    assert_eq!(
+        metric(&m, "hwc_router_tokens_total", &["kind=\"completion\""]),
+        Some(completion as f64)
+    );
+    assert_eq!(
+        metric(&m, "hwc_router_requests_total", &["outcome=\"ok\""]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&m, "hwc_router_overhead_seconds_count", &[]),
+        Some(1.0)
+    );
+    let status: serde_json::Value = r
+        .get("/status", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["usage"]["tokens_by_key"]["alice"],
+        prompt + completion
+    );
+    assert_eq!(status["backends"][0]["up"], true);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn streaming_flows_with_usage_when_asked() {
+    let r = router().await;
+    for include_usage in [false, true] {
+        let resp = r
+            .post("/v1/chat/completions", ALICE)
+            .json(&json!({
+                "model": "smol", "stream": true, "max_tokens": 12,
+                "stream_options": {"include_usage": include_usage},
+                "messages": [{"role": "user", "content": "Name three colours."}],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let text = resp.text().await.unwrap();
+        let chunks: Vec<serde_json::Value> = text
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c["choices"][0]["delta"]["content"].is_string()),
+            "{text}"
+        );
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        let usage = chunks
+            .iter()
+            .find(|c| c["usage"].is_object() && c["choices"].as_array().is_some_and(Vec::is_empty));
+        assert_eq!(usage.is_some(), include_usage, "{text}");
+    }
+    let m = r.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hwc_router_time_to_first_token_seconds_count",
+            &["backend=\"llama\""]
+        ),
+        Some(2.0)
+    );
+    assert!(
+        metric(&m, "hwc_router_tokens_total", &["kind=\"completion\""]).unwrap() > 0.0,
+        "usage counted even when the client did not ask"
+    );
+    r.stop().await;
+}
+
+fn processing(port: u16) -> f64 {
+    let (_, body) = http_get(port, "/metrics").unwrap();
+    metric(&body, "llamacpp:requests_processing", &[]).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_generation() {
+    let l = llama::shared();
+    let r = router().await;
+    let resp = r
+        .post("/v1/chat/completions", ALICE)
+        .json(&json!({
+            "model": "smol", "stream": true, "max_tokens": 1500, "ignore_eos": true,
+            "messages": [{"role": "user", "content": "Count from one to one thousand."}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    let mut s = resp.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"content\"") {
+        seen.push_str(&String::from_utf8_lossy(&s.next().await.unwrap().unwrap()));
+    }
+    assert_eq!(processing(l.port), 1.0, "the generation is running");
+    drop(s);
+    let t0 = Instant::now();
+    while processing(l.port) > 0.0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "llama-server still generating 5 s after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let m = r.metrics().await;
+    assert_eq!(
+        metric(&m, "hwc_router_requests_total", &["outcome=\"cancelled\""]),
+        Some(1.0)
+    );
+    r.stop().await;
+}
