@@ -129,11 +129,93 @@ pub async fn track_http(State(m): State<HttpMetrics>, req: Request, next: Next) 
     resp
 }
 
-/// The `/metrics` handler.
-pub async fn serve_metrics(State(registry): State<Arc<Registry>>) -> Response {
+/// Content type of the classic Prometheus text format.
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `/metrics` handler. Prometheus asks for OpenMetrics in its `Accept`
+/// header and gets it; other clients (curl, `promtool check metrics`) get
+/// the classic text format, which they parse without surprises.
+pub async fn serve_metrics(
+    State(registry): State<Arc<Registry>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &registry) {
-        Ok(()) => ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
-        Err(e) => crate::ApiError::internal(format!("cannot encode metrics: {e}")).into_response(),
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
+        return crate::ApiError::internal(format!("cannot encode metrics: {e}")).into_response();
+    }
+    let wants_openmetrics = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response()
+    } else {
+        (
+            [(CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE)],
+            openmetrics_to_prometheus_text(&body),
+        )
+            .into_response()
+    }
+}
+
+/// OpenMetrics text to the classic format: counter families take their
+/// `_total` name in `HELP`/`TYPE`, and `UNIT`/`EOF` lines go.
+pub fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if line.starts_with("# HELP ") {
+            if let Some(h) = help.take() {
+                out.push_str(h);
+                out.push('\n');
+            }
+            help = Some(line);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.splitn(2, ' ');
+            let name = parts.next().unwrap_or("");
+            let kind = parts.next().unwrap_or("");
+            let suffix = if kind == "counter" && !name.ends_with("_total") {
+                "_total"
+            } else {
+                ""
+            };
+            if let Some(h) = help.take() {
+                let text = h
+                    .strip_prefix("# HELP ")
+                    .and_then(|r| r.split_once(' '))
+                    .map_or("", |(_, t)| t);
+                out.push_str(&format!("# HELP {name}{suffix} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name}{suffix} {kind}\n"));
+            continue;
+        }
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        if let Some(h) = help.take() {
+            out.push_str(h);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_take_their_total_name_in_classic_text() {
+        let om = "# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests_total{a=\"b\"} 1\n\
+                  # HELP x_seconds Time.\n# TYPE x_seconds histogram\n# UNIT x_seconds seconds\nx_seconds_count 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(om),
+            "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\nx_requests_total{a=\"b\"} 1\n\
+             # HELP x_seconds Time.\n# TYPE x_seconds histogram\nx_seconds_count 1\n"
+        );
     }
 }

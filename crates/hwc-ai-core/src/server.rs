@@ -182,6 +182,20 @@ pub fn app(daemon: Daemon) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     probes
         .merge(api)
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::not_found(
+                "unknown_endpoint",
+                format!("no endpoint at {}; see the daemon's docs for its API", uri.path()),
+            )
+        })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+                format!("{method} is not allowed on {}", uri.path()),
+            )
+        })
         .layer(axum_mw::from_fn_with_state(
             http_metrics,
             metrics::track_http,

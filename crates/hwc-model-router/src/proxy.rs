@@ -233,7 +233,13 @@ impl Engine {
         }
         let retry_after = parse_retry_after(&resp);
         let text = resp.bytes().await.unwrap_or_default();
-        if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+        // 501 and 505 say the backend can't do this at all: no retry helps,
+        // and the backend is not unhealthy for saying so.
+        let permanent = matches!(status.as_u16(), 501 | 505);
+        if status.as_u16() == 429
+            || status.as_u16() == 408
+            || (status.is_server_error() && !permanent)
+        {
             let reason = if status.as_u16() == 429 {
                 "status_429"
             } else {

@@ -1,0 +1,181 @@
+//! The `hwc-model-router` binary as systemd runs it: sd_notify READY, STATUS,
+//! watchdog pets and STOPPING over a real notify socket, a SIGTERM that
+//! drains the request in flight and exits 0, and `--check-config`.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use common::scripted::{answer, Act, Upstream};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hwc-model-router");
+
+fn write_config(dir: &std::path::Path, upstream: &str, port: u16) -> std::path::PathBuf {
+    std::fs::write(dir.join("keys.toml"), common::KEYS).unwrap();
+    let cfg = dir.join("router.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+drain_timeout = "10s"
+[auth]
+keys_file = "keys.toml"
+[state]
+database = "router.sqlite"
+[[backends]]
+name = "slow"
+kind = "openai"
+urls = ["{upstream}"]
+[models.small]
+targets = [{{ backend = "slow", model = "m" }}]
+"#
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn recv_until(sock: &UnixDatagram, want: &str, within: Duration) -> String {
+    let t0 = Instant::now();
+    let mut buf = [0u8; 4096];
+    let mut seen = String::new();
+    while t0.elapsed() < within {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+            seen.push_str(&msg);
+            if msg.contains(want) {
+                return msg;
+            }
+        }
+    }
+    panic!("no `{want}` from the daemon within {within:?}; got: {seen}");
+}
+
+#[tokio::test]
+async fn notifies_systemd_and_drains_on_sigterm() {
+    let up = Upstream::always(Act::After(
+        Duration::from_millis(800),
+        Box::new(answer("slow answer")),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = write_config(dir.path(), &up.url(), port);
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+
+    // Credentials and state resolve like systemd's LoadCredential and StateDirectory.
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .current_dir("/")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("CREDENTIALS_DIRECTORY", dir.path())
+        .env("STATE_DIRECTORY", dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let ready = recv_until(&sock, "READY=1", Duration::from_secs(10));
+    assert!(
+        ready.contains(&format!(
+            "STATUS=hwc-model-router serving on 127.0.0.1:{port}"
+        )),
+        "{ready}"
+    );
+    recv_until(&sock, "WATCHDOG=1", Duration::from_secs(2));
+    assert!(
+        dir.path().join("router.sqlite").exists(),
+        "database under STATE_DIRECTORY"
+    );
+
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let inflight = tokio::spawn(async move {
+        common::client()
+            .post(url)
+            .bearer_auth(common::ALICE)
+            .json(&serde_json::json!({"model": "small", "messages": [{"role": "user", "content": "x"}]}))
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    recv_until(&sock, "STOPPING=1", Duration::from_secs(2));
+
+    let resp = inflight.await.unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "the request in flight is drained, not cut"
+    );
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "daemon did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("drained"), "{stderr}");
+    assert!(!stderr.contains("sk-alice"), "no secret in logs");
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_bad_keys() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let ok = Command::new(BIN)
+        .args(["--config", "examples/router.toml", "--check-config"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration OK"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[server]\nlsten = \"127.0.0.1:1\"\n", "server.lsten"),
+        ("[auth]\nallow_anonymous = true\n[[backends]]\nname = \"a\"\nkind = \"openai\"\nurls = [\"not a url\"]\n", "does not parse"),
+        ("[auth]\nallow_anonymous = true\n[models.m]\ntargets = [{ backend = \"ghost\", model = \"x\" }]\n", "backend `ghost`, which is not defined"),
+        ("[auth]\nkeys_file = \"/nonexistent/keys.toml\"\n", "cannot read secret file /nonexistent/keys.toml"),
+        ("[auth]\nallow_anonymous = true\n[aliases]\ndefault = \"nothing\"\n", "alias `default` points to `nothing`"),
+    ];
+    for (toml, want) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, toml).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{toml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "want `{want}` in: {err}");
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the demo need on a fresh Debian machine,
+# idempotently, with downloads and builds cached under
+# ${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai:
+#   - Debian packages: cmake/g++/unzip (llama.cpp build), prometheus (promtool),
+#     nix-bin (parsing and evaluating the Nix files), systemd (systemd-analyze);
+#   - the real test runtime (scripts/test-runtime.sh);
+#   - a Python venv with the official openai SDK and pytest (tests/e2e).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai"
+mkdir -p "$cache"
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+apt_pkgs=()
+need() { command -v "$1" >/dev/null 2>&1 || apt_pkgs+=("$2"); }
+need cmake cmake
+need g++ g++
+need unzip unzip
+need promtool prometheus
+need systemd-analyze systemd
+if ((${#apt_pkgs[@]})); then
+  log "installing Debian packages: ${apt_pkgs[*]}"
+  sudo_=""
+  [[ $(id -u) -eq 0 ]] || sudo_="sudo"
+  $sudo_ apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >&2
+fi
+
+scripts/test-runtime.sh >/dev/null
+
+venv="$cache/venv"
+req=tests/e2e/requirements.txt
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  log "creating the Python venv for the e2e tests"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --upgrade pip >&2
+  "$venv/bin/pip" install --quiet -r "$req" >&2
+  echo "$want" >"$stamp"
+fi

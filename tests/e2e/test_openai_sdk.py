@@ -1,0 +1,412 @@
+"""The router driven by the official ``openai`` Python SDK against a real
+llama.cpp ``llama-server`` (see conftest.py for the setup).
+
+Model output is never checked beyond being non-empty: SmolLM2-135M's text is
+not something to assert on.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.error
+import uuid
+import urllib.request
+
+import openai
+import pytest
+
+from conftest import Router, http_get
+
+HELLO = [{"role": "user", "content": "Say hello."}]
+# Small, and as repeatable as llama.cpp allows.
+GEN = {"max_tokens": 12, "temperature": 0, "seed": 1}
+
+
+def route_of(headers) -> dict[str, str]:
+    """``model=small; decision=alias; reason=alias default`` as a dict."""
+    value = headers.get("x-hwc-route")
+    assert value, f"no x-hwc-route header in {dict(headers)}"
+    parts = [p.strip() for p in value.split(";")]
+    return dict(p.split("=", 1) for p in parts)
+
+
+def raw_post(router: Router, path: str, body: bytes, key: str | None = "sk-alice",
+             content_type: str = "application/json") -> tuple[int, dict, dict]:
+    """(status, headers, JSON body) of a POST that bypasses the SDK."""
+    headers = {"Content-Type": content_type}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    req = urllib.request.Request(router.url + path, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, hdrs, data = r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, data = e.code, dict(e.headers), e.read()
+    return status, {k.lower(): v for k, v in hdrs.items()}, json.loads(data)
+
+
+def assert_openai_error(body: dict, *, code: str, type_: str | None = None) -> dict:
+    """The body has OpenAI's error shape; returns the inner object."""
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert {"message", "type", "param", "code"} <= set(err), err
+    assert isinstance(err["message"], str) and err["message"], err
+    assert err["code"] == code, err
+    if type_ is not None:
+        assert err["type"] == type_, err
+    return err
+
+
+# --------------------------------------------------------------------------
+# 1. non-streamed chat
+
+
+def test_chat_via_alias_default(alice: openai.OpenAI) -> None:
+    raw = alice.chat.completions.with_raw_response.create(
+        model="default", messages=HELLO, **GEN
+    )
+    assert raw.status_code == 200
+    assert raw.headers.get("x-hwc-backend") == "llama"
+    route = route_of(raw.headers)
+    assert route["model"] == "small"
+    assert route["decision"] == "alias"
+    assert route["reason"] == "alias default"
+
+    completion = raw.parse()
+    assert isinstance(completion, openai.types.chat.ChatCompletion)
+    assert completion.object == "chat.completion"
+    assert len(completion.choices) == 1
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.message.content, "empty answer"
+    assert choice.finish_reason in ("stop", "length")
+
+    usage = completion.usage
+    assert usage is not None
+    assert usage.prompt_tokens > 0
+    assert 0 < usage.completion_tokens <= GEN["max_tokens"]
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_chat_by_model_name_is_direct(alice: openai.OpenAI) -> None:
+    raw = alice.chat.completions.with_raw_response.create(model="small", messages=HELLO, **GEN)
+    route = route_of(raw.headers)
+    assert (route["model"], route["decision"]) == ("small", "direct")
+    assert raw.headers.get("x-hwc-backend") == "llama"
+    assert raw.parse().choices[0].message.content
+
+
+def test_usage_is_counted_per_key(router: Router, alice: openai.OpenAI) -> None:
+    def tokens() -> int:
+        status, body = http_get(router.url + "/status",
+                                headers={"Authorization": "Bearer sk-alice"})
+        assert status == 200, body
+        return json.loads(body)["usage"]["tokens_by_key"].get("alice", 0)
+
+    before = tokens()
+    completion = alice.chat.completions.create(model="small", messages=HELLO, **GEN)
+    assert completion.usage is not None
+    assert tokens() - before == completion.usage.total_tokens
+
+
+# --------------------------------------------------------------------------
+# 2. streamed chat
+
+
+def test_stream_yields_deltas_and_final_usage(alice: openai.OpenAI) -> None:
+    raw = alice.chat.completions.with_raw_response.create(
+        model="default",
+        messages=HELLO,
+        stream=True,
+        stream_options={"include_usage": True},
+        **GEN,
+    )
+    assert raw.status_code == 200
+    assert raw.headers.get("content-type", "").startswith("text/event-stream")
+    assert raw.headers.get("x-hwc-backend") == "llama"
+    assert route_of(raw.headers)["decision"] == "alias"
+
+    chunks = list(raw.parse())  # the SDK stops at `data: [DONE]`
+    assert chunks, "no chunks"
+    for c in chunks:
+        assert isinstance(c, openai.types.chat.ChatCompletionChunk)
+        assert c.object == "chat.completion.chunk"
+
+    content = [
+        c.choices[0].delta.content
+        for c in chunks
+        if c.choices and c.choices[0].delta.content
+    ]
+    assert content, f"no content deltas in {chunks}"
+    assert "".join(content)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes and finishes[-1] in ("stop", "length")
+
+    # include_usage: the last chunk carries usage and no choices.
+    last = chunks[-1]
+    assert last.usage is not None, f"last chunk has no usage: {last}"
+    assert last.choices == []
+    assert last.usage.prompt_tokens > 0
+    assert last.usage.completion_tokens > 0
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_stream_without_usage_option(alice: openai.OpenAI) -> None:
+    stream = alice.chat.completions.create(model="small", messages=HELLO, stream=True, **GEN)
+    with stream:
+        chunks = list(stream)
+    assert any(c.choices and c.choices[0].delta.content for c in chunks)
+
+
+def test_stream_closed_early_leaves_router_healthy(router: Router, alice: openai.OpenAI) -> None:
+    stream = alice.chat.completions.create(
+        model="small", messages=HELLO, stream=True, max_tokens=64
+    )
+    with stream:
+        next(iter(stream))
+    # The router dropped the upstream request and still serves.
+    completion = alice.chat.completions.create(model="small", messages=HELLO, **GEN)
+    assert completion.choices[0].message.content
+    assert http_get(router.url + "/readyz")[0] == 200
+
+
+# --------------------------------------------------------------------------
+# 3. models
+
+
+def test_models_list(alice: openai.OpenAI) -> None:
+    page = alice.models.list()
+    ids = [m.id for m in page.data]
+    assert {"small", "default", "auto", "cloudonly"} <= set(ids), ids
+    assert len(ids) == len(set(ids)), ids
+    for m in page.data:
+        assert m.object == "model"
+        assert isinstance(m.created, int)
+        assert m.owned_by
+
+
+def test_models_retrieve_is_not_routed(alice: openai.OpenAI) -> None:
+    """GET /v1/models/{id} is not served; the SDK sees a 404, not a crash."""
+    with pytest.raises(openai.NotFoundError):
+        alice.models.retrieve("small")
+
+
+# --------------------------------------------------------------------------
+# 4. errors as the SDK's own exception types
+
+
+def test_wrong_key_is_authentication_error(router: Router) -> None:
+    client = router.client("sk-wrong")
+    with pytest.raises(openai.AuthenticationError) as exc:
+        client.chat.completions.create(model="default", messages=HELLO, **GEN)
+    assert exc.value.status_code == 401
+    assert exc.value.code == "invalid_api_key"
+    assert exc.value.message
+
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+
+
+def test_missing_key_is_401(router: Router) -> None:
+    body = json.dumps({"model": "default", "messages": HELLO}).encode()
+    status, _, err = raw_post(router, "/v1/chat/completions", body, key=None)
+    assert status == 401
+    assert_openai_error(err, code="invalid_api_key")
+
+
+def test_unknown_model_is_not_found(alice: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as exc:
+        alice.chat.completions.create(model="no-such-model", messages=HELLO, **GEN)
+    e = exc.value
+    assert e.status_code == 404
+    assert e.code == "model_not_found"
+    assert e.param == "model"
+    assert "no-such-model" in e.message
+
+
+def test_local_only_key_cannot_reach_cloud_model(router: Router) -> None:
+    client = router.client("sk-local")
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        client.chat.completions.create(model="cloudonly", messages=HELLO, **GEN)
+    assert exc.value.status_code == 403
+    assert exc.value.code == "no_local_backend"
+    assert "cloudonly" in exc.value.message
+
+    # The same key may still use a local model.
+    ok = client.chat.completions.create(model="default", messages=HELLO, **GEN)
+    assert ok.choices[0].message.content
+
+
+def test_local_only_header_cannot_reach_cloud_model(alice: openai.OpenAI) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        alice.chat.completions.create(
+            model="cloudonly",
+            messages=HELLO,
+            extra_headers={"x-hwc-privacy": "local-only"},
+            **GEN,
+        )
+    assert exc.value.code == "no_local_backend"
+
+
+def test_rate_limit_is_rate_limit_error(router: Router) -> None:
+    # Only this test uses sk-limited (1 request a minute).
+    client = router.client("sk-limited")
+    first = client.chat.completions.create(model="small", messages=HELLO, max_tokens=1)
+    assert first.choices
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.chat.completions.create(model="small", messages=HELLO, max_tokens=1)
+    e = exc.value
+    assert e.status_code == 429
+    assert e.code == "rate_limited"
+    retry_after = e.response.headers.get("retry-after")
+    assert retry_after is not None, dict(e.response.headers)
+    assert 0 < float(retry_after) <= 60
+
+
+def test_empty_messages_is_bad_request(alice: openai.OpenAI) -> None:
+    # The SDK does not validate `messages` and sends [] as it is.
+    with pytest.raises(openai.BadRequestError) as exc:
+        alice.chat.completions.create(model="default", messages=[], **GEN)
+    e = exc.value
+    assert e.status_code == 400
+    assert e.param == "messages"
+    assert e.code == "invalid_value"
+    assert "empty" in e.message
+
+
+def test_bad_field_types_are_bad_request(alice: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as exc:
+        alice.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": 5}], **GEN
+        )
+    assert exc.value.param == "messages[0].content"
+
+    with pytest.raises(openai.BadRequestError) as exc:
+        alice.chat.completions.create(
+            model="default", messages=HELLO, extra_body={"tools": {}}, **GEN
+        )
+    assert exc.value.param == "tools"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{", "invalid_json"),
+        (b"[]", "invalid_json"),
+        (b"", "empty_body"),
+        (b'{"messages":[{"role":"user","content":"hi"}]}', "missing_model"),
+    ],
+)
+def test_malformed_body_is_400(router: Router, body: bytes, code: str) -> None:
+    status, _, err = raw_post(router, "/v1/chat/completions", body)
+    assert status == 400
+    assert_openai_error(err, code=code, type_="invalid_request_error")
+
+
+def test_dead_cloud_backend_is_server_error(alice: openai.OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as exc:
+        alice.chat.completions.create(model="cloudonly", messages=HELLO, **GEN)
+    e = exc.value
+    assert e.status_code in (502, 503)
+    assert e.code in ("upstream_failed", "backends_cooling_down")
+    assert "cloudonly" in e.message
+
+
+# --------------------------------------------------------------------------
+# 5. auto
+
+
+def test_auto_routes_to_default_model(alice: openai.OpenAI) -> None:
+    raw = alice.chat.completions.with_raw_response.create(model="auto", messages=HELLO, **GEN)
+    route = route_of(raw.headers)
+    assert route["decision"] == "auto-default"
+    assert route["model"] == "small"
+    assert raw.headers.get("x-hwc-backend") == "llama"
+    assert raw.parse().choices[0].message.content
+
+
+def test_auto_streamed(alice: openai.OpenAI) -> None:
+    raw = alice.chat.completions.with_raw_response.create(
+        model="auto", messages=HELLO, stream=True, **GEN
+    )
+    assert "decision=auto-default" in raw.headers.get("x-hwc-route", "")
+    chunks = list(raw.parse())
+    assert any(c.choices and c.choices[0].delta.content for c in chunks)
+
+
+# --------------------------------------------------------------------------
+# idempotency
+
+
+def test_idempotency_key_replays_the_answer(alice: openai.OpenAI) -> None:
+    key = {"Idempotency-Key": f"e2e-{uuid.uuid4()}"}
+    first = alice.chat.completions.with_raw_response.create(
+        model="small", messages=HELLO, extra_headers=key, **GEN
+    )
+    again = alice.chat.completions.with_raw_response.create(
+        model="small", messages=HELLO, extra_headers=key, **GEN
+    )
+    assert first.headers.get("idempotent-replayed") is None
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.headers.get("x-hwc-backend") == "llama"
+    assert again.parse().id == first.parse().id
+
+    # The same key with a different body is refused.
+    with pytest.raises(openai.UnprocessableEntityError) as exc:
+        alice.chat.completions.create(
+            model="small", messages=HELLO, extra_headers=key, max_tokens=GEN["max_tokens"] + 1
+        )
+    assert exc.value.code == "idempotency_key_reused"
+
+
+# --------------------------------------------------------------------------
+# an endpoint a backend can't serve
+
+
+def test_unsupported_endpoint_does_not_take_backend_out(router_factory) -> None:
+    r = router_factory()  # its own router: the cooldown must not leak into other tests
+    client = r.client()
+    # llama-server without --embeddings answers 501: passed on, not retried,
+    # and not held against the backend.
+    with pytest.raises(openai.APIStatusError) as exc:
+        client.embeddings.create(model="small", input="hello")
+    assert exc.value.status_code == 501
+    assert "embeddings" in exc.value.message
+    # llama-server is fine for chat; the router must still send chat to it.
+    completion = client.chat.completions.create(model="small", messages=HELLO, **GEN)
+    assert completion.choices[0].message.content
+
+
+# --------------------------------------------------------------------------
+# lifecycle
+
+
+def test_sigterm_exits_zero(router_factory) -> None:
+    r = router_factory()
+    completion = r.client().chat.completions.create(model="small", messages=HELLO, **GEN)
+    assert completion.choices[0].message.content
+    r.proc.popen.send_signal(signal.SIGTERM)
+    assert r.proc.popen.wait(timeout=30) == 0, (r.proc.log.read_text(errors="replace"))[-3000:]
+
+
+def test_unknown_endpoint_is_an_sdk_not_found(router) -> None:
+    with pytest.raises(openai.NotFoundError) as exc:
+        router.client().models.retrieve("small")
+    assert exc.value.code == "unknown_endpoint"
+
+
+def test_metrics_pass_promtool(router) -> None:
+    """The router's /metrics text is clean for `promtool check metrics`."""
+    import shutil
+    import subprocess
+    import urllib.request
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: scripts/setup.sh installs Debian's prometheus package"
+    router.client().chat.completions.create(model="small", messages=HELLO, **GEN)
+    with urllib.request.urlopen(router.url + "/metrics") as resp:
+        text = resp.read()
+    out = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
+    assert out.returncode == 0, (out.stdout + out.stderr).decode()
