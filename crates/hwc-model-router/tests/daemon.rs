@@ -179,3 +179,53 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
         assert!(err.contains(want), "want `{want}` in: {err}");
     }
 }
+
+#[test]
+fn serves_on_a_socket_passed_by_systemd() {
+    let Ok(activate) = which("systemd-socket-activate") else {
+        panic!(
+            "systemd-socket-activate missing: scripts/setup.sh installs Debian's systemd package"
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The config names another port: the socket from systemd must win.
+    let cfg = write_config(dir.path(), &common::dead_url(), 1);
+    let mut child = Command::new(activate)
+        .args(["-l", &format!("127.0.0.1:{port}"), BIN, "--config"])
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // systemd-socket-activate starts the daemon on the first connection.
+    let t0 = Instant::now();
+    let body = loop {
+        if let Some((200, body)) = common::llama::http_get(port, "/healthz") {
+            break body;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no answer on the passed socket"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.contains("\"ok\""), "{body}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .ok_or(())
+}

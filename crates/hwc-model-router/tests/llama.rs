@@ -12,7 +12,10 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 async fn router() -> Router {
-    let l = llama::shared();
+    router_for(llama::shared()).await
+}
+
+async fn router_for(l: &llama::Llama) -> Router {
     Router::start(&format!(
         r#"
 [[backends]]
@@ -142,8 +145,9 @@ fn processing(port: u16) -> f64 {
 
 #[tokio::test]
 async fn client_disconnect_cancels_the_generation() {
-    let l = llama::shared();
-    let r = router().await;
+    // Its own server, so other tests' requests don't show in its counters.
+    let l = llama::start();
+    let r = router_for(&l).await;
     let resp = r
         .post("/v1/chat/completions", ALICE)
         .json(&json!({
@@ -174,5 +178,21 @@ async fn client_disconnect_cancels_the_generation() {
         metric(&m, "hwc_router_requests_total", &["outcome=\"cancelled\""]),
         Some(1.0)
     );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn legacy_completions_pass_through() {
+    let r = router().await;
+    let resp = r
+        .post("/v1/completions", ALICE)
+        .json(&json!({"model": "smol", "prompt": "The capital of France is", "max_tokens": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert!(v["choices"][0]["text"].is_string(), "{v}");
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
     r.stop().await;
 }
