@@ -3,7 +3,9 @@
 # idempotently, with downloads and builds cached under
 # ${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai:
 #   - Debian packages: cmake/g++/unzip (llama.cpp build), prometheus (promtool),
-#     nix-bin (parsing and evaluating the Nix files), systemd (systemd-analyze);
+#     systemd (systemd-analyze, systemd-socket-activate), dbus (dbus-daemon),
+#     node and npm;
+#   - a real MCP server from npm (the prober's mcp probe tests);
 #   - the real test runtime (scripts/test-runtime.sh);
 #   - a Python venv with the official openai SDK and pytest (tests/e2e).
 set -euo pipefail
@@ -19,15 +21,29 @@ need g++ g++
 need unzip unzip
 need promtool prometheus
 need systemd-analyze systemd
-if ((${#apt_pkgs[@]})); then
-  log "installing Debian packages: ${apt_pkgs[*]}"
-  sudo_=""
+need dbus-daemon dbus
+need node nodejs
+need npm npm
+apt_install() {
+  log "installing Debian packages: $*"
+  local sudo_=""
   [[ $(id -u) -eq 0 ]] || sudo_="sudo"
   $sudo_ apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+if ((${#apt_pkgs[@]})); then
+  apt_install "${apt_pkgs[@]}"
 fi
 
 scripts/test-runtime.sh >/dev/null
+
+# A real MCP server for the prober's mcp probe tests.
+mcp_pkg="@modelcontextprotocol/server-everything@2026.8.31"
+if [[ ! -f "$cache/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ]]; then
+  log "installing $mcp_pkg from npm"
+  mkdir -p "$cache/npm"
+  npm install --silent --no-audit --no-fund --prefix "$cache/npm" "$mcp_pkg" >&2
+fi
 
 venv="$cache/venv"
 req=tests/e2e/requirements.txt

@@ -16,3 +16,59 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub check_config: bool,
 }
+
+/// The whole `main` of a daemon: load the layered config, answer
+/// `--check-config` with `check`'s summary (exit 0) or its error (exit 2),
+/// else run `run` on a multi-threaded runtime. Errors are printed to stderr
+/// with the daemon's name and logged.
+pub fn run_daemon<C, E, Fut>(
+    name: &str,
+    args: &DaemonArgs,
+    check: impl FnOnce(&C) -> Result<String, E>,
+    run: impl FnOnce(C) -> Fut,
+) -> std::process::ExitCode
+where
+    C: serde::de::DeserializeOwned + serde::Serialize + Default + crate::config::Validate,
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    use std::process::ExitCode;
+    crate::logging::init("info");
+    let cfg: C = match crate::config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        return match check(&cfg) {
+            Ok(summary) => {
+                println!("configuration OK: {summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "{name} failed");
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

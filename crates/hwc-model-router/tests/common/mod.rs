@@ -2,8 +2,10 @@
 //! for fault injection, and the real llama-server for everything else.
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
-pub mod llama;
 pub mod scripted;
+
+#[allow(unused_imports)] // not every test binary starts a llama-server
+pub use hwc_testkit::llama;
 
 use hwc_ai_core::config::Validate;
 use hwc_model_router::config::RouterConfig;

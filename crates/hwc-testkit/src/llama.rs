@@ -1,5 +1,8 @@
 //! The real llama.cpp `llama-server` with SmolLM2-135M-Instruct, built and
-//! cached by scripts/test-runtime.sh. One server per test binary.
+//! cached by scripts/test-runtime.sh. Tests either share one server per
+//! test binary ([`shared`]) or start their own ([`start`]) when they stop it
+//! or count its requests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -7,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn cache() -> PathBuf {
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai`, where scripts/setup.sh caches the peers.
+pub fn cache() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"))
@@ -33,15 +37,25 @@ pub fn runtime() -> (PathBuf, PathBuf) {
 
 /// A running llama-server.
 pub struct Llama {
+    /// Its port on 127.0.0.1.
     pub port: u16,
-    _child: Child,
+    child: Child,
 }
 
 impl Llama {
+    /// Stops the server (the wrapper kills it when its stdin closes) and
+    /// waits until the port is closed.
+    pub fn stop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+
+    /// Base URL with `/v1`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
     }
 
+    /// Base URL without `/v1`.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -62,16 +76,29 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// Starts a llama-server on a free port and waits until it is healthy. The
-/// server dies with the test process: a shell holds it and kills it when
-/// its stdin (our pipe) closes.
+/// Starts a llama-server on a free port and waits until it is healthy.
 pub fn start() -> Llama {
-    let (server, model) = runtime();
+    let llama = spawn();
+    wait_healthy(llama.port);
+    llama
+}
+
+/// Starts a llama-server on a free port without waiting for it, to watch
+/// it start.
+pub fn spawn() -> Llama {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    spawn_on(port)
+}
+
+/// Starts a llama-server on `port` without waiting for it. The server dies
+/// with the test process: a shell holds it and kills it when its stdin (our
+/// pipe) closes.
+pub fn spawn_on(port: u16) -> Llama {
+    let (server, model) = runtime();
     let script = r#"
         "$0" "$@" >/dev/null 2>&1 &
         pid=$!
@@ -85,36 +112,23 @@ pub fn start() -> Llama {
         .arg(&server)
         .args(["-m"])
         .arg(&model)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--metrics",
-            "-c",
-            "2048",
-            "-t",
-            "2",
-            "-np",
-            "2",
-        ])
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--metrics", "-c", "2048", "-t", "2", "-np", "2"])
         .stdin(Stdio::piped())
         .spawn()
         .expect("cannot start llama-server");
+    Llama { port, child }
+}
+
+/// Waits until `/health` answers 200.
+pub fn wait_healthy(port: u16) {
     let t0 = Instant::now();
-    loop {
-        if let Some((200, _)) = http_get(port, "/health") {
-            break;
-        }
+    while !matches!(http_get(port, "/health"), Some((200, _))) {
         assert!(
             t0.elapsed() < Duration::from_secs(120),
             "llama-server not healthy after 120 s"
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
-    Llama {
-        port,
-        _child: child,
     }
 }
 

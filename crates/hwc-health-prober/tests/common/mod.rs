@@ -1,0 +1,127 @@
+//! Test harness: the prober in-process on a free port, and polling its
+//! `/status` until a condition holds.
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+use hwc_ai_core::config::Validate;
+use hwc_health_prober::config::ProberConfig;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+pub struct Prober {
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Prober {
+    pub async fn start(toml: &str) -> Self {
+        let cfg: ProberConfig = figment::Figment::from(figment::providers::Serialized::defaults(
+            ProberConfig::default(),
+        ))
+        .merge(<figment::providers::Toml as figment::providers::Format>::string(toml))
+        .extract()
+        .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{toml}"));
+        if let Err(p) = cfg.validate() {
+            panic!("test config invalid: {p:?}");
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            hwc_health_prober::run_on(cfg, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            url,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn status(&self) -> Value {
+        reqwest::get(format!("{}/status", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn target(&self, name: &str) -> Value {
+        let s = self.status().await;
+        s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap()
+    }
+
+    /// Polls until `name`'s state is `state`, returning the target's JSON;
+    /// records every state seen on the way.
+    pub async fn wait_state(
+        &self,
+        name: &str,
+        state: &str,
+        within: Duration,
+        seen: &mut Vec<String>,
+    ) -> Value {
+        let t0 = Instant::now();
+        loop {
+            let t = self.target(name).await;
+            let s = t["state"].as_str().unwrap().to_string();
+            if seen.last() != Some(&s) {
+                seen.push(s.clone());
+            }
+            if s == state {
+                return t;
+            }
+            assert!(
+                t0.elapsed() < within,
+                "`{name}` not {state} within {within:?}; states seen {seen:?}; last: {t}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+pub fn metric(text: &str, name: &str, needles: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,0 +1,5 @@
+//! Real peers for integration tests, shared by every daemon crate so no two
+//! test suites start them differently.
+
+pub mod llama;
+pub mod mcp;

@@ -1,0 +1,76 @@
+//! The real MCP "everything" server from npm
+//! (`@modelcontextprotocol/server-everything`, installed by
+//! scripts/setup.sh), serving Streamable HTTP at `/mcp`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the server's entry point, or a panic saying how to get it.
+pub fn entry_point() -> PathBuf {
+    let path = std::env::var_os("HWC_MCP_EVERYTHING")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            crate::llama::cache()
+                .join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing; run scripts/setup.sh",
+        path.display()
+    );
+    path
+}
+
+/// A running MCP server, killed on drop.
+pub struct McpServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+}
+
+impl McpServer {
+    /// The Streamable HTTP endpoint.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for McpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts the everything server in Streamable HTTP mode and waits for its port.
+pub fn everything() -> McpServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("node")
+        .arg(entry_point())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start node");
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "MCP server not listening after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    McpServer { port, child }
+}
