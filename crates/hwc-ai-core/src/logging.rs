@@ -58,7 +58,10 @@ pub fn init(default_filter: &str) {
             .event_format(SyslogPriority(format))
             .try_init()
     } else {
-        builder.try_init()
+        // Colour only for a person at a terminal, not for files and pipes.
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
     };
     // Already initialised: keep the first subscriber.
     let _ = result;

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 /// The `[server]` section every daemon's config has.
@@ -202,7 +204,7 @@ pub fn app(daemon: Daemon) -> Router {
         ))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(SetRequestIdLayer::new(request_id.clone(), SequentialRequestId::new()))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &Request| {
                         let id = req
@@ -256,6 +258,43 @@ async fn reject_oversize(req: Request, next: Next, max: usize) -> Response {
     next.run(req).await
 }
 
+/// Request ids unique per process start and cheap to make: a random
+/// prefix drawn once and a counter (a UUID per request costs a
+/// `getrandom` syscall each time).
+#[derive(Clone)]
+pub struct SequentialRequestId {
+    prefix: u32,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SequentialRequestId {
+    /// A new sequence with a prefix from the clock and process id.
+    pub fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Self {
+            prefix: nanos ^ std::process::id().rotate_left(16),
+            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+}
+
+impl Default for SequentialRequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{:08x}-{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
 /// The 413 error for a body over `server.max_body_bytes`.
 pub fn body_too_large(max: usize) -> ApiError {
     ApiError::new(
@@ -295,6 +334,13 @@ pub async fn serve_on(
     let app = app(daemon);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // Without TCP_NODELAY, Nagle holds small writes (one SSE event per
+    // token) for up to 40 ms while the client's ACK is delayed.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop_rx.await;
     });

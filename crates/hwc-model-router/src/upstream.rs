@@ -67,16 +67,32 @@ pub fn read_answer(
     body: &[u8],
     public_model: &str,
 ) -> Result<(Bytes, Tokens), String> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("answer is not JSON ({e}): {}", excerpt(body)))?;
+    let not_json = |e: serde_json::Error| format!("answer is not JSON ({e}): {}", excerpt(body));
+    if kind == BackendKind::Openai
+        && !REASONING_ALIASES
+            .iter()
+            .any(|a| contains(body, a.as_bytes()))
+    {
+        // The common case: nothing to rename, so only `usage` is read and
+        // the body passes on as it came.
+        #[derive(serde::Deserialize)]
+        struct UsageOnly {
+            usage: Option<Value>,
+        }
+        let answer: UsageOnly = serde_json::from_slice(body).map_err(not_json)?;
+        return Ok((
+            Bytes::copy_from_slice(body),
+            usage_of(answer.usage.as_ref()),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(not_json)?;
     match kind {
         BackendKind::Openai => {
             let Value::Object(mut obj) = value else {
                 return Err(format!("answer is not a JSON object: {}", excerpt(body)));
             };
             let tokens = usage_of(obj.get("usage"));
-            let renamed = rename_reasoning(&mut obj, "message");
-            let out = if renamed {
+            let out = if rename_reasoning(&mut obj, "message") {
                 Bytes::from(serde_json::to_vec(&obj).map_err(|e| e.to_string())?)
             } else {
                 Bytes::copy_from_slice(body)
@@ -96,6 +112,10 @@ pub fn read_answer(
             ))
         }
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Renames reasoning aliases to [`REASONING_FIELD`] inside each

@@ -1,0 +1,546 @@
+//! `hwc-bench`: how much latency and memory hwc-model-router adds over calling
+//! the upstream directly, both measured in the same run on 127.0.0.1.
+//!
+//! A fast in-process upstream answers OpenAI chat requests; the router runs
+//! as a subprocess in front of it. Each phase sends the same fixed number of
+//! requests straight to the upstream and then through the router, and the
+//! difference is what the router adds. Optionally LiteLLM's proxy gets the
+//! same treatment for comparison.
+
+mod load;
+mod procs;
+mod report;
+mod upstream;
+
+use anyhow::Context;
+use clap::Parser;
+use load::{Summary, Target};
+use procs::{Proc, RssSampler};
+use report::{PairRow, Report, RssRow, Side, StreamRow, StreamSide};
+use reqwest::header::HeaderValue;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use upstream::{Upstream, UpstreamConfig};
+
+/// Measures the latency and memory hwc-model-router adds over a direct call.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The router binary to start.
+    #[arg(long, default_value = "target/release/hwc-model-router")]
+    router_bin: PathBuf,
+    /// LiteLLM's `litellm` proxy command to compare with (default: `litellm`
+    /// on PATH, if any).
+    #[arg(long)]
+    litellm_bin: Option<PathBuf>,
+    /// Skip LiteLLM even if it is on PATH.
+    #[arg(long)]
+    no_litellm: bool,
+    /// Small counts: about 10 s, or 35 s with LiteLLM.
+    #[arg(long)]
+    quick: bool,
+    /// Requests of the concurrency-1 phase [default: 2000; --quick 300].
+    #[arg(long)]
+    requests_c1: Option<usize>,
+    /// Requests of the high-concurrency phase [default: 20000; --quick 3000].
+    #[arg(long)]
+    requests_high: Option<usize>,
+    /// Concurrency of the high-concurrency phase.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Streams of the streaming phase per target, one at a time, alternating
+    /// direct and proxied [default: 200; --quick 20].
+    #[arg(long)]
+    streams: Option<usize>,
+    /// Data events per stream.
+    #[arg(long, default_value_t = 10)]
+    chunks: usize,
+    /// Milliseconds between two data events of a stream.
+    #[arg(long, default_value_t = 20)]
+    chunk_gap_ms: u64,
+    /// Unmeasured requests before each measured run, per target
+    /// [default: 500; --quick 100].
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// A measured run stops issuing requests after this many seconds.
+    #[arg(long, default_value_t = 45)]
+    max_phase_secs: u64,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Worker threads of the upstream's runtime.
+    #[arg(long, default_value_t = 1)]
+    upstream_threads: usize,
+    /// `RUST_LOG` for the router (default: unset, so its built-in `info`).
+    #[arg(long)]
+    router_rust_log: Option<String>,
+    /// Extra `KEY=VALUE` environment for the router, e.g.
+    /// `TOKIO_WORKER_THREADS=1` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    router_env: Vec<String>,
+    /// Also write the Markdown report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep the temporary directory (configs and child logs) and print it.
+    #[arg(long)]
+    keep_dir: bool,
+}
+
+/// Counts after `--quick` and the explicit flags are applied.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    c1: usize,
+    high: usize,
+    concurrency: usize,
+    streams: usize,
+    warmup: usize,
+    max_phase: Duration,
+}
+
+impl Args {
+    fn plan(&self) -> Plan {
+        let (c1, high, streams, warmup) = if self.quick {
+            (300, 3000, 20, 100)
+        } else {
+            (2000, 20000, 200, 500)
+        };
+        Plan {
+            c1: self.requests_c1.unwrap_or(c1),
+            high: self.requests_high.unwrap_or(high),
+            concurrency: self.concurrency.max(1),
+            streams: self.streams.unwrap_or(streams),
+            warmup: self.warmup.unwrap_or(warmup),
+            max_phase: Duration::from_secs(self.max_phase_secs.max(1)),
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let upstream = Upstream::start(UpstreamConfig {
+        chunks: args.chunks.max(1),
+        gap: Duration::from_millis(args.chunk_gap_ms),
+        threads: args.upstream_threads,
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .context("starting the load generator's runtime")?;
+    let dir = tempfile::Builder::new().prefix("hwc-bench-").tempdir()?;
+    let result = runtime.block_on(run(&args, &upstream, dir.path()));
+    if args.keep_dir {
+        let kept = dir.keep();
+        eprintln!("kept {}", kept.display());
+    }
+    let mut report = result?;
+    report.notes.push(format!(
+        "Whole run took {:.1} s.",
+        started.elapsed().as_secs_f64()
+    ));
+    let md = report.markdown();
+    println!("{md}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    drop(runtime);
+    drop(upstream);
+    Ok(())
+}
+
+async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow::Result<Report> {
+    let plan = args.plan();
+    let mut report = Report {
+        command: command_line(),
+        machine: machine(),
+        high_concurrency: plan.concurrency,
+        ..Report::default()
+    };
+    report.setup.push(format!(
+        "Load: non-stream {} requests at concurrency 1 and {} at concurrency {}; {} streams per target at concurrency 1 (alternating direct and proxied) of {} data events {} ms apart; {} warm-up requests per target and phase; a run stops issuing after {} s.",
+        plan.c1, plan.high, plan.concurrency, plan.streams, args.chunks, args.chunk_gap_ms, plan.warmup, plan.max_phase.as_secs()
+    ));
+    report.setup.push(format!(
+        "Threads: load generator {} tokio worker(s), upstream {} (in-process, own runtime); the proxy runs as a separate process with its defaults.",
+        args.client_threads.max(1), args.upstream_threads.max(1)
+    ));
+    report.setup.push(format!(
+        "Router log filter: {}.",
+        args.router_rust_log.as_deref().map_or_else(
+            || "built-in default (`info`, one line per request to a file)".to_owned(),
+            |f| format!("RUST_LOG=`{f}`")
+        )
+    ));
+
+    let direct = Target {
+        url: format!("{}/chat/completions", upstream.base_url()),
+        auth: None,
+    };
+    let auth = Some(HeaderValue::from_str(&format!("Bearer {}", procs::SECRET))?);
+
+    // hwc-model-router.
+    let router_env = args
+        .router_env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("--router-env {kv}: expected KEY=VALUE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !router_env.is_empty() {
+        report.setup.push(format!(
+            "Router environment: {}.",
+            args.router_env
+                .iter()
+                .map(|kv| format!("`{kv}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let router_dir = dir.join("router");
+    std::fs::create_dir_all(&router_dir)?;
+    let mut router = Proc::router(
+        &args.router_bin,
+        &router_dir,
+        &upstream.base_url(),
+        args.router_rust_log.as_deref(),
+        &router_env,
+    )?;
+    let ready = router
+        .wait_ready("/readyz", Duration::from_secs(30))
+        .await?;
+    eprintln!(
+        "hwc-model-router ready in {} ms (pid {})",
+        ready.as_millis(),
+        router.pid
+    );
+    let via = Target {
+        url: format!("{}/v1/chat/completions", router.url),
+        auth: auth.clone(),
+    };
+    let (pairs, rss) = proxy_phases(&plan, &direct, &via, &router).await?;
+    report.pairs.extend(pairs);
+    let stream = stream_phase(&plan, &direct, &via, "hwc-model-router").await?;
+    report.streams.push(stream);
+    let hwm = router.hwm_kb();
+    report.rss.push(RssRow { hwm_kb: hwm, ..rss });
+    let how = router.stop(Duration::from_secs(10))?;
+    eprintln!("hwc-model-router {how}");
+
+    // LiteLLM, if there is one.
+    let litellm = if args.no_litellm {
+        None
+    } else {
+        procs::find_litellm(args.litellm_bin.as_deref())
+    };
+    match litellm {
+        None => {
+            let why = if args.no_litellm {
+                "--no-litellm"
+            } else {
+                "no --litellm-bin and no `litellm` on PATH"
+            };
+            eprintln!("LiteLLM skipped ({why})");
+            report.notes.push(format!("LiteLLM skipped ({why})."));
+        }
+        Some(bin) => {
+            let litellm_dir = dir.join("litellm");
+            std::fs::create_dir_all(&litellm_dir)?;
+            let mut litellm = Proc::litellm(&bin, &litellm_dir, &upstream.base_url())?;
+            match litellm
+                .wait_ready("/health/liveliness", Duration::from_secs(60))
+                .await
+            {
+                Err(e) => {
+                    eprintln!("LiteLLM skipped: {e:#}");
+                    report.notes.push(format!(
+                        "LiteLLM ({}) did not start; skipped.",
+                        bin.display()
+                    ));
+                    let _ = litellm.stop(Duration::from_secs(5));
+                }
+                Ok(ready) => {
+                    eprintln!(
+                        "LiteLLM ready in {} ms (pid {})",
+                        ready.as_millis(),
+                        litellm.pid
+                    );
+                    let via = Target {
+                        url: format!("{}/v1/chat/completions", litellm.url),
+                        auth,
+                    };
+                    let (pairs, rss) = proxy_phases(&plan, &direct, &via, &litellm).await?;
+                    report.pairs.extend(pairs);
+                    let hwm = litellm.hwm_kb();
+                    report.rss.push(RssRow { hwm_kb: hwm, ..rss });
+                    let how = litellm.stop(Duration::from_secs(10))?;
+                    eprintln!("LiteLLM {how}");
+                    report.notes.push(format!(
+                        "LiteLLM: `{}` ({}), default settings, `LITELLM_MASTER_KEY=sk-bench`, one process; its RSS is that process's only.",
+                        bin.display(),
+                        litellm_version(&bin)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The non-streaming phases against one proxy, and its idle and peak RSS.
+async fn proxy_phases(
+    plan: &Plan,
+    direct: &Target,
+    via: &Target,
+    proxy: &Proc,
+) -> anyhow::Result<(Vec<PairRow>, RssRow)> {
+    // Let it settle before the idle reading.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_kb = proxy.rss_kb();
+    let mut rows = Vec::new();
+    let mut peak_kb = None;
+    for (concurrency, total) in [(1, plan.c1), (plan.concurrency, plan.high)] {
+        let phase = format!("non-stream c={concurrency}");
+        let body = load::chat_body(false);
+        let d = measured(plan, direct, &body, total, concurrency, "direct", &phase).await?;
+        let warm_client = load::client(concurrency)?;
+        let _ = load::non_stream(
+            &warm_client,
+            via,
+            body.clone(),
+            plan.warmup,
+            concurrency,
+            plan.max_phase,
+        )
+        .await;
+        let sampler = if concurrency == plan.concurrency {
+            Some(RssSampler::start(proxy.pid, Duration::from_millis(50))?)
+        } else {
+            None
+        };
+        let cpu0 = proxy.cpu_time();
+        let p = timed(
+            &warm_client,
+            plan,
+            via,
+            &body,
+            total,
+            concurrency,
+            proxy.name,
+            &phase,
+        )
+        .await;
+        let cpu1 = proxy.cpu_time();
+        if let Some(s) = sampler {
+            peak_kb = Some(s.finish());
+        }
+        let proxy_cpu_per_req = match (cpu0, cpu1) {
+            (Some(a), Some(b)) if p.latency.n > 0 => {
+                Some((b.saturating_sub(a)) / u32::try_from(p.latency.n).unwrap_or(u32::MAX))
+            }
+            _ => None,
+        };
+        rows.push(PairRow {
+            phase,
+            via: proxy.name,
+            requested: total,
+            direct: d,
+            proxied: p,
+            proxy_cpu_per_req,
+        });
+    }
+    Ok((
+        rows,
+        RssRow {
+            process: proxy.name,
+            idle_kb,
+            peak_kb,
+            hwm_kb: None,
+        },
+    ))
+}
+
+/// A fresh client, a warm-up, then the measured run.
+async fn measured(
+    plan: &Plan,
+    target: &Target,
+    body: &bytes::Bytes,
+    total: usize,
+    concurrency: usize,
+    name: &str,
+    phase: &str,
+) -> anyhow::Result<Side> {
+    let client = load::client(concurrency)?;
+    let _ = load::non_stream(
+        &client,
+        target,
+        body.clone(),
+        plan.warmup,
+        concurrency,
+        plan.max_phase,
+    )
+    .await;
+    Ok(timed(&client, plan, target, body, total, concurrency, name, phase).await)
+}
+
+/// The measured run on an already warm client.
+#[allow(clippy::too_many_arguments)]
+async fn timed(
+    client: &reqwest::Client,
+    plan: &Plan,
+    target: &Target,
+    body: &bytes::Bytes,
+    total: usize,
+    concurrency: usize,
+    name: &str,
+    phase: &str,
+) -> Side {
+    let mut run = load::non_stream(
+        client,
+        target,
+        body.clone(),
+        total,
+        concurrency,
+        plan.max_phase,
+    )
+    .await;
+    let latency = Summary::of(&mut run.latencies_ns);
+    let rps = latency.n as f64 / run.wall.as_secs_f64().max(1e-9);
+    eprintln!(
+        "{phase:<18} {name:<17} n={:<6} p50={:.3} ms p99={:.3} ms mean={:.3} ms max={:.3} ms {rps:.0} req/s errors={}",
+        latency.n,
+        latency.p50 as f64 / 1e6,
+        latency.p99 as f64 / 1e6,
+        latency.mean as f64 / 1e6,
+        latency.max as f64 / 1e6,
+        run.errors
+    );
+    if let Some(e) = &run.first_error {
+        eprintln!("  first error: {e}");
+    }
+    Side {
+        latency,
+        errors: run.errors,
+        rps,
+    }
+}
+
+/// Streams one at a time, alternating direct and through the proxy.
+async fn stream_phase(
+    plan: &Plan,
+    direct: &Target,
+    via: &Target,
+    name: &'static str,
+) -> anyhow::Result<StreamRow> {
+    let body = load::chat_body(true);
+    let (direct_client, via_client) = (load::client(1)?, load::client(1)?);
+    let pairs = [(&direct_client, direct), (&via_client, via)];
+    let _ = load::streams(&pairs, body.clone(), 3, plan.max_phase).await;
+    let runs = load::streams(&pairs, body, plan.streams, plan.max_phase * 2).await;
+    let mut sides = Vec::new();
+    for (mut run, who) in runs.into_iter().zip(["direct", name]) {
+        let headers = Summary::of(&mut run.headers_ns);
+        let side = StreamSide {
+            ttft: Summary::of(&mut run.ttft_ns),
+            gap: Summary::of(&mut run.gaps_ns),
+            total: Summary::of(&mut run.total_ns),
+            errors: run.errors,
+        };
+        eprintln!(
+            "stream c=1         {who:<17} n={:<6} headers p50={:.3} ms ttft p50={:.3} ms p99={:.3} ms gap mean={:.3} ms p99={:.3} ms total p50={:.1} ms events={} errors={}",
+            side.ttft.n,
+            headers.p50 as f64 / 1e6,
+            side.ttft.p50 as f64 / 1e6,
+            side.ttft.p99 as f64 / 1e6,
+            side.gap.mean as f64 / 1e6,
+            side.gap.p99 as f64 / 1e6,
+            side.total.p50 as f64 / 1e6,
+            run.events,
+            run.errors
+        );
+        if let Some(e) = &run.first_error {
+            eprintln!("  first error: {e}");
+        }
+        sides.push(side);
+    }
+    let proxied = sides.pop().unwrap_or_default();
+    let direct = sides.pop().unwrap_or_default();
+    Ok(StreamRow {
+        via: name,
+        requested: plan.streams,
+        direct,
+        proxied,
+    })
+}
+
+/// This process's arguments, quoted for a POSIX shell where needed.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A command's trimmed stdout, if it ran and said something.
+fn output_of(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(cmd).args(args).output().ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// Lines describing the machine and the source tree.
+fn machine() -> Vec<String> {
+    let nproc = output_of("nproc", &[]).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into())
+    });
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = output_of("uname", &["-sr"]).unwrap_or_else(|| "unknown kernel".into());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into());
+    let mut lines = vec![format!(
+        "Machine: `nproc` = {nproc}, {cpu}, {kernel}; load average at start {load}."
+    )];
+    if let Some(rev) = output_of("git", &["rev-parse", "--short", "HEAD"]) {
+        let dirty = output_of("git", &["status", "--porcelain", "--untracked-files=no"])
+            .map_or("", |_| " with uncommitted changes");
+        lines.push(format!("Source: git {rev}{dirty}."));
+    }
+    lines
+}
+
+fn litellm_version(bin: &std::path::Path) -> String {
+    // `litellm --version` prints a banner; the venv's pip knows exactly.
+    bin.parent()
+        .map(|d| d.join("pip"))
+        .and_then(|pip| {
+            output_of(pip.to_str()?, &["show", "litellm"])?
+                .lines()
+                .find_map(|l| l.strip_prefix("Version: ").map(|v| format!("litellm {v}")))
+        })
+        .unwrap_or_else(|| "version unknown".into())
+}
