@@ -9,6 +9,8 @@ use crate::metrics::{
 };
 use crate::probe::Probers;
 use crate::state::{Health, Outcome, TargetState};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -32,6 +34,36 @@ pub struct TargetRuntime {
     pub last_action: Mutex<Option<Action>>,
     /// When its loop last started a probe (ms since the prober started).
     last_start_ms: AtomicU64,
+    series: Series,
+}
+
+/// A target's metric series, looked up once: the handles share their
+/// values with the registry, so a probe updates them without hashing labels.
+struct Series {
+    success: Gauge,
+    last_success: Gauge<f64, AtomicU64>,
+    consecutive_failures: Gauge,
+    duration: Histogram,
+}
+
+impl Series {
+    fn new(m: &ProberMetrics, target: &Target) -> Self {
+        let labels = TargetLabels {
+            target: target.name.clone(),
+            kind: target.check.kind().to_string(),
+        };
+        Self {
+            success: m.success.get_or_create(&labels).clone(),
+            last_success: m.last_success.get_or_create(&labels).clone(),
+            consecutive_failures: m.consecutive_failures.get_or_create(&labels).clone(),
+            duration: m
+                .duration
+                .get_or_create(&KindLabel {
+                    kind: labels.kind.clone(),
+                })
+                .clone(),
+        }
+    }
 }
 
 /// The prober: targets, probers, metrics.
@@ -68,6 +100,7 @@ impl Prober {
                         .set(i64::from(state == Health::Unknown));
                 }
                 Arc::new(TargetRuntime {
+                    series: Series::new(&metrics, &target),
                     healer: Mutex::new(Healer::new(&healing)),
                     target,
                     state: Mutex::new(TargetState::default()),
@@ -161,34 +194,21 @@ impl Prober {
                 target.timeout.as_secs_f64()
             )),
         };
-        let kind = target.check.kind().to_string();
-        let labels = TargetLabels {
-            target: target.name.clone(),
-            kind: kind.clone(),
-        };
-        self.metrics
-            .duration
-            .get_or_create(&KindLabel { kind })
-            .observe(start.elapsed().as_secs_f64());
-        self.metrics
-            .success
-            .get_or_create(&labels)
-            .set(i64::from(matches!(outcome, Outcome::Up(_))));
+        let m = &t.series;
+        m.duration.observe(start.elapsed().as_secs_f64());
+        m.success.set(i64::from(matches!(outcome, Outcome::Up(_))));
         if matches!(outcome, Outcome::Up(_)) {
             let unix = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            self.metrics.last_success.get_or_create(&labels).set(unix);
+            m.last_success.set(unix);
         }
         let (changed, failures, now_state) = {
             let mut s = lock(&t.state);
             let changed = s.apply(&outcome, target.failure_threshold, target.success_threshold);
             (changed, s.consecutive_failures, s.state)
         };
-        self.metrics
-            .consecutive_failures
-            .get_or_create(&labels)
-            .set(i64::from(failures));
+        m.consecutive_failures.set(i64::from(failures));
         if let Some(prev) = changed {
             self.state_changed(t, prev, now_state, &outcome);
         }
