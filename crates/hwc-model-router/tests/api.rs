@@ -407,3 +407,38 @@ async fn concurrency_limit_sheds_with_503_and_retry_after() {
     assert!(metric(&r.metrics().await, "hwc_router_http_shed_total", &[]).unwrap() >= 4.0);
     r.stop().await;
 }
+
+#[tokio::test]
+async fn embeddings_pass_through_with_usage() {
+    let up = Upstream::always(Act::Json(
+        200,
+        json!({"object": "list", "model": "e", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+               "usage": {"prompt_tokens": 3, "total_tokens": 3}}),
+        None,
+    ))
+    .await;
+    let r = Router::start(&config(&up.url(), &common::dead_url())).await;
+    let resp = r
+        .post("/v1/embeddings", ALICE)
+        .json(&json!({"model": "small", "input": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["data"][0]["embedding"][1], 0.2);
+    let (path, _, sent) = up.request(0);
+    assert_eq!(
+        (path.as_str(), sent["model"].as_str()),
+        ("embeddings", Some("s"))
+    );
+    assert_eq!(
+        metric(
+            &r.metrics().await,
+            "hwc_router_tokens_total",
+            &["kind=\"prompt\""]
+        ),
+        Some(3.0)
+    );
+    r.stop().await;
+}
