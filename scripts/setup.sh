@@ -4,7 +4,8 @@
 # ${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai:
 #   - Debian packages: cmake/g++/unzip (llama.cpp build), prometheus (promtool),
 #     systemd (systemd-analyze, systemd-socket-activate), dbus (dbus-daemon),
-#     node and npm;
+#     node and npm, nix-bin (parse and evaluate the Nix files), debootstrap
+#     and systemd-container (tests/vm);
 #   - a real MCP server from npm (the prober's mcp probe tests);
 #   - the real test runtime (scripts/test-runtime.sh);
 #   - a Python venv with the official openai SDK and pytest (tests/e2e).
@@ -24,6 +25,9 @@ need systemd-analyze systemd
 need dbus-daemon dbus
 need node nodejs
 need npm npm
+need nix-instantiate nix-bin
+need debootstrap debootstrap
+need systemd-nspawn systemd-container
 apt_install() {
   log "installing Debian packages: $*"
   local sudo_=""

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (scripts/setup.sh), then runs
 # formatting and lint checks, every Rust test (unit, integration against the
-# real llama-server and scripted fault upstreams), and the end-to-end tests
-# that drive the router with the official openai Python SDK.
+# real llama-server, a real MCP server, a real dbus-daemon and scripted
+# fault upstreams), the end-to-end tests that drive the router with the
+# official openai Python SDK, the Nix checks, and the daemons' units under
+# a real systemd booted with systemd-nspawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai"
@@ -22,8 +24,22 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
-step "openai SDK end-to-end tests"
-cargo build --locked -p hwc-model-router
+cargo build --locked -p hwc-model-router -p hwc-health-prober
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 export HWC_ROUTER_BIN="$target_dir/debug/hwc-model-router"
+export HWC_PROBER_BIN="$target_dir/debug/hwc-health-prober"
+
+step "openai SDK end-to-end tests"
 "$cache/venv/bin/python" -m pytest -q tests/e2e
+
+step "Nix checks: parse, unit hardening scores, module evaluation"
+# nixpkgs' lib for module evaluation: NIXPKGS_LIB, or a checkout placed in
+# the cache by hand (it can't be fetched from a package registry); without
+# it check-nix.sh says plainly that module evaluation was skipped.
+if [[ -z ${NIXPKGS_LIB:-} && -d "$cache/nixpkgs.lib/lib" ]]; then
+  export NIXPKGS_LIB="$cache/nixpkgs.lib"
+fi
+scripts/check-nix.sh
+
+step "daemons under a real systemd (systemd-nspawn)"
+tests/vm/run.sh

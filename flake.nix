@@ -1,0 +1,139 @@
+{
+  description = "hwc-ai: local models on your GPU behind one OpenAI-compatible router, as NixOS modules";
+
+  # The current NixOS stable release. flake.lock pins the exact commit;
+  # `nix flake update` moves it (docs/nixos.md).
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      inherit (nixpkgs) lib;
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+
+      # One module per concern; `default` imports them all and points the
+      # `package` options at this flake's builds.
+      concerns = {
+        core = ./modules/core.nix;
+        models = ./modules/models.nix;
+        ollama = ./modules/runtimes/ollama.nix;
+        llama-cpp = ./modules/runtimes/llama-cpp.nix;
+        vllm = ./modules/runtimes/vllm.nix;
+        open-webui = ./modules/open-webui.nix;
+        router = ./modules/router.nix;
+        health-prober = ./modules/health-prober.nix;
+        model-manager = ./modules/model-manager.nix;
+      };
+
+      machine =
+        path:
+        lib.nixosSystem {
+          modules = [
+            self.nixosModules.default
+            path
+          ];
+        };
+    in
+    {
+      packages = forAllSystems (
+        pkgs:
+        let
+          daemons = pkgs.callPackage ./nix/packages.nix { };
+        in
+        daemons // { default = daemons.hwc-ai-all; }
+      );
+
+      # For hosts that prefer pkgs.hwc-model-router & co.
+      overlays.default =
+        final: _prev:
+        builtins.removeAttrs (final.callPackage ./nix/packages.nix { }) [
+          "override"
+          "overrideDerivation"
+        ];
+
+      nixosModules = concerns // {
+        default =
+          { pkgs, ... }:
+          {
+            imports = [ ./modules ];
+            hwc.ai.packages = lib.mkDefault (self.packages.${pkgs.stdenv.hostPlatform.system} or { });
+          };
+        profile-edge = ./profiles/edge.nix;
+        profile-cluster = ./profiles/cluster.nix;
+      };
+
+      nixosConfigurations = {
+        edge-p1000 = machine ./machines/edge-p1000;
+        gpu-server = machine ./machines/gpu-server;
+      };
+
+      checks.x86_64-linux =
+        let
+          pkgs = nixpkgs.legacyPackages.x86_64-linux;
+          # Evaluating a machine's toplevel derivation runs every module and
+          # assertion; building it would build CUDA, which a check need not.
+          evalMachine =
+            name:
+            pkgs.writeText "eval-${name}" (
+              builtins.unsafeDiscardStringContext self.nixosConfigurations.${name}.config.system.build.toplevel.drvPath
+            );
+          testArgs = {
+            inherit pkgs self;
+            smollm = pkgs.callPackage ./nix/test-model.nix { };
+          };
+        in
+        {
+          eval-edge-p1000 = evalMachine "edge-p1000";
+          eval-gpu-server = evalMachine "gpu-server";
+
+          # The lib.evalModules tests (scripts/check-nix.sh runs the same).
+          eval-tests =
+            let
+              tests = import ./nix/eval/tests.nix { inherit lib; };
+              failed = builtins.filter (t: !t.ok) tests.results;
+            in
+            pkgs.runCommand "hwc-ai-eval-tests" { } (
+              if failed == [ ] then
+                "echo ${toString (builtins.length tests.results)} module evaluation tests passed > $out"
+              else
+                "echo ${lib.escapeShellArg (builtins.toJSON failed)} >&2; exit 1"
+            );
+
+          formatting = pkgs.runCommand "hwc-ai-nixfmt" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
+            cd ${self}
+            find . -name '*.nix' -not -path './target/*' -print0 | xargs -0 nixfmt --check
+            touch $out
+          '';
+
+          router-llama-cpp = import ./tests/nixos/router-llama-cpp.nix testArgs;
+        }
+        # The prober's VM test once its crate is in the workspace.
+        // lib.optionalAttrs (self.packages.x86_64-linux ? hwc-health-prober) {
+          health-prober = import ./tests/nixos/health-prober.nix testArgs;
+        }
+        // builtins.removeAttrs self.packages.x86_64-linux [ "default" ];
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          inputsFrom = [ self.packages.${pkgs.stdenv.hostPlatform.system}.hwc-model-router ];
+          packages = [
+            pkgs.cargo
+            pkgs.rustc
+            pkgs.clippy
+            pkgs.rustfmt
+            pkgs.rust-analyzer
+            pkgs.nixfmt
+            pkgs.prometheus
+            pkgs.llama-cpp
+            pkgs.python3
+          ];
+        };
+      });
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
+    };
+}

@@ -1,0 +1,106 @@
+# hwc.ai.modelManager: hwc-model-manager keeps the declared models
+# (hwc.ai.models) present, pinned and verified. PENDING: the daemon does not
+# exist yet; this module is its option skeleton and unit
+# (../nix/units/model-manager.nix), and the `[[models]]` it renders is a
+# proposal the daemon's config schema may still change. While it is
+# disabled, Ollama models are pulled by nixpkgs' loader (modules/models.nix).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib)
+    mkOption
+    types
+    literalExpression
+    literalMD
+    ;
+  top = config.hwc.ai;
+  cfg = top.modelManager;
+  hlib = import ./lib.nix { inherit lib; };
+  settingsFormat = pkgs.formats.toml { };
+
+  unit = import ../nix/units/model-manager.nix {
+    managerBin = lib.getExe cfg.package;
+    inherit (cfg) configFile;
+  };
+in
+{
+  options.hwc.ai.modelManager = {
+    enable = lib.mkEnableOption "hwc-model-manager (pending: the daemon is not built yet)";
+
+    package = mkOption {
+      type = types.package;
+      default =
+        top.packages.hwc-model-manager or pkgs.hwc-model-manager or (throw ''
+          No hwc-model-manager package: import the hwc-ai flake's nixosModules.default (it sets
+          hwc.ai.packages), apply its overlays.default, or set hwc.ai.packages.hwc-model-manager.
+        '');
+      defaultText = literalExpression "config.hwc.ai.packages.hwc-model-manager";
+      description = "The hwc-model-manager package.";
+    };
+
+    host = mkOption {
+      type = types.str;
+      default = "127.0.0.1";
+      description = "Address of the model manager's HTTP API.";
+    };
+
+    port = mkOption {
+      type = types.port;
+      default = 8474;
+      description = "Port of the model manager's HTTP API.";
+    };
+
+    settings = mkOption {
+      type = types.submodule { freeformType = settingsFormat.type; };
+      default = { };
+      description = ''
+        hwc-model-manager's configuration, rendered to TOML. This module fills
+        in `server.listen`, the runtimes' addresses and a `[[models]]` entry
+        for every hwc.ai.models declaration.
+      '';
+    };
+
+    configFile = mkOption {
+      type = types.path;
+      readOnly = true;
+      default = settingsFormat.generate "hwc-model-manager.toml" cfg.settings;
+      defaultText = literalMD "the rendered settings";
+      description = "The rendered configuration file (read-only).";
+    };
+  };
+
+  config = lib.mkIf (top.enable && cfg.enable) {
+    hwc.ai.modelManager.settings = {
+      server.listen = hlib.listenAddress cfg.host cfg.port;
+      runtimes = lib.listToAttrs (
+        map (e: lib.nameValuePair e.backend { inherit (e) url; }) (hlib.runtimeEndpoints config)
+      );
+      models = lib.mapAttrsToList (
+        name: m:
+        {
+          inherit name;
+          inherit (m) runtime source;
+          auto_update = m.autoUpdate;
+        }
+        // lib.optionalAttrs (m.runtime == "vllm") { inherit (m) instance; }
+        // lib.optionalAttrs (m.digest != null) { inherit (m) digest; }
+      ) top.models;
+    };
+
+    systemd.services.hwc-model-manager = {
+      description = unit.unitConfig.Description;
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [
+        "network-online.target"
+      ]
+      ++ lib.optional top.runtimes.ollama.enable "ollama.service";
+      unitConfig = builtins.removeAttrs unit.unitConfig [ "Description" ];
+      inherit (unit) serviceConfig;
+    };
+  };
+}

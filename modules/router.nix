@@ -1,0 +1,384 @@
+# hwc.ai.router: hwc-model-router, the OpenAI-compatible endpoint every
+# client shares. Its TOML configuration is rendered from `settings` (RFC 42,
+# every key in docs/router.md); backends and models default from what is
+# enabled, so a runtime is never listed twice. The unit is
+# ../nix/units/router.nix, the same source scripts/check-nix.sh scores and
+# tests/vm boots.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib)
+    mkOption
+    types
+    literalExpression
+    literalMD
+    ;
+  top = config.hwc.ai;
+  cfg = top.router;
+  hlib = import ./lib.nix { inherit lib; };
+  settingsFormat = pkgs.formats.toml { };
+
+  endpoints = hlib.runtimeEndpoints config;
+
+  # Backends of the enabled runtimes: local, OpenAI-compatible, on loopback.
+  runtimeBackends = map (
+    e:
+    {
+      name = e.backend;
+      kind = "openai";
+      locality = "local";
+      urls = [ "${e.url}/v1" ];
+    }
+    // lib.optionalAttrs e.responsesApi { responses_api = true; }
+  ) endpoints;
+
+  cloudBackends = lib.mapAttrsToList (
+    name: b:
+    {
+      inherit name;
+      inherit (b) kind urls;
+      locality = "cloud";
+    }
+    // lib.optionalAttrs (b.apiKeyFile != null) { api_key_file = "backend-${name}"; }
+    // lib.optionalAttrs b.responsesApi { responses_api = true; }
+    // b.settings
+  ) cfg.cloudBackends;
+
+  # Models: every enabled vLLM instance under its served name, the llama.cpp
+  # model under its alias, then every declared model (which wins over the
+  # first two where the names meet). One attribute set, so a model served by
+  # an instance and also declared in hwc.ai.models appears once.
+  instanceModels = lib.mapAttrs' (
+    name: inst:
+    lib.nameValuePair inst.servedModelName [
+      {
+        backend = "vllm-${name}";
+        model = inst.servedModelName;
+      }
+    ]
+  ) (lib.filterAttrs (_: inst: inst.enable) top.runtimes.vllm.instances);
+  llamaModels = lib.optionalAttrs top.runtimes.llamaCpp.enable {
+    ${top.runtimes.llamaCpp.modelName} = [
+      {
+        backend = "llama-cpp";
+        model = top.runtimes.llamaCpp.modelName;
+      }
+    ];
+  };
+  declaredModels = lib.mapAttrs (
+    _: m:
+    [
+      {
+        backend = hlib.backendOfModel m;
+        model = m.servedName;
+      }
+    ]
+    ++ map (f: { inherit (f) backend model; }) m.fallbacks
+  ) top.models;
+  generatedModels = instanceModels // llamaModels // declaredModels;
+
+  credentials =
+    lib.optionalAttrs (cfg.keysFile != null) { keys = cfg.keysFile; }
+    // lib.mapAttrs' (name: b: lib.nameValuePair "backend-${name}" b.apiKeyFile) (
+      lib.filterAttrs (_: b: b.apiKeyFile != null) cfg.cloudBackends
+    )
+    // cfg.credentials;
+
+  finalBackends = cfg.settings.backends or [ ];
+  backendNames = map (b: b.name or "<unnamed>") finalBackends;
+  duplicateBackends = lib.unique (
+    builtins.filter (n: lib.count (x: x == n) backendNames > 1) backendNames
+  );
+  localBackends = builtins.filter (b: (b.locality or "local") == "local") finalBackends;
+  cloudBackendNames = map (b: b.name or "<unnamed>") (
+    builtins.filter (b: (b.locality or "local") == "cloud") finalBackends
+  );
+
+  # Loopback-only when the router listens on loopback and every backend URL
+  # is a loopback address: then the unit may also refuse any other IP.
+  backendHosts = lib.concatMap (b: map hlib.hostOfUrl (b.urls or [ ])) finalBackends;
+  allLoopback =
+    hlib.isLoopback cfg.host
+    && backendHosts != [ ]
+    && builtins.all (h: h != null && hlib.isLoopback h) backendHosts;
+
+  drainSeconds =
+    let
+      d = cfg.settings.server.drain_timeout or "30s";
+      m = builtins.match "([0-9]+)s" d;
+    in
+    if m == null then 30 else lib.toInt (builtins.head m);
+
+  unit = import ../nix/units/router.nix {
+    routerBin = lib.getExe cfg.package;
+    inherit (cfg) configFile;
+    inherit credentials;
+    ipAddressAllow = if cfg.restrictToLoopback then [ "localhost" ] else null;
+    drainTimeoutSec = drainSeconds;
+  };
+in
+{
+  options.hwc.ai.router = {
+    enable = lib.mkEnableOption "hwc-model-router, the OpenAI-compatible endpoint in front of every runtime";
+
+    package = mkOption {
+      type = types.package;
+      default =
+        top.packages.hwc-model-router or pkgs.hwc-model-router or (throw ''
+          No hwc-model-router package: import the hwc-ai flake's nixosModules.default (it sets
+          hwc.ai.packages), apply its overlays.default, or set hwc.ai.packages.hwc-model-router.
+        '');
+      defaultText = literalExpression "config.hwc.ai.packages.hwc-model-router";
+      description = "The hwc-model-router package.";
+    };
+
+    host = mkOption {
+      type = types.str;
+      default = "127.0.0.1";
+      example = "0.0.0.0";
+      description = "Address the router listens on (`server.listen`).";
+    };
+
+    port = mkOption {
+      type = types.port;
+      default = 8470;
+      description = "Port the router listens on (`server.listen`).";
+    };
+
+    url = mkOption {
+      type = types.str;
+      readOnly = true;
+      default = hlib.baseUrl cfg.host cfg.port;
+      defaultText = literalExpression ''"http://''${host}:''${port}"'';
+      description = "Base URL local clients reach the router at (read-only; `/v1` follows it).";
+    };
+
+    keysFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/hwc-ai/router-keys.toml";
+      description = ''
+        The router's API keys file (format in docs/router.md, `[auth]`), on
+        the host and outside the Nix store. Passed with `LoadCredential` as
+        credential `keys`; `auth.keys_file` is set to it.
+      '';
+    };
+
+    allowAnonymous = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Let requests without `Authorization` in (`auth.allow_anonymous`).
+        Only for a router on loopback of a single-user host.
+      '';
+    };
+
+    localOnly = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        A router that never sends a request off the host's own runtimes: no
+        cloud backend may be configured (evaluation fails if one is), and
+        anonymous requests are `local-only`.
+      '';
+    };
+
+    restrictToLoopback = mkOption {
+      type = types.bool;
+      default = allLoopback;
+      defaultText = literalMD "true when the router and all its backends are on loopback";
+      description = ''
+        Confine the unit's sockets to loopback (`IPAddressDeny=any`,
+        `IPAddressAllow=localhost`). On by default when nothing else could be
+        reached anyway; turn it off if clients or backends on other hosts
+        must talk to the router.
+      '';
+    };
+
+    cloudBackends = mkOption {
+      default = { };
+      example = literalExpression ''
+        {
+          openrouter = {
+            urls = [ "https://openrouter.ai/api/v1" ];
+            apiKeyFile = "/run/secrets/openrouter-key";
+          };
+        }
+      '';
+      description = ''
+        Cloud providers, as `locality = "cloud"` backends: used for fallback
+        and never for `local-only` requests. The key file is passed with
+        `LoadCredential` (credential `backend-<name>`).
+      '';
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            kind = mkOption {
+              type = types.enum [
+                "openai"
+                "anthropic"
+              ];
+              default = "openai";
+              description = "`openai` for any OpenAI-compatible API, `anthropic` for the Messages API.";
+            };
+            urls = mkOption {
+              type = types.nonEmptyListOf types.str;
+              example = [ "https://api.anthropic.com/v1" ];
+              description = "Base URLs up to and including `/v1`.";
+            };
+            apiKeyFile = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              description = "File holding the provider's API key, outside the Nix store.";
+            };
+            responsesApi = mkOption {
+              type = types.bool;
+              default = false;
+              description = "The provider serves `/v1/responses`.";
+            };
+            settings = mkOption {
+              type = settingsFormat.type;
+              default = { };
+              example = {
+                first_token_timeout = "30s";
+              };
+              description = "Further keys of this `[[backends]]` entry (docs/router.md).";
+            };
+          };
+        }
+      );
+    };
+
+    credentials = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        vllm-remote-key = "/run/secrets/vllm-remote-key";
+      };
+      description = ''
+        Further files passed with `LoadCredential`, by credential name; a
+        `*_file` key in `settings` names them by that name.
+      '';
+    };
+
+    settings = mkOption {
+      type = types.submodule { freeformType = settingsFormat.type; };
+      default = { };
+      example = literalExpression ''
+        {
+          aliases.default = "gpt-oss-20b";
+          auto = { default_model = "gpt-oss-20b"; strong_model = "gpt-oss-120b"; };
+          fallback.cooldown = "10s";
+        }
+      '';
+      description = ''
+        hwc-model-router's configuration (every key in docs/router.md),
+        rendered to TOML. This module fills in `server.listen` (from
+        host/port), `auth`, a `[[backends]]` entry for every enabled runtime
+        and cloud backend, and a `[models.<name>]` entry for every declared
+        model and vLLM instance; `backends` you add here are appended, a
+        `models.<name>.targets` you set replaces the generated one.
+      '';
+    };
+
+    configFile = mkOption {
+      type = types.path;
+      readOnly = true;
+      default = settingsFormat.generate "hwc-model-router.toml" cfg.settings;
+      defaultText = literalMD "the rendered settings";
+      description = "The rendered configuration file (read-only).";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open `port` in the firewall (needs a non-loopback `host`).";
+    };
+  };
+
+  config = lib.mkIf (top.enable && cfg.enable) {
+    hwc.ai.router.settings = {
+      server.listen = hlib.listenAddress cfg.host cfg.port;
+      auth = {
+        allow_anonymous = lib.mkDefault cfg.allowAnonymous;
+      }
+      // lib.optionalAttrs (cfg.keysFile != null) { keys_file = "keys"; }
+      // lib.optionalAttrs cfg.localOnly { anonymous_privacy = "local-only"; };
+      backends = runtimeBackends ++ cloudBackends;
+      models = lib.mapAttrs (_: targets: { targets = lib.mkDefault targets; }) generatedModels;
+    };
+
+    assertions = [
+      {
+        assertion = duplicateBackends == [ ];
+        message = ''
+          hwc.ai.router: backend ${lib.concatStringsSep ", " duplicateBackends} is defined twice.
+          Backends of enabled runtimes (${
+            lib.concatMapStringsSep ", " (b: b.name) runtimeBackends
+          }) are added automatically; remove them from hwc.ai.router.settings.backends.
+        '';
+      }
+      {
+        assertion = finalBackends != [ ];
+        message = ''
+          hwc.ai.router has no backend. Enable a runtime (hwc.ai.runtimes.ollama.enable,
+          hwc.ai.runtimes.llamaCpp.enable or an hwc.ai.runtimes.vllm.instances entry),
+          or add one to hwc.ai.router.cloudBackends.
+        '';
+      }
+      {
+        assertion = cfg.localOnly -> localBackends != [ ];
+        message = ''
+          hwc.ai.router.localOnly is set, but the router has no local backend, so it
+          could answer nothing. Enable a runtime on this host
+          (hwc.ai.runtimes.ollama.enable = true, hwc.ai.runtimes.llamaCpp.enable = true
+          or an hwc.ai.runtimes.vllm.instances entry).
+        '';
+      }
+      {
+        assertion = cfg.localOnly -> cloudBackendNames == [ ];
+        message = ''
+          hwc.ai.router.localOnly is set, but cloud backends are configured:
+          ${lib.concatStringsSep ", " cloudBackendNames}. Remove them
+          (hwc.ai.router.cloudBackends / settings.backends), or set localOnly = false.
+        '';
+      }
+      {
+        assertion = cfg.keysFile != null || cfg.allowAnonymous || (cfg.settings.auth ? keys_file);
+        message = ''
+          hwc.ai.router needs API keys: set hwc.ai.router.keysFile to a keys file
+          (docs/router.md, [auth]), or hwc.ai.router.allowAnonymous = true for a
+          loopback-only, single-user host.
+        '';
+      }
+      {
+        assertion = cfg.keysFile == null || !(lib.hasPrefix builtins.storeDir cfg.keysFile);
+        message = ''
+          hwc.ai.router.keysFile points into the Nix store (${toString cfg.keysFile}), which every
+          local user can read. Keep it outside (for example /run/secrets/..., written by
+          sops-nix or agenix).
+        '';
+      }
+    ];
+
+    systemd.services.hwc-model-router = {
+      description = unit.unitConfig.Description;
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [
+        "network-online.target"
+      ]
+      # Start after local runtimes so that the first requests find them;
+      # not Requires=: the router serves (and falls back) without them.
+      ++ map (e: e.unit) (builtins.filter (e: !(lib.hasPrefix "vllm-" e.backend)) endpoints);
+      unitConfig = builtins.removeAttrs unit.unitConfig [ "Description" ];
+      inherit (unit) serviceConfig;
+    };
+
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ cfg.port ];
+  };
+}

@@ -1,0 +1,441 @@
+# Stand-ins for the parts of NixOS and nixpkgs the hwc.ai modules touch, so
+# that the modules can be evaluated with nixpkgs' `lib` alone
+# (lib.evalModules), on a machine where full nixpkgs is not available.
+#
+# What is faithful: the option names, types and defaults we set or read,
+# copied from these nixpkgs files (as read with the search tool, 2026-11):
+#   nixos/modules/services/misc/ollama.nix       services.ollama.*
+#   nixos/modules/services/misc/llama-cpp.nix    services.llama-cpp.*
+#   nixos/modules/services/misc/open-webui.nix   services.open-webui.*
+#   nixos/modules/hardware/video/nvidia.nix      hardware.nvidia.*, services.xserver.videoDrivers
+#   nixos/modules/misc/assertions.nix            assertions, warnings
+#   nixos/lib/systemd-unit-options.nix           systemd.services.<name> (unitOption merge)
+#   nixos/modules/security/polkit.nix            security.polkit.*
+#   pkgs/pkgs-lib/formats.nix                    pkgs.formats.toml (type; generate is faked)
+# and the unit each nixpkgs service defines, reduced to the keys our modules
+# override (so that the merge with ours is exercised).
+#
+# What is not: packages are fake derivations (a name and a store path, never
+# built); the few NixOS namespaces the example machines set that our modules
+# never read (boot, fileSystems, nixpkgs, hardware.cpu...) are declared as
+# free-form values (`loose` below), unchecked. Everything else is strict: a
+# name that no module declares (a typo in hwc.ai.*, services.ollama.*...) is
+# an evaluation error, as on NixOS. The real thing is `nix flake check`
+# (flake.nix), which evaluates every machine against full nixpkgs.
+{ lib, ... }:
+let
+  inherit (lib) mkOption types;
+
+  fakeDrv =
+    name: extra:
+    {
+      type = "derivation";
+      inherit name;
+      outPath = "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" name)}-${name}";
+      drvPath = "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha1" name)}-${name}.drv";
+      meta.mainProgram = lib.head (lib.splitString "-" name);
+      outputs = [ "out" ];
+    }
+    // extra;
+  pkgWithMain =
+    name: main:
+    fakeDrv name {
+      meta.mainProgram = main;
+      override = args: pkgWithMain "${name}-overridden" main;
+    };
+
+  llamaCpp =
+    flags:
+    let
+      variant =
+        if flags.cudaSupport or false then
+          "-cuda"
+        else if flags.rocmSupport or false then
+          "-rocm"
+        else
+          "";
+    in
+    fakeDrv "llama-cpp${variant}" {
+      meta.mainProgram = "llama";
+      passthru = flags;
+      override = f: llamaCpp (flags // f);
+    };
+
+  vllmOf = variant: { python3Packages.vllm = pkgWithMain "vllm${variant}" "vllm"; };
+
+  tomlFormat = {
+    type =
+      let
+        valueType =
+          types.oneOf [
+            types.bool
+            types.int
+            types.float
+            types.str
+            types.path
+            (types.attrsOf valueType)
+            (types.listOf valueType)
+          ]
+          // {
+            description = "TOML value";
+          };
+      in
+      valueType;
+    # The real one runs remarshal's json2toml over builtins.toJSON value;
+    # here the value rides along for the tests to read.
+    generate = name: value: fakeDrv name { passthru.value = value; };
+  };
+
+  pkgs =
+    {
+      ollama = pkgWithMain "ollama" "ollama";
+      ollama-cuda = pkgWithMain "ollama-cuda" "ollama";
+      ollama-rocm = pkgWithMain "ollama-rocm" "ollama";
+      llama-cpp = llamaCpp { };
+      open-webui = pkgWithMain "open-webui" "open-webui";
+      curl = pkgWithMain "curl" "curl";
+      pkgsCuda = vllmOf "-cuda";
+      pkgsRocm = vllmOf "-rocm";
+      cudaPackages = fakeDrv "cudaPackages" { };
+      cudaPackages_12 = fakeDrv "cudaPackages_12" { };
+      formats.toml = _: tomlFormat;
+      stdenv.hostPlatform.system = "x86_64-linux";
+    }
+    // vllmOf "";
+
+  # nixos/lib/systemd-unit-options.nix: lists concatenate, scalars must agree.
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    merge =
+      loc: defs:
+      let
+        defs' = lib.filterOverrides defs;
+      in
+      if lib.any (def: lib.isList def.value) defs' then
+        lib.concatMap (def: lib.toList def.value) defs'
+      else
+        lib.mergeEqualOption loc defs';
+  };
+
+  serviceType = types.submodule {
+    freeformType = types.lazyAttrsOf types.anything;
+    options = {
+      description = mkOption {
+        type = types.str;
+        default = "";
+      };
+      wantedBy = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      wants = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      after = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      requires = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      bindsTo = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      environment = mkOption {
+        type = types.attrsOf (
+          types.nullOr (
+            types.oneOf [
+              types.str
+              types.path
+              types.package
+            ]
+          )
+        );
+        default = { };
+      };
+      unitConfig = mkOption {
+        type = types.attrsOf unitOption;
+        default = { };
+      };
+      serviceConfig = mkOption {
+        type = types.attrsOf unitOption;
+        default = { };
+      };
+    };
+  };
+  loose = mkOption {
+    type = types.lazyAttrsOf types.anything;
+    default = { };
+  };
+in
+{
+  options = {
+    # Set by the example machines, read by none of our modules.
+    boot = loose;
+    fileSystems = loose;
+    swapDevices = mkOption {
+      type = types.listOf types.anything;
+      default = [ ];
+    };
+    nixpkgs = loose;
+    hardware.cpu = loose;
+    networking.hostName = mkOption {
+      type = types.str;
+      default = "nixos";
+    };
+    system.stateVersion = mkOption {
+      type = types.str;
+      default = "26.05";
+    };
+
+    assertions = mkOption {
+      type = types.listOf types.unspecified;
+      default = [ ];
+    };
+    warnings = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
+
+    systemd.services = mkOption {
+      type = types.attrsOf serviceType;
+      default = { };
+    };
+
+    users.users = mkOption {
+      type = types.attrsOf (types.submodule { freeformType = types.lazyAttrsOf types.anything; });
+      default = { };
+    };
+    users.groups = mkOption {
+      type = types.attrsOf (types.submodule { freeformType = types.lazyAttrsOf types.anything; });
+      default = { };
+    };
+
+    security.polkit.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    security.polkit.extraConfig = mkOption {
+      type = types.lines;
+      default = "";
+    };
+
+    networking.firewall.allowedTCPPorts = mkOption {
+      type = types.listOf types.port;
+      default = [ ];
+    };
+
+    services.xserver.videoDrivers = mkOption {
+      type = types.listOf types.str;
+      default = [
+        "modesetting"
+        "fbdev"
+      ];
+    };
+    hardware.graphics.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    hardware.nvidia = {
+      open = mkOption {
+        type = types.nullOr types.bool;
+        default = null;
+      };
+      package = mkOption {
+        type = types.unspecified;
+        default = null;
+      };
+      datacenter.enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      modesetting.enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      nvidiaPersistenced = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      nvidiaSettings = mkOption {
+        type = types.bool;
+        default = true;
+      };
+    };
+
+    # nixos/modules/services/misc/ollama.nix
+    services.ollama = {
+      enable = lib.mkEnableOption "ollama";
+      package = mkOption {
+        type = types.package;
+        default = pkgs.ollama;
+      };
+      user = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+      group = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+      home = mkOption {
+        type = types.str;
+        default = "/var/lib/ollama";
+      };
+      models = mkOption {
+        type = types.str;
+        default = "/var/lib/ollama/models";
+      };
+      host = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 11434;
+      };
+      rocmOverrideGfx = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+      environmentVariables = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+      };
+      loadModels = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      syncModels = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      openFirewall = mkOption {
+        type = types.bool;
+        default = false;
+      };
+    };
+
+    # nixos/modules/services/misc/llama-cpp.nix
+    services.llama-cpp = {
+      enable = lib.mkEnableOption "llama-cpp";
+      package = mkOption {
+        type = types.package;
+        default = pkgs.llama-cpp;
+      };
+      model = mkOption { type = types.path; };
+      extraFlags = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      host = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 8080;
+      };
+      openFirewall = mkOption {
+        type = types.bool;
+        default = false;
+      };
+    };
+
+    # nixos/modules/services/misc/open-webui.nix
+    services.open-webui = {
+      enable = lib.mkEnableOption "open-webui";
+      package = mkOption {
+        type = types.package;
+        default = pkgs.open-webui;
+      };
+      stateDir = mkOption {
+        type = types.path;
+        default = "/var/lib/open-webui";
+      };
+      host = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 8080;
+      };
+      environment = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+      };
+      environmentFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+      };
+      openFirewall = mkOption {
+        type = types.bool;
+        default = false;
+      };
+    };
+  };
+
+  config._module.args.pkgs = lib.mkDefault pkgs;
+
+  # The units the nixpkgs modules define, reduced to what ours override.
+  imports = [
+    (
+      { config, ... }:
+      {
+        config = lib.mkMerge [
+          (lib.mkIf config.services.ollama.enable {
+            systemd.services.ollama = {
+              wantedBy = [ "multi-user.target" ];
+              environment = config.services.ollama.environmentVariables // {
+                OLLAMA_HOST = "${config.services.ollama.host}:${toString config.services.ollama.port}";
+              };
+              serviceConfig = {
+                Type = "exec";
+                DynamicUser = true;
+                ExecStart = "${lib.getExe config.services.ollama.package} serve";
+                PrivateDevices = false;
+                DevicePolicy = "closed";
+              };
+            };
+          })
+          (lib.mkIf config.services.llama-cpp.enable {
+            systemd.services.llama-cpp = {
+              wantedBy = [ "multi-user.target" ];
+              serviceConfig = {
+                Type = "idle";
+                ExecStart =
+                  let
+                    c = config.services.llama-cpp;
+                  in
+                  "${c.package}/bin/llama-server --host ${c.host} --port ${toString c.port} -m ${c.model} ${lib.escapeShellArgs c.extraFlags}";
+                PrivateDevices = false;
+                DynamicUser = true;
+              };
+            };
+          })
+          (lib.mkIf config.services.open-webui.enable {
+            systemd.services.open-webui = {
+              wantedBy = [ "multi-user.target" ];
+              environment = config.services.open-webui.environment;
+              serviceConfig = {
+                ExecStart =
+                  let
+                    c = config.services.open-webui;
+                  in
+                  "${lib.getExe c.package} serve --host ${c.host} --port ${toString c.port}";
+                DynamicUser = true;
+              }
+              // lib.optionalAttrs (config.services.open-webui.environmentFile != null) {
+                EnvironmentFile = config.services.open-webui.environmentFile;
+              };
+            };
+          })
+        ];
+      }
+    )
+  ];
+}

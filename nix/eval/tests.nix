@@ -1,0 +1,638 @@
+# Module evaluation tests: every profile and example machine evaluates with
+# no failed assertion and generates the units and configurations it should;
+# every misconfiguration the modules guard against fails with a message that
+# says what to change. Needs only nixpkgs' lib:
+#
+#   nix-instantiate --eval --strict --json nix/eval/tests.nix --arg lib "import $NIXPKGS_LIB/lib"
+#
+# gives { results = [ { name; ok; detail; } ]; renders = { "<path>" = <text or JSON value>; }; }.
+# scripts/check-nix.sh prints the results, scores the rendered units and
+# feeds the rendered daemon configurations to the daemons' --check-config.
+{ lib }:
+let
+  h = import ./. { inherit lib; };
+  inherit (h) eval failedAssertions renderService;
+  inherit (lib) hasInfix;
+
+  # -- helpers -----------------------------------------------------------
+
+  check = name: ok: detail: { inherit name ok detail; };
+
+  # The configuration evaluates, and no assertion fails.
+  clean =
+    name: modules:
+    let
+      e = eval modules;
+      r = builtins.tryEval (builtins.deepSeq (failedAssertions e) (failedAssertions e));
+    in
+    if !r.success then
+      check name false "evaluation failed (run with --show-trace)"
+    else
+      check name (r.value == [ ]) (lib.concatStringsSep "\n" r.value);
+
+  # An assertion fails with a message containing `needle`.
+  rejects =
+    name: modules: needle:
+    let
+      msgs = failedAssertions (eval modules);
+      r = builtins.tryEval (builtins.deepSeq msgs msgs);
+    in
+    if !r.success then
+      check name false "evaluation failed instead of an assertion"
+    else
+      check name (lib.any (m: hasInfix needle m) r.value) (
+        "expected an assertion containing: ${needle}; got: " + lib.concatStringsSep " | " r.value
+      );
+
+  # Evaluation itself fails (e.g. an option that does not exist).
+  throws =
+    name: modules: path:
+    let
+      r = builtins.tryEval (builtins.deepSeq (lib.attrByPath path null (eval modules).config) true);
+    in
+    check name (!r.success) "expected evaluation to fail";
+
+  # `f config` is true.
+  holds =
+    name: modules: f:
+    let
+      r = builtins.tryEval (f (eval modules).config);
+    in
+    check name (r.success && r.value == true) (
+      if r.success then "the property does not hold" else "evaluation failed (run with --show-trace)"
+    );
+
+  svc = c: name: c.systemd.services.${name};
+  sc = c: name: (svc c name).serviceConfig;
+  backendNames = c: map (b: b.name) c.hwc.ai.router.settings.backends;
+
+  # -- configurations ----------------------------------------------------
+
+  edge = [ h.machines.edge-p1000 ];
+  gpu = [ h.machines.gpu-server ];
+
+  # A CPU-only host with the edge profile.
+  edgeCpu = [
+    h.profiles.edge
+    { hwc.ai.router.keysFile = "/run/secrets/keys.toml"; }
+  ];
+
+  minimal = [
+    {
+      hwc.ai = {
+        enable = true;
+        runtimes.ollama.enable = true;
+        router = {
+          enable = true;
+          allowAnonymous = true;
+        };
+      };
+    }
+  ];
+
+  nvidiaHost = {
+    services.xserver.videoDrivers = [ "nvidia" ];
+    hardware.graphics.enable = true;
+  };
+
+  rocm = [
+    {
+      hardware.graphics.enable = true;
+      hwc.ai = {
+        enable = true;
+        acceleration = "rocm";
+        rocm.gfxOverride = "10.3.0";
+        runtimes.ollama.enable = true;
+        runtimes.llamaCpp = {
+          enable = true;
+          model = "/var/lib/models/small.gguf";
+          port = 8081;
+        };
+        runtimes.vllm.instances.small = {
+          model = "/var/lib/models/small";
+          port = 8000;
+          gpus = [ 0 ];
+        };
+        router = {
+          enable = true;
+          allowAnonymous = true;
+        };
+      };
+    }
+  ];
+
+  llamaCpu = [
+    {
+      hwc.ai = {
+        enable = true;
+        models.smollm = {
+          runtime = "llamaCpp";
+          source = "/var/lib/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+        };
+        runtimes.llamaCpp.enable = true;
+        router = {
+          enable = true;
+          keysFile = "/run/secrets/keys.toml";
+        };
+      };
+    }
+  ];
+
+  # The flake's outputs, with nixpkgs reduced to its lib: enough for
+  # nixosModules (packages and checks need all of nixpkgs).
+  flake =
+    let
+      outputs = (import ../../flake.nix).outputs {
+        self = outputs // {
+          packages.x86_64-linux = h.packages;
+        };
+        nixpkgs = {
+          inherit lib;
+          legacyPackages = { };
+        };
+      };
+    in
+    outputs;
+  viaFlake =
+    modules:
+    (lib.evalModules {
+      modules = [
+        ./stubs.nix
+        flake.nixosModules.default
+      ]
+      ++ modules;
+    }).config;
+
+  # -- the tests ---------------------------------------------------------
+
+  results = [
+    # Example machines and profiles.
+    (clean "machine edge-p1000 evaluates without failed assertions" edge)
+    (clean "machine gpu-server evaluates without failed assertions" gpu)
+    (clean "profile edge on a CPU-only host" edgeCpu)
+    (clean "profile cluster on an NVIDIA host" [
+      h.profiles.cluster
+      nvidiaHost
+      { hwc.ai.router.keysFile = "/run/secrets/keys.toml"; }
+    ])
+    (clean "rocm host with all three runtimes" rocm)
+    (clean "llama.cpp on the CPU with a declared model" llamaCpu)
+
+    (holds "edge: Ollama with the CUDA package the machine chose" edge (
+      c: c.services.ollama.enable && hasInfix "ollama-cuda" c.services.ollama.package.name
+    ))
+    (holds "edge: the router's only backend is Ollama, on loopback" edge (
+      c:
+      c.hwc.ai.router.settings.backends == [
+        {
+          name = "ollama";
+          kind = "openai";
+          locality = "local";
+          urls = [ "http://127.0.0.1:11434/v1" ];
+        }
+      ]
+    ))
+    (holds "edge: gpt-oss-20b routes to Ollama's gpt-oss:20b, alias default" edge (
+      c:
+      c.hwc.ai.router.settings.models."gpt-oss-20b".targets == [
+        {
+          backend = "ollama";
+          model = "gpt-oss:20b";
+        }
+      ]
+      && c.hwc.ai.router.settings.aliases.default == "gpt-oss-20b"
+    ))
+    (holds "edge: local-only router: anonymous requests local-only, keys as credential" edge (
+      c:
+      c.hwc.ai.router.settings.auth == {
+        allow_anonymous = false;
+        anonymous_privacy = "local-only";
+        keys_file = "keys";
+      }
+      && sc c "hwc-model-router" ? LoadCredential
+      && (sc c "hwc-model-router").LoadCredential == [ "keys:/run/secrets/hwc-ai/router-keys.toml" ]
+    ))
+    (holds "edge: loopback-only router unit is IP-confined to localhost" edge (
+      c:
+      (sc c "hwc-model-router").IPAddressDeny == "any"
+      && (sc c "hwc-model-router").IPAddressAllow == [ "localhost" ]
+    ))
+    (holds "edge: router unit is Type=notify with watchdog, DynamicUser, state dir, restart" edge (
+      c:
+      let
+        s = sc c "hwc-model-router";
+      in
+      s.Type == "notify"
+      && s.NotifyAccess == "main"
+      && s.WatchdogSec == 30
+      && s.DynamicUser
+      && s.StateDirectory == "hwc-ai/router"
+      && s.Restart == "on-failure"
+      && s.ProtectSystem == "strict"
+      && s.MemoryDenyWriteExecute
+      && hasInfix "hwc-model-router --config /nix/store/" s.ExecStart
+    ))
+    (holds "edge: router unit sets no HWC_AI_* environment (unknown keys are errors)" edge (
+      c: !(lib.any (lib.hasPrefix "HWC_AI_") (builtins.attrNames (svc c "hwc-model-router").environment))
+    ))
+    (holds "edge: Ollama models pulled by nixpkgs' loader while the model manager is absent" edge (
+      c:
+      if c.hwc.ai.modelManager.enable then
+        c.services.ollama.loadModels == [ ]
+      else
+        c.services.ollama.loadModels == [ "gpt-oss:20b" ]
+    ))
+    (holds "edge: health prober on when its package exists, probing Ollama and the router" edge (
+      c:
+      c.hwc.ai.healthProber.enable == (h.packages ? hwc-health-prober)
+      && (
+        !c.hwc.ai.healthProber.enable
+        || (
+          map (t: t.name) c.hwc.ai.healthProber.settings.targets == [
+            "ollama"
+            "router"
+          ]
+          && c.hwc.ai.healthProber.restartUnits == [
+            "ollama.service"
+            "hwc-model-router.service"
+          ]
+        )
+      )
+    ))
+    (holds "edge: polkit lets the prober's user restart exactly its targets' units" edge (
+      c:
+      !c.hwc.ai.healthProber.enable
+      || (
+        c.security.polkit.enable
+        && hasInfix ''subject.user == "hwc-ai-prober"'' c.security.polkit.extraConfig
+        && hasInfix ''action.lookup("verb") == "restart"'' c.security.polkit.extraConfig
+        && hasInfix ''["ollama.service","hwc-model-router.service"].indexOf'' c.security.polkit.extraConfig
+        && c.users.users ? hwc-ai-prober
+        && (sc c "hwc-health-prober").User == "hwc-ai-prober"
+        && !(sc c "hwc-health-prober").DynamicUser
+      )
+    ))
+
+    (holds "gpu-server: one unit per vLLM instance, each pinned to its GPU" gpu (
+      c:
+      (svc c "vllm-gpt-oss-120b").environment.CUDA_VISIBLE_DEVICES == "0"
+      && (svc c "vllm-gpt-oss-20b").environment.CUDA_VISIBLE_DEVICES == "1"
+      && (sc c "vllm-gpt-oss-120b").Type == "exec"
+      && (sc c "vllm-gpt-oss-120b").DeviceAllow == [
+        "char-nvidiactl"
+        "char-nvidia-caps"
+        "char-nvidia-frontend"
+        "char-nvidia-uvm"
+      ]
+    ))
+    (holds "gpu-server: vLLM from pkgsCuda, gpt-oss arguments, readiness on /health" gpu (
+      c:
+      let
+        s = sc c "vllm-gpt-oss-120b";
+      in
+      hasInfix (lib.concatStringsSep " " [
+        "vllm-cuda/bin/vllm serve openai/gpt-oss-120b --host 127.0.0.1 --port 8001"
+        "--served-model-name gpt-oss-120b --tensor-parallel-size 1"
+        "--gpu-memory-utilization 0.92 --tool-call-parser openai"
+      ]) s.ExecStart
+      && hasInfix "--tool-call-parser openai --enable-auto-tool-choice" s.ExecStart
+      && hasInfix "curl --fail" s.ExecStartPost
+      && hasInfix "http://127.0.0.1:8001/health" s.ExecStartPost
+    ))
+    (holds "gpu-server: backends from the instances plus the cloud backend, none listed twice" gpu (
+      c:
+      backendNames c == [
+        "vllm-gpt-oss-120b"
+        "vllm-gpt-oss-20b"
+        "openrouter"
+      ]
+    ))
+    (holds "gpu-server: 120b falls back to OpenRouter; auto escalates 20b -> 120b" gpu (
+      c:
+      c.hwc.ai.router.settings.models."gpt-oss-120b".targets == [
+        {
+          backend = "vllm-gpt-oss-120b";
+          model = "gpt-oss-120b";
+        }
+        {
+          backend = "openrouter";
+          model = "openai/gpt-oss-120b";
+        }
+      ]
+      && c.hwc.ai.router.settings.auto == {
+        default_model = "default";
+        strong_model = "strong";
+      }
+      && c.hwc.ai.router.settings.aliases.strong == "gpt-oss-120b"
+    ))
+    (holds "gpu-server: cloud key by credential, LAN router not IP-confined, port opened" gpu (
+      c:
+      let
+        s = sc c "hwc-model-router";
+      in
+      lib.elem "backend-openrouter:/run/secrets/hwc-ai/openrouter-key" s.LoadCredential
+      && !(s ? IPAddressDeny)
+      && c.hwc.ai.router.settings.server.listen == "0.0.0.0:8470"
+      && lib.elem 8470 c.networking.firewall.allowedTCPPorts
+    ))
+    (holds "gpu-server: Open WebUI points at the router, Ollama API off, secrets by file" gpu (
+      c:
+      c.services.open-webui.environment.OPENAI_API_BASE_URL == "http://127.0.0.1:8470/v1"
+      && c.services.open-webui.environment.ENABLE_OLLAMA_API == "False"
+      && c.services.open-webui.environmentFile == "/run/secrets/hwc-ai/open-webui.env"
+      && c.services.open-webui.port == 3000
+    ))
+
+    (holds "cpu: acceleration null picks the CPU packages" edgeCpu (
+      c: c.services.ollama.package.name == "ollama"
+    ))
+    (holds "rocm: ollama-rocm with the gfx override passed through" rocm (
+      c: c.services.ollama.package.name == "ollama-rocm" && c.services.ollama.rocmOverrideGfx == "10.3.0"
+    ))
+    (holds "rocm: llama.cpp built with rocmSupport, /dev/kfd allowed, render group, HSA override" rocm (
+      c:
+      let
+        s = sc c "llama-cpp";
+      in
+      c.services.llama-cpp.package.passthru.rocmSupport
+      && s.DeviceAllow == [
+        "char-drm"
+        "char-fb"
+        "char-kfd"
+      ]
+      && s.DevicePolicy == "closed"
+      && !s.PrivateDevices
+      && s.SupplementaryGroups == [
+        "render"
+        "video"
+      ]
+      && (svc c "llama-cpp").environment.HSA_OVERRIDE_GFX_VERSION == "10.3.0"
+    ))
+    (holds "rocm: vLLM from pkgsRocm on HIP_VISIBLE_DEVICES, offline for a local path" rocm (
+      c:
+      hasInfix "vllm-rocm/bin/vllm" (sc c "vllm-small").ExecStart
+      && (svc c "vllm-small").environment.HIP_VISIBLE_DEVICES == "0"
+      && (svc c "vllm-small").environment.HF_HUB_OFFLINE == "1"
+      && (svc c "vllm-small").environment.HSA_OVERRIDE_GFX_VERSION == "10.3.0"
+      && lib.elem "char-kfd" (sc c "vllm-small").DeviceAllow
+    ))
+    (holds "llama.cpp: the declared model is served under its name, devices closed on CPU" llamaCpu (
+      c:
+      c.services.llama-cpp.model == "/var/lib/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+      && lib.take 3 c.services.llama-cpp.extraFlags == [
+        "--alias"
+        "smollm"
+        "--metrics"
+      ]
+      && c.hwc.ai.router.settings.models.smollm.targets == [
+        {
+          backend = "llama-cpp";
+          model = "smollm";
+        }
+      ]
+      && (sc c "llama-cpp").PrivateDevices
+    ))
+
+    # The flake's module wiring.
+    (check "flake: one nixosModule per concern, default, two profiles" (
+      builtins.attrNames flake.nixosModules == [
+        "core"
+        "default"
+        "health-prober"
+        "llama-cpp"
+        "model-manager"
+        "models"
+        "ollama"
+        "open-webui"
+        "profile-cluster"
+        "profile-edge"
+        "router"
+        "vllm"
+      ]
+    ) (toString (builtins.attrNames flake.nixosModules)))
+    (check "flake: nixosModules.default points the package options at the flake's builds" (
+      let
+        c = viaFlake minimal;
+      in
+      c.hwc.ai.router.package.name == "hwc-model-router"
+      && hasInfix "-hwc-model-router/bin/hwc-model-router --config" (sc c "hwc-model-router").ExecStart
+    ) "hwc.ai.router.package is not the flake's hwc-model-router")
+
+    # Overrides and switches.
+    (holds "a host overrides a profile default with a plain definition" (
+      edgeCpu ++ [ { hwc.ai.runtimes.ollama.port = 11500; } ]
+    ) (
+      c:
+      let
+        backend = lib.head c.hwc.ai.router.settings.backends;
+      in
+      c.services.ollama.port == 11500 && hasInfix ":11500/v1" (lib.head backend.urls)
+    ))
+    (holds "settings.models.<name>.targets replaces the generated targets" (
+      edgeCpu
+      ++ [
+        {
+          hwc.ai.router.settings.models."gpt-oss-20b".targets = [
+            {
+              backend = "ollama";
+              model = "gpt-oss:20b-q8";
+            }
+          ];
+        }
+      ]
+    ) (
+      c:
+      let
+        targets = c.hwc.ai.router.settings.models."gpt-oss-20b".targets;
+      in
+      builtins.length targets == 1 && (lib.head targets).model == "gpt-oss:20b-q8"
+    ))
+    (holds "settings.backends adds to the generated backends" (
+      minimal
+      ++ [
+        {
+          hwc.ai.router.settings.backends = [
+            {
+              name = "lan-vllm";
+              kind = "openai";
+              urls = [ "http://10.0.0.5:8000/v1" ];
+            }
+          ];
+        }
+      ]
+    ) (
+      c:
+      lib.sort lib.lessThan (backendNames c) == [
+        "lan-vllm"
+        "ollama"
+      ]
+      && !((sc c "hwc-model-router") ? IPAddressDeny)
+    ))
+    (holds "hwc.ai.enable = false turns everything off" (
+      minimal ++ [ { hwc.ai.enable = lib.mkForce false; } ]
+    ) (c: !(c.systemd.services ? hwc-model-router) && !c.services.ollama.enable))
+    (throws "an option that does not exist is an error (hwc.ai.router.enabel)" [
+      { hwc.ai.router.enabel = true; }
+    ] [ "hwc" "ai" "router" ])
+
+    # Misconfigurations: each fails with a message that says what to change.
+    (rejects "two services on one port" (minimal ++ [ { hwc.ai.runtimes.ollama.port = 8470; } ])
+      "port 8470: hwc.ai.runtimes.ollama.port, hwc.ai.router.port"
+    )
+    (rejects "Open WebUI and llama.cpp both on 8080" (
+      llamaCpu
+      ++ [
+        {
+          hwc.ai.openWebui = {
+            enable = true;
+            port = 8080;
+          };
+        }
+      ]
+    ) "port 8080: hwc.ai.runtimes.llamaCpp.port, hwc.ai.openWebui.port")
+    (rejects "a local-only router with no local backend" [
+      {
+        hwc.ai = {
+          enable = true;
+          router = {
+            enable = true;
+            allowAnonymous = true;
+            localOnly = true;
+          };
+        };
+      }
+    ] "hwc.ai.router.localOnly is set, but the router has no local backend")
+    (rejects "a local-only router with a cloud backend" (
+      minimal
+      ++ [
+        {
+          hwc.ai.router = {
+            localOnly = true;
+            cloudBackends.openrouter.urls = [ "https://openrouter.ai/api/v1" ];
+          };
+        }
+      ]
+    ) "cloud backends are configured:\nopenrouter")
+    (rejects "a declared model for a runtime that is not enabled" (
+      minimal
+      ++ [
+        {
+          hwc.ai.models.qwen = {
+            runtime = "llamaCpp";
+            source = "/m/qwen.gguf";
+          };
+        }
+      ]
+    ) ''hwc.ai.models."qwen" is served by llama.cpp, which is not enabled'')
+    (rejects "a vLLM model without its instance" (
+      minimal
+      ++ [
+        {
+          hwc.ai.models."gpt-oss-120b" = {
+            runtime = "vllm";
+            source = "openai/gpt-oss-120b";
+          };
+        }
+      ]
+    ) ''Define hwc.ai.runtimes.vllm.instances."gpt-oss-120b"'')
+    (rejects "CUDA without the NVIDIA driver" (
+      minimal
+      ++ [
+        {
+          hwc.ai.acceleration = "cuda";
+          hardware.graphics.enable = true;
+        }
+      ]
+    ) "needs the NVIDIA kernel driver")
+    (rejects "CUDA without hardware.graphics" (
+      minimal
+      ++ [
+        {
+          hwc.ai.acceleration = "cuda";
+          services.xserver.videoDrivers = [ "nvidia" ];
+        }
+      ]
+    ) "needs\nhardware.graphics.enable = true")
+    (rejects "ROCm without hardware.graphics" (minimal ++ [ { hwc.ai.acceleration = "rocm"; } ])
+      "needs\nhardware.graphics.enable = true"
+    )
+    (rejects "a runtime's backend listed again by hand" (
+      minimal
+      ++ [
+        {
+          hwc.ai.router.settings.backends = [
+            {
+              name = "ollama";
+              kind = "openai";
+              urls = [ "http://127.0.0.1:11434/v1" ];
+            }
+          ];
+        }
+      ]
+    ) "backend ollama is defined twice")
+    (rejects "a router without keys or anonymous access" (
+      minimal ++ [ { hwc.ai.router.allowAnonymous = lib.mkForce false; } ]
+    ) "hwc.ai.router needs API keys")
+    (rejects "a keys file in the Nix store" (
+      minimal ++ [ { hwc.ai.router.keysFile = "/nix/store/0000-keys.toml"; } ]
+    ) "points into the Nix store")
+    (rejects "a router with no backend at all" [
+      {
+        hwc.ai = {
+          enable = true;
+          router = {
+            enable = true;
+            allowAnonymous = true;
+          };
+        };
+      }
+    ] "hwc.ai.router has no backend")
+    (rejects "Open WebUI without the router" [
+      {
+        hwc.ai = {
+          enable = true;
+          openWebui.enable = true;
+        };
+      }
+    ] "Set hwc.ai.router.enable = true")
+    (rejects "llama.cpp without a model" (minimal ++ [ { hwc.ai.runtimes.llamaCpp.enable = true; } ])
+      "hwc.ai.runtimes.llamaCpp is enabled without a model"
+    )
+  ];
+
+  # -- renders for scripts/check-nix.sh -------------------------------------
+
+  servicesOf =
+    c: names:
+    lib.listToAttrs (
+      map (n: lib.nameValuePair "${n}.service" (renderService c.systemd.services.${n})) (
+        builtins.filter (n: c.systemd.services ? ${n}) names
+      )
+    );
+  rendersOf =
+    prefix: modules:
+    let
+      c = (eval modules).config;
+      ours = [
+        "hwc-model-router"
+        "hwc-health-prober"
+        "hwc-model-manager"
+      ]
+      ++ map (n: "vllm-${n}") (builtins.attrNames c.hwc.ai.runtimes.vllm.instances);
+    in
+    lib.mapAttrs' (n: v: lib.nameValuePair "${prefix}/${n}" v) (
+      servicesOf c ours
+      // lib.optionalAttrs c.hwc.ai.router.enable { "hwc-model-router.json" = c.hwc.ai.router.settings; }
+      // lib.optionalAttrs c.hwc.ai.healthProber.enable {
+        "hwc-health-prober.json" = c.hwc.ai.healthProber.settings;
+      }
+    );
+in
+{
+  inherit results;
+  renders =
+    rendersOf "edge-p1000" edge
+    // rendersOf "gpu-server" gpu
+    // rendersOf "rocm" rocm
+    // rendersOf "llama-cpu" llamaCpu;
+}

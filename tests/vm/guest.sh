@@ -1,0 +1,269 @@
+#!/bin/bash
+# Runs as root inside the tests/vm guest (Debian, systemd as PID 1), once the
+# system is up. /hwc-vmtest holds the units rendered from nix/units, the
+# configurations and this script; /opt/hwc-ai/bin the daemons built on the
+# host; /opt/llama (optional) a llama-server and a GGUF model.
+#
+# Proves what only a real systemd proves, for each daemon present:
+#   - it reaches active under its full hardening: no syscall, path or
+#     address family the sandbox forbids (no SIGSYS, no EPERM crash);
+#   - Type=notify: `systemctl start` returns once it listens (READY=1),
+#     with a STATUS= line; the watchdog is petted while healthy, and a hung
+#     daemon is killed and restarted;
+#   - SIGTERM drains and exits 0 (inactive, not failed, not restarted);
+#   - a SIGKILLed daemon is restarted;
+#   - the prober's polkit rule lets it restart its own target and nothing
+#     else, and the prober does restart a target that stops answering.
+# Output: PASS:/FAIL:/SKIP: lines; exit status 0 when nothing failed.
+set -u
+fail=0
+pass=0
+ok() {
+  echo "PASS: $*"
+  pass=$((pass + 1))
+}
+bad() {
+  echo "FAIL: $*"
+  fail=$((fail + 1))
+}
+skip() { echo "SKIP: $*"; }
+check() {
+  local d=$1
+  shift
+  if "$@"; then ok "$d"; else bad "$d"; fi
+}
+# wait_for SECONDS CMD...: poll every 0.1 s.
+wait_for() {
+  local t=$1 i
+  shift
+  for ((i = 0; i < t * 10; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+prop() { systemctl show -P "$2" "$1"; }
+exposure() { systemd-analyze security --no-pager "$1" | tail -n 1 | sed -n 's/.*: \([0-9.]*\).*/\1/p'; }
+within() { python3 -c "import sys; sys.exit(0 if float('$1') <= float('$2') else 1)"; }
+active() { [[ $(prop "$1" ActiveState) == active ]]; }
+state_is() { [[ $(prop "$1" ActiveState) == "$2" ]]; }
+restarts_at_least() { (($(prop "$1" NRestarts) >= $2)); }
+main_pid_is_not() { local p; p=$(prop "$1" MainPID); [[ $p != 0 && $p != "$2" ]]; }
+no_sigsys() { ! journalctl -q -u "$1" --no-pager | grep -q -e 'status=31/SYS' -e 'code=killed, status=31'; }
+dump() {
+  echo "---- $1 ----"
+  systemctl status --no-pager -n 30 "$1" 2>&1 | sed 's/^/    /'
+}
+
+echo "guest: PID 1 is $(cat /proc/1/comm), $(systemctl --version | head -n 1)"
+install -d -m 0755 /etc/hwc-ai
+install -m 0644 /hwc-vmtest/router.toml /hwc-vmtest/prober.toml /etc/hwc-ai/
+install -m 0400 /hwc-vmtest/router-keys.toml /etc/hwc-ai/
+install -m 0644 /hwc-vmtest/units/*.service /etc/systemd/system/
+
+# ---------------------------------------------------------------------------
+# Optional: a real llama-server behind the router.
+llama=no
+if [[ -x /opt/llama/bin/llama-server && -s /opt/llama/model.gguf ]]; then
+  systemd-run --quiet --unit=llama-cpp --property=DynamicUser=yes \
+    --setenv=LD_LIBRARY_PATH=/opt/llama/bin \
+    /opt/llama/bin/llama-server -m /opt/llama/model.gguf --host 127.0.0.1 --port 8080 \
+    -c 2048 -t 2 --alias smollm
+  llama=yes
+fi
+
+# ---------------------------------------------------------------------------
+echo "== hwc-model-router"
+systemctl daemon-reload
+t=$(date +%s%N)
+if systemctl start hwc-model-router.service; then
+  ok "router: systemctl start returned after READY=1 ($(ms "$t") ms)"
+else
+  bad "router: start"
+  dump hwc-model-router.service
+fi
+check "router: /healthz answers as soon as start returns (READY sent once listening)" \
+  curl -sf -o /dev/null http://127.0.0.1:8470/healthz
+check "router: active/running" test "$(prop hwc-model-router SubState)" = running
+status=$(prop hwc-model-router StatusText)
+check "router: STATUS= line reached systemd (\"$status\")" test -n "$status"
+pid=$(prop hwc-model-router MainPID)
+uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
+check "router: runs as a DynamicUser (uid $uid)" test "$uid" -ge 61184 -a "$uid" -le 65519
+caps=$(awk '/^CapEff:/ { print $2 }' "/proc/$pid/status")
+check "router: no effective capabilities (CapEff=$caps)" test "$caps" = 0000000000000000
+check "router: NoNewPrivileges in force" grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$pid/status"
+check "router: seccomp filter in force" grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid/status"
+score=$(exposure hwc-model-router.service)
+check "router: exposure $score <= 1.5 as the running systemd scores it" within "$score" 1.5
+check "router: keys file read through LoadCredential (GET /v1/models with the key: 200)" \
+  curl -sf -o /dev/null -H 'Authorization: Bearer sk-hwc-vm-test' http://127.0.0.1:8470/v1/models
+code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8470/v1/models)
+check "router: no key, 401 (got $code)" test "$code" = 401
+check "router: SQLite database in its StateDirectory" wait_for 5 test -s /var/lib/private/hwc-ai/router/router.sqlite
+check "router: /metrics" sh -c 'curl -sf http://127.0.0.1:8470/metrics | grep -q "^hwc_router_"'
+
+if [[ $llama == yes ]]; then
+  if wait_for 60 curl -sf -o /dev/null http://127.0.0.1:8080/health; then
+    wait_for 20 curl -sf -o /dev/null http://127.0.0.1:8470/readyz
+    body='{"model":"default","messages":[{"role":"user","content":"Say hello."}],"max_tokens":12}'
+    out=$(curl -sf -H 'Authorization: Bearer sk-hwc-vm-test' -H 'Content-Type: application/json' \
+      -d "$body" http://127.0.0.1:8470/v1/chat/completions)
+    check "router: a chat completion through the hardened router reaches llama-server" \
+      python3 -c 'import json,sys; assert json.loads(sys.argv[1])["choices"][0]["message"]["content"]' "$out"
+  else
+    bad "llama-server did not become healthy"
+    dump llama-cpp.service
+  fi
+else
+  skip "router: chat through llama-server (no LLAMA_SERVER/HWC_TEST_MODEL given)"
+fi
+
+# Watchdog: WatchdogSec=3 here. Healthy for 3 x the interval: no restart.
+sleep 9
+check "router: watchdog petted while healthy (9 s at WatchdogSec=3, no restart)" \
+  test "$(prop hwc-model-router NRestarts)" = 0 -a "$(prop hwc-model-router ActiveState)" = active
+
+# A hung daemon (SIGSTOP: no more pets) is killed by the watchdog and restarted.
+pid=$(prop hwc-model-router MainPID)
+kill -STOP "$pid"
+t=$(date +%s%N)
+if wait_for 20 restarts_at_least hwc-model-router 1 && wait_for 10 active hwc-model-router; then
+  ok "router: hung daemon killed by the watchdog and restarted ($(ms "$t") ms)"
+else
+  bad "router: watchdog did not restart a hung daemon"
+  dump hwc-model-router.service
+fi
+check "router: journal shows the watchdog timeout" \
+  sh -c 'journalctl -q -u hwc-model-router --no-pager | grep -q -i "watchdog timeout"'
+
+# SIGKILL: restarted (Restart=on-failure).
+n=$(prop hwc-model-router NRestarts)
+pid=$(prop hwc-model-router MainPID)
+kill -KILL "$pid"
+if wait_for 15 restarts_at_least hwc-model-router $((n + 1)) && wait_for 10 active hwc-model-router &&
+  wait_for 10 main_pid_is_not hwc-model-router "$pid"; then
+  ok "router: SIGKILLed daemon restarted"
+else
+  bad "router: SIGKILLed daemon not restarted"
+  dump hwc-model-router.service
+fi
+check "router: answers again after the restart" wait_for 10 curl -sf -o /dev/null http://127.0.0.1:8470/healthz
+
+# SIGTERM from outside systemd: drains, exits 0, not restarted, not failed.
+# (NRestarts and the main process's timestamps reset when a unit goes
+# inactive; the journal's "Starting" lines tell whether it came back.)
+starts() { journalctl -q -u "$1" --no-pager | grep -c "Starting $1"; }
+before=$(starts hwc-model-router.service)
+pid=$(prop hwc-model-router MainPID)
+kill -TERM "$pid"
+if wait_for 15 state_is hwc-model-router inactive; then
+  r=$(prop hwc-model-router Result)
+  st=$(prop hwc-model-router ExecMainStatus)
+  check "router: SIGTERM -> exit 0, inactive (Result=$r, ExecMainStatus=$st)" test "$r" = success -a "$st" = 0
+  sleep 3
+  check "router: a clean exit is not restarted (still $(prop hwc-model-router ActiveState), $(starts hwc-model-router.service) starts before and after)" \
+    test "$(starts hwc-model-router.service)" = "$before" -a "$(prop hwc-model-router ActiveState)" = inactive
+  check "router: drained and flushed usage on SIGTERM" \
+    sh -c 'journalctl -q -u hwc-model-router --no-pager | grep -q "drained; exiting"'
+else
+  bad "router: still $(prop hwc-model-router ActiveState) after SIGTERM"
+  dump hwc-model-router.service
+fi
+
+# systemctl stop, the usual way.
+systemctl start hwc-model-router.service
+systemctl stop hwc-model-router.service
+check "router: systemctl stop -> inactive, Result=success, exit 0" \
+  test "$(prop hwc-model-router ActiveState)/$(prop hwc-model-router Result)/$(prop hwc-model-router ExecMainStatus)" = inactive/success/0
+check "router: never killed by its seccomp filter" no_sigsys hwc-model-router.service
+
+# ---------------------------------------------------------------------------
+echo "== hwc-health-prober"
+if [[ -x /opt/hwc-ai/bin/hwc-health-prober ]]; then
+  useradd --system --no-create-home --user-group --shell /usr/sbin/nologin hwc-ai-prober
+  install -d -m 0755 /etc/polkit-1/rules.d
+  install -m 0644 /hwc-vmtest/units/50-hwc-ai-prober.rules /etc/polkit-1/rules.d/
+  cat >/etc/systemd/system/dummy.service <<'EOF'
+[Unit]
+Description=a target of the prober
+[Service]
+ExecStart=/usr/bin/python3 -m http.server 18080 --bind 127.0.0.1 --directory /usr/share
+DynamicUser=yes
+EOF
+  cat >/etc/systemd/system/broken.service <<'EOF'
+[Unit]
+Description=a target that never answers
+[Service]
+ExecStart=/usr/bin/sleep infinity
+DynamicUser=yes
+EOF
+  cat >/etc/systemd/system/bystander.service <<'EOF'
+[Unit]
+Description=a unit the prober must not touch
+[Service]
+ExecStart=/usr/bin/sleep infinity
+DynamicUser=yes
+EOF
+  systemctl daemon-reload
+  systemctl restart polkit.service
+  systemctl start dummy.service bystander.service broken.service
+  wait_for 10 curl -sf -o /dev/null http://127.0.0.1:18080/
+
+  t=$(date +%s%N)
+  if systemctl start hwc-health-prober.service; then
+    ok "prober: systemctl start returned after READY=1 ($(ms "$t") ms)"
+  else
+    bad "prober: start"
+    dump hwc-health-prober.service
+  fi
+  check "prober: runs as its fixed user" test "$(prop hwc-health-prober User)" = hwc-ai-prober
+  pid=$(prop hwc-health-prober MainPID)
+  check "prober: process uid is hwc-ai-prober" test "$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")" = "$(id -u hwc-ai-prober)"
+  score=$(exposure hwc-health-prober.service)
+  check "prober: exposure $score <= 1.5" within "$score" 1.5
+  check "prober: /status lists its target" wait_for 10 sh -c 'curl -sf http://127.0.0.1:8473/status | grep -q dummy'
+
+  check "polkit: the prober's user may restart its target" \
+    runuser -u hwc-ai-prober -- systemctl restart dummy.service
+  check "polkit: ... may not restart another unit" \
+    sh -c '! runuser -u hwc-ai-prober -- systemctl restart bystander.service 2>/dev/null'
+  check "polkit: ... may not stop its target either" \
+    sh -c '! runuser -u hwc-ai-prober -- systemctl stop dummy.service 2>/dev/null'
+  check "polkit: bystander untouched" active bystander.service
+
+  wait_for 10 curl -sf -o /dev/null http://127.0.0.1:18080/
+  inv=$(prop dummy InvocationID)
+  systemctl kill --signal=SIGSTOP dummy.service
+  t=$(date +%s%N)
+  if wait_for 30 sh -c "[ \"\$(systemctl show -P InvocationID dummy)\" != $inv ]" &&
+    wait_for 10 curl -sf -o /dev/null http://127.0.0.1:18080/; then
+    ok "prober: restarted its hung target over D-Bus ($(ms "$t") ms)"
+  else
+    bad "prober: did not restart its hung target"
+    dump hwc-health-prober.service
+  fi
+  # broken.service never answers: after 2 failures a restart, then 1 s and
+  # 2 s of backoff between restarts, and at the hourly cap (3) no more.
+  capped() {
+    curl -sf http://127.0.0.1:8473/status | python3 -c '
+import json, sys
+a = [x for x in json.load(sys.stdin)["actions"] if x["unit"] == "broken.service"]
+r = [x["result"] for x in a]
+sys.exit(0 if r == ["restarted"] * 3 + ["capped"] and a[1]["at"] - a[0]["at"] >= 0.9 and a[2]["at"] - a[1]["at"] >= 1.9 else 1)'
+  }
+  check "prober: restarts a dead target 3 times with growing backoff, then stops at the cap" wait_for 40 capped
+  sleep 3
+  starts=$(journalctl -u broken.service -o cat | grep -c '^Started ' || true)
+  check "systemd started broken.service 4 times (1 + 3 restarts), none after the cap ($starts)" test "$starts" = 4
+  check "prober: never killed by its seccomp filter" no_sigsys hwc-health-prober.service
+  systemctl stop hwc-health-prober.service
+  check "prober: systemctl stop -> inactive, Result=success" \
+    test "$(prop hwc-health-prober ActiveState)/$(prop hwc-health-prober Result)" = inactive/success
+else
+  skip "prober: no hwc-health-prober binary given (HWC_PROBER_BIN)"
+fi
+
+echo "guest: $pass passed, $fail failed"
+exit $((fail > 0))
