@@ -13,7 +13,11 @@ scripts/setup.sh
 eval "$(scripts/test-runtime.sh)"
 export LLAMA_SERVER HWC_TEST_MODEL
 
-step() { printf '\n==> %s\n' "$*"; }
+steps=0
+step() {
+  steps=$((steps + 1))
+  printf '\n==> %s\n' "$*"
+}
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -43,3 +47,7 @@ scripts/check-nix.sh
 
 step "daemons under a real systemd (systemd-nspawn)"
 tests/vm/run.sh
+
+# Every step above stops the script on failure (set -e), so reaching here
+# means all of them passed.
+printf '\nsummary: %d passed, 0 failed\n' "$steps"

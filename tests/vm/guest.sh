@@ -224,6 +224,8 @@ EOF
   score=$(exposure hwc-health-prober.service)
   check "prober: exposure $score <= 1.5" within "$score" 1.5
   check "prober: /status lists its target" wait_for 10 sh -c 'curl -sf http://127.0.0.1:8473/status | grep -q dummy'
+  check "prober: systemctl status shows how many targets are up" \
+    wait_for 10 sh -c 'systemctl show -P StatusText hwc-health-prober | grep -Eq "^[0-9]+ of 2 targets up$"'
 
   check "polkit: the prober's user may restart its target" \
     runuser -u hwc-ai-prober -- systemctl restart dummy.service

@@ -51,13 +51,14 @@ pub fn routes(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-type Body_ = Result<Bytes, BytesRejection>;
+/// The request body, or why axum could not read it (mapped to our errors).
+type RawBody = Result<Bytes, BytesRejection>;
 
 async fn chat(
     State(a): State<Arc<Api>>,
     Extension(k): Extension<Arc<ApiKey>>,
     h: HeaderMap,
-    b: Body_,
+    b: RawBody,
 ) -> Response {
     handle(a, Endpoint::Chat, k, h, b)
         .await
@@ -67,7 +68,7 @@ async fn completions(
     State(a): State<Arc<Api>>,
     Extension(k): Extension<Arc<ApiKey>>,
     h: HeaderMap,
-    b: Body_,
+    b: RawBody,
 ) -> Response {
     handle(a, Endpoint::Completions, k, h, b)
         .await
@@ -77,7 +78,7 @@ async fn embeddings(
     State(a): State<Arc<Api>>,
     Extension(k): Extension<Arc<ApiKey>>,
     h: HeaderMap,
-    b: Body_,
+    b: RawBody,
 ) -> Response {
     handle(a, Endpoint::Embeddings, k, h, b)
         .await
@@ -87,7 +88,7 @@ async fn responses(
     State(a): State<Arc<Api>>,
     Extension(k): Extension<Arc<ApiKey>>,
     h: HeaderMap,
-    b: Body_,
+    b: RawBody,
 ) -> Response {
     handle(a, Endpoint::Responses, k, h, b)
         .await
@@ -124,7 +125,7 @@ async fn handle(
     endpoint: Endpoint,
     key: Arc<ApiKey>,
     headers: HeaderMap,
-    body: Body_,
+    body: RawBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let bytes = body.map_err(|rejection| {

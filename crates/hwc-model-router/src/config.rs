@@ -435,6 +435,14 @@ impl Validate for RouterConfig {
         if f.cooldown_failures == 0 {
             p.push("fallback.cooldown_failures is 0; set it to at least 1".into());
         }
+        for (key, name) in [
+            ("privacy.header", &self.privacy.header),
+            ("auto.header", &self.auto.header),
+        ] {
+            if axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).is_err() {
+                p.push(format!("{key} `{name}` is not a valid HTTP header name; use letters, digits and dashes"));
+            }
+        }
         if self.auth.keys_file.is_none() && !self.auth.allow_anonymous {
             p.push("no auth.keys_file is set and auth.allow_anonymous is false, so no request could ever be served; set one of them".into());
         }

@@ -436,7 +436,7 @@ impl Engine {
     pub fn stream(self: Arc<Self>, call: Call) -> impl Stream<Item = Out> + Send + 'static {
         async_stream::stream! {
             let call = Arc::new(call);
-            let mut record = StreamRecord { engine: self.clone(), call: call.clone(), backend: String::from("none"), tokens: Tokens::default(), outcome: None };
+            let mut record = StreamRecord { engine: self.clone(), call: call.clone(), backend: String::from("none"), tokens: Tokens::default(), outcome: None, accounted: false };
             let engine = self;
             let mut committed = false;
             let mut tried: Vec<usize> = Vec::new();
@@ -632,26 +632,29 @@ struct StreamRecord {
     call: Arc<Call>,
     backend: String,
     tokens: Tokens,
+    /// How it ended; `None` until it does (a drop then means cancelled).
     outcome: Option<&'static str>,
+    accounted: bool,
 }
 
 impl StreamRecord {
     fn finish(&mut self) {
-        let outcome = self.outcome.take().unwrap_or("cancelled");
+        if self.accounted {
+            return;
+        }
+        self.accounted = true;
+        let outcome = self.outcome.unwrap_or("cancelled");
         if outcome == "cancelled" {
             tracing::info!(backend = %self.backend, "client went away; upstream request cancelled");
         }
         self.engine
             .account(&self.call, &self.backend, outcome, self.tokens);
-        self.outcome = Some("");
     }
 }
 
 impl Drop for StreamRecord {
     fn drop(&mut self) {
-        if self.outcome.is_none() {
-            self.finish();
-        }
+        self.finish();
     }
 }
 
