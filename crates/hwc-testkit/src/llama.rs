@@ -98,7 +98,27 @@ pub fn spawn() -> Llama {
 /// with the test process: a shell holds it and kills it when its stdin (our
 /// pipe) closes.
 pub fn spawn_on(port: u16) -> Llama {
-    let (server, model) = runtime();
+    spawn_model_on(port, &runtime().1)
+}
+
+/// Starts a llama-server on a free port serving `model` (a GGUF the test
+/// produced, such as one a manager downloaded) and waits until it is
+/// healthy.
+pub fn start_with_model(model: &std::path::Path) -> Llama {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let llama = spawn_model_on(port, model);
+    wait_healthy(llama.port);
+    llama
+}
+
+/// Starts a llama-server on `port` serving `model`, without waiting; it
+/// dies with the test process like [`spawn_on`]'s.
+pub fn spawn_model_on(port: u16, model: &std::path::Path) -> Llama {
+    let (server, _) = runtime();
     let script = r#"
         "$0" "$@" >/dev/null 2>&1 &
         pid=$!
@@ -111,7 +131,7 @@ pub fn spawn_on(port: u16) -> Llama {
         .arg(script)
         .arg(&server)
         .args(["-m"])
-        .arg(&model)
+        .arg(model)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--metrics", "-c", "2048", "-t", "2", "-np", "2"])
         .stdin(Stdio::piped())

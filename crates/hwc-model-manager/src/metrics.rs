@@ -1,0 +1,194 @@
+//! The manager's metrics (`hwc_manager_*`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+/// A model and its kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    /// Model name.
+    pub model: String,
+    /// `ollama` or `file`.
+    pub kind: String,
+}
+
+/// A model.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabel {
+    /// Model name.
+    pub model: String,
+}
+
+/// A verify result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerifyLabels {
+    /// Model name.
+    pub model: String,
+    /// `ok` or `failed`.
+    pub result: &'static str,
+}
+
+/// A filesystem.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabel {
+    /// Directory.
+    pub path: String,
+}
+
+/// A reconcile outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `ok` or `failed`.
+    pub outcome: &'static str,
+}
+
+/// Every manager metric.
+#[derive(Clone)]
+pub struct ManagerMetrics {
+    declared: Family<ModelLabels, Gauge>,
+    present: Family<ModelLabels, Gauge>,
+    pull_bytes: Family<ModelLabel, Counter>,
+    pull_duration: Histogram,
+    verify: Family<VerifyLabels, Counter>,
+    disk_free: Family<PathLabel, Gauge>,
+    permanent: Family<ModelLabel, Counter>,
+    last_reconcile: Gauge<f64, AtomicU64>,
+    reconciles: Family<OutcomeLabel, Counter>,
+}
+
+impl ManagerMetrics {
+    /// Registers every manager metric.
+    pub fn register(r: &mut Registry) -> Self {
+        let m = Self {
+            declared: Family::default(),
+            present: Family::default(),
+            pull_bytes: Family::default(),
+            pull_duration: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            verify: Family::default(),
+            disk_free: Family::default(),
+            permanent: Family::default(),
+            last_reconcile: Gauge::default(),
+            reconciles: Family::default(),
+        };
+        r.register(
+            "model_declared",
+            "1 for every declared model",
+            m.declared.clone(),
+        );
+        r.register(
+            "model_present",
+            "1 when the declared model is present and checked",
+            m.present.clone(),
+        );
+        r.register_with_unit(
+            "pull",
+            "Bytes pulled or downloaded",
+            Unit::Bytes,
+            m.pull_bytes.clone(),
+        );
+        r.register_with_unit(
+            "pull_duration",
+            "Time of a whole pull or download",
+            Unit::Seconds,
+            m.pull_duration.clone(),
+        );
+        r.register("verify", "Verify generations by result", m.verify.clone());
+        r.register_with_unit(
+            "disk_free",
+            "Free bytes on a model filesystem",
+            Unit::Bytes,
+            m.disk_free.clone(),
+        );
+        r.register(
+            "permanent_failures",
+            "Failures no retry can fix, once each",
+            m.permanent.clone(),
+        );
+        r.register_with_unit(
+            "last_reconcile_timestamp",
+            "Unix time the last reconcile ended",
+            Unit::Seconds,
+            m.last_reconcile.clone(),
+        );
+        r.register("reconciles", "Reconciles by outcome", m.reconciles.clone());
+        m
+    }
+
+    /// Marks a model declared (and not yet present).
+    pub fn declared(&self, model: &str, kind: &str) {
+        let l = ModelLabels {
+            model: model.into(),
+            kind: kind.into(),
+        };
+        self.declared.get_or_create(&l).set(1);
+        self.present.get_or_create(&l).set(0);
+    }
+
+    /// Sets whether a model is present.
+    pub fn present(&self, model: &str, kind: &str, yes: bool) {
+        self.present
+            .get_or_create(&ModelLabels {
+                model: model.into(),
+                kind: kind.into(),
+            })
+            .set(i64::from(yes));
+    }
+
+    /// Counts bytes pulled.
+    pub fn pulled_bytes(&self, model: &str, n: u64) {
+        self.pull_bytes
+            .get_or_create(&ModelLabel {
+                model: model.into(),
+            })
+            .inc_by(n);
+    }
+
+    /// Observes a whole pull's duration.
+    pub fn pull_duration(&self, d: Duration) {
+        self.pull_duration.observe(d.as_secs_f64());
+    }
+
+    /// Counts a verify result.
+    pub fn verified(&self, model: &str, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.verify
+            .get_or_create(&VerifyLabels {
+                model: model.into(),
+                result,
+            })
+            .inc();
+    }
+
+    /// Sets free bytes of a directory's filesystem.
+    pub fn disk_free(&self, path: &str, free: u64) {
+        self.disk_free
+            .get_or_create(&PathLabel { path: path.into() })
+            .set(i64::try_from(free).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a permanent failure.
+    pub fn permanent_failure(&self, model: &str) {
+        self.permanent
+            .get_or_create(&ModelLabel {
+                model: model.into(),
+            })
+            .inc();
+    }
+
+    /// Records a finished reconcile.
+    pub fn reconciled(&self, outcome: &'static str, _took: Duration) {
+        self.reconciles
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.last_reconcile.set(now);
+    }
+}

@@ -1,0 +1,83 @@
+//! The binary: `--check-config` accepts the example and says what to fix;
+//! `plan` prints what a reconcile would do without doing it.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hwc-model-manager");
+
+#[test]
+fn check_config_accepts_the_example_and_names_what_to_fix() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let ok = Command::new(BIN)
+        .args(["--config", "examples/model-manager.toml", "--check-config"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout)
+        .contains("configuration OK: 2 Ollama models, 1 file models"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[[ollama_models]]\nname = \"a\"\n[[ollama_models]]\nname = \"a:latest\"\n", "ollama model `a:latest` is declared twice"),
+        ("[[ollama_models]]\nname = \"a\"\ndigest = \"sha256:1234\"\n", "digest `sha256:1234` is not sha256:<64 hex digits>"),
+        ("[[file_models]]\nname = \"m\"\ndir = \"/tmp/m\"\n[[file_models.files]]\nurl = \"http://h/m.gguf\"\n", "has no sha256"),
+        ("[manager]\nreserve = \"10GB\"\n", "reserve"),
+        ("[ollama]\nurll = \"x\"\n", "ollama.urll"),
+    ];
+    for (toml, want) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, toml).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{toml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "want `{want}` in: {err}");
+    }
+}
+
+#[test]
+fn plan_says_what_would_happen_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("models");
+    let cfg = dir.path().join("m.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[ollama]\nurl = \"http://127.0.0.1:1\"\n[[ollama_models]]\nname = \"gpt-oss:20b\"\n\
+             [[file_models]]\nname = \"smol\"\ndir = \"{}\"\n[[file_models.files]]\nurl = \"http://127.0.0.1:1/smol.gguf\"\nsha256 = \"{}\"\n",
+            model.display(),
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["plan", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("unknown   gpt-oss:20b: cannot reach Ollama"),
+        "{text}"
+    );
+    assert!(
+        text.contains("download  smol:") && text.contains("smol.gguf"),
+        "{text}"
+    );
+    assert!(!model.exists(), "plan wrote nothing");
+}
