@@ -74,21 +74,25 @@ in
   };
 
   config = lib.mkIf (top.enable && cfg.enable) {
+    # Rendered in hwc-model-manager's own schema (docs/model-manager.md):
+    # Ollama models come from hwc.ai.models; file models (GGUF and
+    # safetensors files with URL and sha256) are declared in settings
+    # directly, as `file_models`, since a runtime's model option names a
+    # path, not a download.
     hwc.ai.modelManager.settings = {
       server.listen = hlib.listenAddress cfg.host cfg.port;
-      runtimes = lib.listToAttrs (
-        map (e: lib.nameValuePair e.backend { inherit (e) url; }) (hlib.runtimeEndpoints config)
-      );
-      models = lib.mapAttrsToList (
-        name: m:
+      ollama = lib.optionalAttrs top.runtimes.ollama.enable {
+        url = "http://${config.services.ollama.host}:${toString config.services.ollama.port}";
+      };
+      ollama_models = lib.mapAttrsToList (
+        _name: m:
         {
-          inherit name;
-          inherit (m) runtime source;
-          auto_update = m.autoUpdate;
+          name = m.source;
+          verify = true;
+          update = if m.autoUpdate then "schedule" else "never";
         }
-        // lib.optionalAttrs (m.runtime == "vllm") { inherit (m) instance; }
         // lib.optionalAttrs (m.digest != null) { inherit (m) digest; }
-      ) top.models;
+      ) (lib.filterAttrs (_: m: m.runtime == "ollama") top.models);
     };
 
     systemd.services.hwc-model-manager = {

@@ -104,6 +104,8 @@ router_bin=${HWC_ROUTER_BIN:-$target_dir/debug/hwc-model-router}
 prober_bin=${HWC_PROBER_BIN:-$target_dir/debug/hwc-health-prober}
 [[ -x "$router_bin" ]] && router_bin=$(realpath "$router_bin") || router_bin=""
 [[ -x "$prober_bin" ]] && prober_bin=$(realpath "$prober_bin") || prober_bin=""
+manager_bin=${HWC_MANAGER_BIN:-$target_dir/debug/hwc-model-manager}
+[[ -x "$manager_bin" ]] && manager_bin=$(realpath "$manager_bin") || manager_bin=""
 
 # ---------------------------------------------------------------------------
 step "1. parse every .nix file"
@@ -297,6 +299,14 @@ EOF
         check_config "$prober_bin" "$json" "$(dirname "$json")/hwc-health-prober.service"
       else
         skip "hwc-health-prober --check-config ${json#"$work/eval/"} (no prober binary; set HWC_PROBER_BIN)"
+      fi
+    done
+    for json in "$work"/eval/*/hwc-model-manager.json; do
+      [[ -e "$json" ]] || continue
+      if [[ -n "$manager_bin" ]]; then
+        check_config "$manager_bin" "$json" "$(dirname "$json")/hwc-model-manager.service"
+      else
+        skip "hwc-model-manager --check-config ${json#"$work/eval/"} (no manager binary; set HWC_MANAGER_BIN)"
       fi
     done
     step "3d. the option reference in docs/nixos.md matches the modules"

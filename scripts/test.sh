@@ -28,10 +28,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
-cargo build --locked -p hwc-model-router -p hwc-health-prober
+cargo build --locked -p hwc-model-router -p hwc-health-prober -p hwc-model-manager
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 export HWC_ROUTER_BIN="$target_dir/debug/hwc-model-router"
 export HWC_PROBER_BIN="$target_dir/debug/hwc-health-prober"
+export HWC_MANAGER_BIN="$target_dir/debug/hwc-model-manager"
 
 step "openai SDK end-to-end tests"
 "$cache/venv/bin/python" -m pytest -q tests/e2e

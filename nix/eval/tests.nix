@@ -252,10 +252,12 @@ let
             "ollama"
             "router"
           ]
+          ++ lib.optional c.hwc.ai.modelManager.enable "model-manager"
           && c.hwc.ai.healthProber.restartUnits == [
             "ollama.service"
             "hwc-model-router.service"
           ]
+          ++ lib.optional c.hwc.ai.modelManager.enable "hwc-model-manager.service"
         )
       )
     ))
@@ -266,7 +268,12 @@ let
         c.security.polkit.enable
         && hasInfix ''subject.user == "hwc-ai-prober"'' c.security.polkit.extraConfig
         && hasInfix ''action.lookup("verb") == "restart"'' c.security.polkit.extraConfig
-        && hasInfix ''["ollama.service","hwc-model-router.service"].indexOf'' c.security.polkit.extraConfig
+        && hasInfix (
+          if c.hwc.ai.modelManager.enable then
+            ''["ollama.service","hwc-model-router.service","hwc-model-manager.service"].indexOf''
+          else
+            ''["ollama.service","hwc-model-router.service"].indexOf''
+        ) c.security.polkit.extraConfig
         && c.users.users ? hwc-ai-prober
         && (sc c "hwc-health-prober").User == "hwc-ai-prober"
         && !(sc c "hwc-health-prober").DynamicUser
@@ -625,6 +632,9 @@ let
       // lib.optionalAttrs c.hwc.ai.router.enable { "hwc-model-router.json" = c.hwc.ai.router.settings; }
       // lib.optionalAttrs c.hwc.ai.healthProber.enable {
         "hwc-health-prober.json" = c.hwc.ai.healthProber.settings;
+      }
+      // lib.optionalAttrs c.hwc.ai.modelManager.enable {
+        "hwc-model-manager.json" = c.hwc.ai.modelManager.settings;
       }
     );
 in
