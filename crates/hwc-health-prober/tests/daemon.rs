@@ -2,27 +2,18 @@
 //! is wrong and what to change; SIGTERM ends it with 0.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::process::Command;
+use hwc_testkit::daemon::{assert_check_config_accepts, assert_check_config_rejects};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hwc-health-prober");
 
 #[test]
 fn check_config_accepts_the_example_and_names_bad_targets() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let ok = Command::new(BIN)
-        .args(["--config", "examples/health-prober.toml", "--check-config"])
-        .current_dir(root)
-        .output()
-        .unwrap();
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let out = assert_check_config_accepts(BIN, root, "examples/health-prober.toml");
     assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        out.contains("configuration OK: 10 targets (4 with restart_unit)"),
+        "{out}"
     );
-    assert!(String::from_utf8_lossy(&ok.stdout)
-        .contains("configuration OK: 10 targets (4 with restart_unit)"));
-
-    let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("[[targets]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\n[[targets]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:2\"\n", "target `a`: the name is used twice"),
         ("[[targets]]\nname = \"b\"\nkind = \"redis\"\n", "target `b`: unknown kind `redis`"),
@@ -32,17 +23,5 @@ fn check_config_accepts_the_example_and_names_bad_targets() {
         ("[defaults]\nintervall = \"1s\"\n", "defaults.intervall"),
         ("[auth]\ntoken_files = [\"/nonexistent/token\"]\n", "cannot read secret file /nonexistent/token"),
     ];
-    for (toml, want) in cases {
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, toml).unwrap();
-        let out = Command::new(BIN)
-            .arg("--config")
-            .arg(&path)
-            .arg("--check-config")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{toml}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(want), "want `{want}` in: {err}");
-    }
+    assert_check_config_rejects(BIN, &cases);
 }

@@ -2,27 +2,19 @@
 //! `plan` prints what a reconcile would do without doing it.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use hwc_testkit::daemon::{assert_check_config_accepts, assert_check_config_rejects};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hwc-model-manager");
 
 #[test]
 fn check_config_accepts_the_example_and_names_what_to_fix() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let ok = Command::new(BIN)
-        .args(["--config", "examples/model-manager.toml", "--check-config"])
-        .current_dir(root)
-        .output()
-        .unwrap();
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let out = assert_check_config_accepts(BIN, root, "examples/model-manager.toml");
     assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        out.contains("configuration OK: 2 Ollama models, 1 file models"),
+        "{out}"
     );
-    assert!(String::from_utf8_lossy(&ok.stdout)
-        .contains("configuration OK: 2 Ollama models, 1 file models"));
-
-    let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("[[ollama_models]]\nname = \"a\"\n[[ollama_models]]\nname = \"a:latest\"\n", "ollama model `a:latest` is declared twice"),
         ("[[ollama_models]]\nname = \"a\"\ndigest = \"sha256:1234\"\n", "digest `sha256:1234` is not sha256:<64 hex digits>"),
@@ -30,19 +22,7 @@ fn check_config_accepts_the_example_and_names_what_to_fix() {
         ("[manager]\nreserve = \"10GB\"\n", "reserve"),
         ("[ollama]\nurll = \"x\"\n", "ollama.urll"),
     ];
-    for (toml, want) in cases {
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, toml).unwrap();
-        let out = Command::new(BIN)
-            .arg("--config")
-            .arg(&path)
-            .arg("--check-config")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{toml}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(want), "want `{want}` in: {err}");
-    }
+    assert_check_config_rejects(BIN, &cases);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod common;
 
 use common::scripted::{answer, Act, Upstream};
+use hwc_testkit::daemon::{assert_check_config_accepts, assert_check_config_rejects};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -144,20 +145,9 @@ async fn notifies_systemd_and_drains_on_sigterm() {
 
 #[test]
 fn check_config_accepts_the_example_and_names_bad_keys() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let ok = Command::new(BIN)
-        .args(["--config", "examples/router.toml", "--check-config"])
-        .current_dir(root)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration OK"));
-
-    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let out = assert_check_config_accepts(BIN, root, "examples/router.toml");
+    assert!(out.contains("configuration OK"), "{out}");
     let cases = [
         ("[server]\nlsten = \"127.0.0.1:1\"\n", "server.lsten"),
         ("[auth]\nallow_anonymous = true\n[[backends]]\nname = \"a\"\nkind = \"openai\"\nurls = [\"not a url\"]\n", "does not parse"),
@@ -165,19 +155,7 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
         ("[auth]\nkeys_file = \"/nonexistent/keys.toml\"\n", "cannot read secret file /nonexistent/keys.toml"),
         ("[auth]\nallow_anonymous = true\n[aliases]\ndefault = \"nothing\"\n", "alias `default` points to `nothing`"),
     ];
-    for (toml, want) in cases {
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, toml).unwrap();
-        let out = Command::new(BIN)
-            .arg("--config")
-            .arg(&path)
-            .arg("--check-config")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{toml}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(want), "want `{want}` in: {err}");
-    }
+    assert_check_config_rejects(BIN, &cases);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Real peers for integration tests, shared by every daemon crate so no two
 //! test suites start them differently.
 
+pub mod daemon;
 pub mod llama;
 pub mod mcp;
