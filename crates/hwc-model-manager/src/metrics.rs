@@ -60,6 +60,8 @@ pub struct ManagerMetrics {
     permanent: Family<ModelLabel, Counter>,
     last_reconcile: Gauge<f64, AtomicU64>,
     reconciles: Family<OutcomeLabel, Counter>,
+    progress_done: Family<ModelLabel, Gauge>,
+    progress_total: Family<ModelLabel, Gauge>,
 }
 
 impl ManagerMetrics {
@@ -75,6 +77,8 @@ impl ManagerMetrics {
             permanent: Family::default(),
             last_reconcile: Gauge::default(),
             reconciles: Family::default(),
+            progress_done: Family::default(),
+            progress_total: Family::default(),
         };
         r.register(
             "model_declared",
@@ -117,6 +121,18 @@ impl ManagerMetrics {
             m.last_reconcile.clone(),
         );
         r.register("reconciles", "Reconciles by outcome", m.reconciles.clone());
+        r.register_with_unit(
+            "pull_progress_done",
+            "Bytes done of the pull running now (0 when none)",
+            Unit::Bytes,
+            m.progress_done.clone(),
+        );
+        r.register_with_unit(
+            "pull_progress_total",
+            "Bytes in all of the pull running now (0 unknown or none)",
+            Unit::Bytes,
+            m.progress_total.clone(),
+        );
         m
     }
 
@@ -138,6 +154,19 @@ impl ManagerMetrics {
                 kind: kind.into(),
             })
             .set(i64::from(yes));
+    }
+
+    /// Sets a running pull's progress (done, total); zeros when it ends.
+    pub fn progress(&self, model: &str, done: u64, total: u64) {
+        let l = ModelLabel {
+            model: model.into(),
+        };
+        self.progress_done
+            .get_or_create(&l)
+            .set(i64::try_from(done).unwrap_or(i64::MAX));
+        self.progress_total
+            .get_or_create(&l)
+            .set(i64::try_from(total).unwrap_or(i64::MAX));
     }
 
     /// Counts bytes pulled.

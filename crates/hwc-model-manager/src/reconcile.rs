@@ -215,6 +215,12 @@ impl Manager {
                     tracing::info!(model = name, state = ?state, "model state");
                 }
                 self.metrics.present(name, m.kind, state == State::Present);
+                match &state {
+                    State::Pulling { done, total, .. } => {
+                        self.metrics.progress(name, *done, *total)
+                    }
+                    _ => self.metrics.progress(name, 0, 0),
+                }
                 m.state = state;
             }
         }

@@ -30,6 +30,8 @@ enum Pull {
     NeedsNewer,
     /// Progress, then the connection ends without `success`.
     Cut,
+    /// Progress, then an `{"error": ...}` line (Ollama's in-stream error).
+    ErrorLine(&'static str),
 }
 
 #[derive(Default)]
@@ -122,6 +124,10 @@ async fn pull(State(d): State<Shared>, Json(body): Json<Value>) -> Response {
         Pull::Ok(dg) => (dg, Duration::ZERO, false),
         Pull::Slow(dg, p) => (dg, p, false),
         Pull::Cut => ("", Duration::ZERO, true),
+        Pull::ErrorLine(msg) => {
+            let line = format!("{{\"status\":\"pulling manifest\"}}\n{{\"error\":\"{msg}\"}}\n");
+            return Response::builder().header("content-type", "application/x-ndjson").body(Body::from(line)).unwrap();
+        }
     };
     let stream = async_stream::stream! {
         yield Ok::<_, std::io::Error>(bytes::Bytes::from("{\"status\":\"pulling manifest\"}\n"));
@@ -391,4 +397,35 @@ async fn without_prune_undeclared_models_are_listed_not_touched() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(m.status().await["undeclared"], json!(["stray:1"]));
     assert!(d.lock().unwrap().deleted.is_empty());
+}
+
+#[tokio::test]
+async fn an_error_line_in_the_pull_stream_is_reported_with_its_words() {
+    let d: Shared = Default::default();
+    d.lock().unwrap().pulls.insert(
+        "nosuch:1b".into(),
+        VecDeque::from([Pull::ErrorLine("pull model manifest: file does not exist")]),
+    );
+    let url = serve_double(d.clone()).await;
+    let m = Running::start(config(&url, "[[ollama_models]]\nname = \"nosuch:1b\"\n")).await;
+    let f = m.wait("nosuch:1b", "failed", Duration::from_secs(5)).await;
+    assert!(
+        f["reason"]
+            .as_str()
+            .unwrap()
+            .contains("file does not exist"),
+        "{f}"
+    );
+    assert_eq!(f["permanent"], true, "a missing model is not retried");
+    assert_eq!(d.lock().unwrap().pull_calls.len(), 1);
+    let metrics = reqwest::get(format!("{}/metrics", m.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hwc_manager_permanent_failures_total{model=\"nosuch:1b\"} 1"),
+        "{metrics}"
+    );
 }
