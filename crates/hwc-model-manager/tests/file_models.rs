@@ -1,0 +1,86 @@
+//! A declared file model through the whole daemon: downloaded from a real
+//! local HTTP server, placed, then verified with a one-token generation
+//! through the real llama-server named by `verify_url`; `/status` and the
+//! metrics follow it.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use hwc_ai_core::config::Validate;
+use hwc_model_manager::config::ManagerConfig;
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn downloads_places_and_verifies_through_the_runtime() {
+    let llama = hwc_testkit::llama::start();
+    let www = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(www.path().join("weights.bin"), &data).unwrap();
+    let sha = hex::encode(Sha256::digest(&data));
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(www.path()));
+    tokio::spawn(async move { axum::serve(server, app).await.unwrap() });
+
+    let models = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[ollama]\nurl = \"http://127.0.0.1:9\"\n[manager]\nreserve = 0\n\
+         [[file_models]]\nname = \"weights\"\ndir = \"{}\"\nverify_url = \"{}\"\n\
+         [[file_models.files]]\nurl = \"{base}/weights.bin\"\nsha256 = \"{sha}\"\n",
+        models.path().join("w").display(),
+        llama.url()
+    );
+    let cfg: ManagerConfig = figment::Figment::from(figment::providers::Serialized::defaults(
+        ManagerConfig::default(),
+    ))
+    .merge(<figment::providers::Toml as figment::providers::Format>::string(&toml))
+    .extract()
+    .unwrap();
+    cfg.validate().unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        hwc_model_manager::run_on(cfg, l, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap()
+    });
+
+    let t0 = Instant::now();
+    let model = loop {
+        let s: serde_json::Value = reqwest::get(format!("{url}/status"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let m = s["models"][0].clone();
+        if m["state"] == "present" || m["state"] == "failed" {
+            break m;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "{m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(model["state"], "present", "{model}");
+    assert_eq!(
+        std::fs::read(models.path().join("w/weights.bin")).unwrap(),
+        data
+    );
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hwc_manager_verify_total{model=\"weights\",result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("hwc_manager_model_present{model=\"weights\",kind=\"file\"} 1"));
+    assert!(
+        metrics.contains("hwc_manager_pull_bytes_total{model=\"weights\"} 3000000"),
+        "{metrics}"
+    );
+    let _ = tx.send(());
+}
