@@ -12,7 +12,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 use subtle::ConstantTimeEq;
 
 /// SHA-256 of a token: what is kept in memory instead of the token.
@@ -113,16 +114,60 @@ impl<P: Clone> Default for KeyTable<P> {
     }
 }
 
-/// axum middleware: authenticates against the table in its state and puts
-/// the principal into the request's extensions for handlers to take.
+/// The key table in force, replaceable while serving (a reload on SIGHUP
+/// rotates keys without dropping connections); each request takes a cheap
+/// `Arc` of the table current when it arrived.
+pub struct KeyRing<P> {
+    current: RwLock<Arc<KeyTable<P>>>,
+}
+
+impl<P> KeyRing<P> {
+    /// A ring holding `table`.
+    pub fn new(table: KeyTable<P>) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(table)),
+        }
+    }
+
+    /// The table in force now.
+    pub fn current(&self) -> Arc<KeyTable<P>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `table` in force for the requests that arrive from now on.
+    pub fn replace(&self, table: KeyTable<P>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+    }
+}
+
+/// Bearer tokens from files (one token per file, relative paths under
+/// `$CREDENTIALS_DIRECTORY`) for daemons whose callers are all equal; with
+/// no files, requests without a token are let in (a loopback default).
+pub fn token_table(files: &[PathBuf]) -> Result<KeyTable<()>, crate::secret::SecretError> {
+    let mut table = KeyTable::new();
+    for f in files {
+        table.insert(TokenDigest::of(crate::secret::read_secret(f)?.expose()), ());
+    }
+    if table.is_empty() {
+        table.allow_anonymous(());
+    }
+    Ok(table)
+}
+
+/// axum middleware: authenticates against the ring's current table and
+/// puts the principal into the request's extensions for handlers to take.
 pub async fn require_bearer<P>(
-    State(table): State<Arc<KeyTable<P>>>,
+    State(ring): State<Arc<KeyRing<P>>>,
     mut req: Request,
     next: Next,
 ) -> Response
 where
     P: Clone + Send + Sync + 'static,
 {
+    let table = ring.current();
     let header = req
         .headers()
         .get(AUTHORIZATION)

@@ -114,6 +114,9 @@ pub struct Daemon {
     pub health: Arc<dyn Health>,
     /// The daemon's metrics; HTTP metrics are added here.
     pub registry: Registry,
+    /// What SIGHUP does (re-read keys, say). `None`: SIGHUP is logged and
+    /// ignored, never the default of ending the process.
+    pub reload: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// A listener bound as configured, or the first socket systemd passed
@@ -324,12 +327,13 @@ pub async fn serve_until(
 /// [`serve_until`] on an already bound listener.
 pub async fn serve_on(
     listener: TcpListener,
-    daemon: Daemon,
+    mut daemon: Daemon,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let name = daemon.name;
     let drain = daemon.config.drain_timeout;
     let health = daemon.health.clone();
+    let reload = spawn_reload(name, daemon.reload.take());
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     let app = app(daemon);
 
@@ -354,6 +358,7 @@ pub async fn serve_on(
     tokio::select! {
         result = &mut server => {
             if let Some(w) = watchdog { w.abort(); }
+            reload.abort();
             return match result {
                 Ok(r) => r.map_err(ServerError::Serve),
                 Err(e) => Err(ServerError::Serve(std::io::Error::other(e))),
@@ -382,5 +387,33 @@ pub async fn serve_on(
     if let Some(w) = watchdog {
         w.abort();
     }
+    reload.abort();
     Ok(())
+}
+
+/// Listens for SIGHUP for the daemon's lifetime and runs its reload.
+fn spawn_reload(
+    name: &'static str,
+    reload: Option<Box<dyn Fn() + Send + Sync>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match &reload {
+                Some(f) => {
+                    tracing::info!(daemon = name, signal = "SIGHUP", "reloading");
+                    f();
+                }
+                None => tracing::info!(
+                    daemon = name,
+                    signal = "SIGHUP",
+                    "nothing to reload; ignored"
+                ),
+            }
+        }
+    })
 }

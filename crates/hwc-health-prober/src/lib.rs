@@ -19,7 +19,7 @@ use crate::config::ProberConfig;
 use crate::metrics::ProberMetrics;
 use crate::probe::Probers;
 use crate::runner::Prober;
-use hwc_ai_core::auth::KeyTable;
+use hwc_ai_core::auth::KeyRing;
 use hwc_ai_core::health::Health;
 use hwc_ai_core::server::{self, Daemon};
 use std::future::Future;
@@ -105,18 +105,9 @@ pub async fn run_on(
     ));
     let loops = prober.spawn();
 
-    let mut keys = KeyTable::new();
-    for f in &cfg.auth.token_files {
-        keys.insert(
-            hwc_ai_core::auth::TokenDigest::of(hwc_ai_core::secret::read_secret(f)?.expose()),
-            (),
-        );
-    }
-    if keys.is_empty() {
-        keys.allow_anonymous(());
-    }
+    let keys = hwc_ai_core::auth::token_table(&cfg.auth.token_files)?;
     let api = api::routes(prober.clone()).layer(axum::middleware::from_fn_with_state(
-        Arc::new(keys),
+        Arc::new(KeyRing::new(keys)),
         hwc_ai_core::auth::require_bearer::<()>,
     ));
     let daemon = Daemon {
@@ -125,6 +116,7 @@ pub async fn run_on(
         api,
         health: Arc::new(ProberHealth(prober.clone())),
         registry,
+        reload: None,
     };
     let (up, total) = prober.counts();
     hwc_ai_core::notify::status(&format!("{up} of {total} targets up"));

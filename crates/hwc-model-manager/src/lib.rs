@@ -17,7 +17,7 @@ pub mod reconcile;
 use crate::config::ManagerConfig;
 use crate::metrics::ManagerMetrics;
 use crate::reconcile::Manager;
-use hwc_ai_core::auth::{KeyTable, TokenDigest};
+use hwc_ai_core::auth::KeyRing;
 use hwc_ai_core::health::AlwaysReady;
 use hwc_ai_core::server::{self, Daemon};
 use std::future::Future;
@@ -62,16 +62,7 @@ pub async fn run_on(
 ) -> Result<(), StartError> {
     let mut registry = hwc_ai_core::metrics::registry("manager");
     let metrics = ManagerMetrics::register(&mut registry);
-    let mut keys = KeyTable::new();
-    for f in &cfg.auth.token_files {
-        keys.insert(
-            TokenDigest::of(hwc_ai_core::secret::read_secret(f)?.expose()),
-            (),
-        );
-    }
-    if keys.is_empty() {
-        keys.allow_anonymous(());
-    }
+    let keys = hwc_ai_core::auth::token_table(&cfg.auth.token_files)?;
     let server_cfg = cfg.server.clone();
     let every = cfg.manager.update_interval;
     let manager = Arc::new(Manager::new(cfg, metrics)?);
@@ -93,7 +84,7 @@ pub async fn run_on(
         })
     };
     let api = api::routes(manager.clone()).layer(axum::middleware::from_fn_with_state(
-        Arc::new(keys),
+        Arc::new(KeyRing::new(keys)),
         hwc_ai_core::auth::require_bearer::<()>,
     ));
     let daemon = Daemon {
@@ -102,6 +93,7 @@ pub async fn run_on(
         api,
         health: Arc::new(AlwaysReady),
         registry,
+        reload: None,
     };
     let served = server::serve_on(listener, daemon, shutdown).await;
     worker.abort();

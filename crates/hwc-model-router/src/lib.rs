@@ -96,7 +96,7 @@ pub async fn run_on(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let keys = Arc::new(keys::load(&cfg.auth)?);
+    let keys = Arc::new(hwc_ai_core::auth::KeyRing::new(keys::load(&cfg.auth)?));
     let backends = cfg
         .backends
         .iter()
@@ -148,15 +148,29 @@ pub async fn run_on(
     };
 
     let routes = api::routes(api.clone()).layer(axum::middleware::from_fn_with_state(
-        keys,
+        keys.clone(),
         hwc_ai_core::auth::require_bearer::<Arc<keys::ApiKey>>,
     ));
+    // SIGHUP re-reads the keys file; a file that does not load is refused
+    // and the keys in force stay, so a typo never locks every client out.
+    let reload = {
+        let (ring, auth) = (keys.clone(), cfg.auth.clone());
+        move || match keys::load(&auth) {
+            Ok(table) => {
+                let n = table.len();
+                ring.replace(table);
+                tracing::info!(keys = n, "keys reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, "keys file rejected; keeping the keys in force"),
+        }
+    };
     let daemon = Daemon {
         name: "hwc-model-router",
         config: cfg.server.clone(),
         api: routes,
         health: Arc::new(RouterHealth { engine }),
         registry,
+        reload: Some(Box::new(reload)),
     };
     let served = server::serve_on(listener, daemon, shutdown).await;
     flusher.abort();

@@ -207,3 +207,75 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.exists())
         .ok_or(())
 }
+
+#[tokio::test]
+async fn sighup_reloads_keys_and_keeps_them_when_the_file_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = write_config(dir.path(), &common::dead_url(), port);
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let models = |key: &'static str| {
+        let url = format!("http://127.0.0.1:{port}/v1/models");
+        async move {
+            match common::client().get(url).bearer_auth(key).send().await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            }
+        }
+    };
+    let t0 = Instant::now();
+    while models(common::ALICE).await != 200 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "router not serving");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(models("sk-rotated").await, 401);
+
+    let hup = |pid: u32| {
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    std::fs::write(
+        dir.path().join("keys.toml"),
+        format!(
+            "{}\n[[keys]]\nname = \"rotated\"\nsecret = \"sk-rotated\"\n",
+            common::KEYS
+        ),
+    )
+    .unwrap();
+    assert!(hup(child.id()).success());
+    let t0 = Instant::now();
+    while models("sk-rotated").await != 200 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "new key not in force after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A broken file is refused; the keys in force stay and the daemon lives on.
+    std::fs::write(dir.path().join("keys.toml"), "[[keys]]\nname = \n").unwrap();
+    assert!(hup(child.id()).success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(models("sk-rotated").await, 200);
+    assert_eq!(models(common::ALICE).await, 200);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not end the daemon"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
