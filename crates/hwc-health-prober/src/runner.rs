@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+/// Slack beyond two intervals plus a timeout before a loop counts as stalled.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
+
 /// Healing actions kept for `/status`.
 const ACTIONS_KEPT: usize = 50;
 
@@ -74,6 +77,7 @@ pub struct Prober {
     metrics: ProberMetrics,
     healing: HealingConfig,
     started: Instant,
+    watchdog_grace: Duration,
     /// Recent healing actions, newest last.
     pub actions: Mutex<VecDeque<Action>>,
 }
@@ -115,8 +119,15 @@ impl Prober {
             metrics,
             healing,
             started: Instant::now(),
+            watchdog_grace: WATCHDOG_GRACE,
             actions: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The same prober with another stall grace (tests use a short one).
+    pub fn with_watchdog_grace(mut self, grace: Duration) -> Self {
+        self.watchdog_grace = grace;
+        self
     }
 
     /// Targets up now, and in all.
@@ -136,7 +147,7 @@ impl Prober {
         let now = self.started.elapsed();
         for t in &self.targets {
             let last = Duration::from_millis(t.last_start_ms.load(Ordering::Relaxed));
-            let allowed = t.target.interval * 2 + t.target.timeout + Duration::from_secs(5);
+            let allowed = t.target.interval * 2 + t.target.timeout + self.watchdog_grace;
             if now > allowed && now.saturating_sub(last) > allowed {
                 return Err(format!(
                     "the probe loop of `{}` has not run for {:.1}s",
@@ -316,4 +327,51 @@ fn spread(name: &str, interval: Duration) -> Duration {
     });
     let ms = interval.as_millis().max(1) as u64;
     Duration::from_millis(h % ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProberConfig;
+
+    fn prober() -> Prober {
+        let cfg: ProberConfig = figment::Figment::from(figment::providers::Serialized::defaults(ProberConfig::default()))
+            .merge(<figment::providers::Toml as figment::providers::Format>::string(
+                "[[targets]]\nname = \"t\"\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\ninterval = \"50ms\"\ntimeout = \"20ms\"\n",
+            ))
+            .extract()
+            .unwrap();
+        let mut registry = prometheus_client::registry::Registry::default();
+        Prober::new(
+            cfg.targets().unwrap(),
+            Probers::new().unwrap(),
+            ProberMetrics::register(&mut registry),
+            cfg.healing,
+        )
+        .with_watchdog_grace(Duration::from_millis(200))
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_question_fails_when_loops_stall_and_holds_while_they_run() {
+        // Allowed: 2 x 50 ms + 20 ms + 200 ms grace = 320 ms.
+        let stalled = prober();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let err = stalled.loops_on_time().unwrap_err();
+        assert!(err.contains("probe loop of `t`"), "{err}");
+
+        let running = Arc::new(prober());
+        let loops = running.spawn();
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            running.loops_on_time().unwrap();
+        }
+        for l in &loops {
+            l.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            running.loops_on_time().is_err(),
+            "stopped loops stop the pets"
+        );
+    }
 }
