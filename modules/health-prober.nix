@@ -74,16 +74,7 @@ in
   options.hwc.ai.healthProber = {
     enable = lib.mkEnableOption "hwc-health-prober, which probes every runtime and daemon and restarts failed units";
 
-    package = mkOption {
-      type = types.package;
-      default =
-        top.packages.hwc-health-prober or pkgs.hwc-health-prober or (throw ''
-          No hwc-health-prober package: import the hwc-ai flake's nixosModules.default (it sets
-          hwc.ai.packages), apply its overlays.default, or set hwc.ai.packages.hwc-health-prober.
-        '');
-      defaultText = literalExpression "config.hwc.ai.packages.hwc-health-prober";
-      description = "The hwc-health-prober package.";
-    };
+    package = hlib.daemonPackageOption { inherit top pkgs; } "hwc-health-prober";
 
     host = mkOption {
       type = types.str;

@@ -174,4 +174,20 @@ rec {
       "llama-cpp"
     else
       "vllm-${m.instance}";
+
+  # The `package` option of an hwc-ai daemon module: the flake's build
+  # (hwc.ai.packages), else the overlay's, else an error saying how to get one.
+  daemonPackageOption =
+    { top, pkgs }:
+    name:
+    lib.mkOption {
+      type = lib.types.package;
+      default =
+        top.packages.${name} or pkgs.${name} or (throw ''
+          No ${name} package: import the hwc-ai flake's nixosModules.default (it sets
+          hwc.ai.packages), apply its overlays.default, or set hwc.ai.packages.${name}.
+        '');
+      defaultText = lib.literalExpression "config.hwc.ai.packages.${name}";
+      description = "The ${name} package.";
+    };
 }

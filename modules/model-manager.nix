@@ -1,9 +1,8 @@
 # hwc.ai.modelManager: hwc-model-manager keeps the declared models
-# (hwc.ai.models) present, pinned and verified. PENDING: the daemon does not
-# exist yet; this module is its option skeleton and unit
-# (../nix/units/model-manager.nix), and the `[[models]]` it renders is a
-# proposal the daemon's config schema may still change. While it is
-# disabled, Ollama models are pulled by nixpkgs' loader (modules/models.nix).
+# (hwc.ai.models) present, pinned and verified (docs/model-manager.md). Its
+# settings are rendered in the daemon's own schema; file models go in
+# `settings.file_models`. While it is disabled, Ollama models are pulled by
+# nixpkgs' loader (modules/models.nix).
 {
   config,
   lib,
@@ -29,18 +28,9 @@ let
 in
 {
   options.hwc.ai.modelManager = {
-    enable = lib.mkEnableOption "hwc-model-manager (pending: the daemon is not built yet)";
+    enable = lib.mkEnableOption "hwc-model-manager, which keeps the declared models pulled, pinned and verified";
 
-    package = mkOption {
-      type = types.package;
-      default =
-        top.packages.hwc-model-manager or pkgs.hwc-model-manager or (throw ''
-          No hwc-model-manager package: import the hwc-ai flake's nixosModules.default (it sets
-          hwc.ai.packages), apply its overlays.default, or set hwc.ai.packages.hwc-model-manager.
-        '');
-      defaultText = literalExpression "config.hwc.ai.packages.hwc-model-manager";
-      description = "The hwc-model-manager package.";
-    };
+    package = hlib.daemonPackageOption { inherit top pkgs; } "hwc-model-manager";
 
     host = mkOption {
       type = types.str;

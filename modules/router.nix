@@ -125,16 +125,7 @@ in
   options.hwc.ai.router = {
     enable = lib.mkEnableOption "hwc-model-router, the OpenAI-compatible endpoint in front of every runtime";
 
-    package = mkOption {
-      type = types.package;
-      default =
-        top.packages.hwc-model-router or pkgs.hwc-model-router or (throw ''
-          No hwc-model-router package: import the hwc-ai flake's nixosModules.default (it sets
-          hwc.ai.packages), apply its overlays.default, or set hwc.ai.packages.hwc-model-router.
-        '');
-      defaultText = literalExpression "config.hwc.ai.packages.hwc-model-router";
-      description = "The hwc-model-router package.";
-    };
+    package = hlib.daemonPackageOption { inherit top pkgs; } "hwc-model-router";
 
     host = mkOption {
       type = types.str;
