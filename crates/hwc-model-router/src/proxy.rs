@@ -135,6 +135,33 @@ impl Engine {
         }
     }
 
+    /// The candidate for the next attempt, waiting out a short cooldown
+    /// (at most `backoff_max`, added to `waited`) once; the final error when
+    /// nothing can serve.
+    async fn next(
+        &self,
+        call: &Call,
+        tried: &[usize],
+        failures: &[Failure],
+        waited: &mut Duration,
+    ) -> Result<(Candidate, Arc<Replica>), ApiError> {
+        match self.pick(call, tried) {
+            Pick::Go(c, r) => return Ok((c, r)),
+            Pick::Exhausted(d) => return Err(self.exhausted(call, failures, d)),
+            Pick::Wait(d) => {
+                tokio::time::sleep(d).await;
+                *waited += d;
+            }
+        }
+        match self.pick(call, tried) {
+            Pick::Go(c, r) => Ok((c, r)),
+            Pick::Wait(d) | Pick::Exhausted(Some(d)) => {
+                Err(self.exhausted(call, failures, Some(d)))
+            }
+            Pick::Exhausted(None) => Err(self.exhausted(call, failures, None)),
+        }
+    }
+
     fn backoff(&self, attempt: usize) -> Duration {
         let exp = self
             .fallback
@@ -313,21 +340,9 @@ impl Engine {
         let mut failures: Vec<Failure> = Vec::new();
         let mut upstream_time = Duration::ZERO;
         for attempt in 0..self.fallback.max_attempts {
-            let (c, replica) = match self.pick(call, &tried) {
-                Pick::Go(c, r) => (c, r),
-                Pick::Wait(d) => {
-                    tokio::time::sleep(d).await;
-                    upstream_time += d;
-                    match self.pick(call, &tried) {
-                        Pick::Go(c, r) => (c, r),
-                        Pick::Wait(d) | Pick::Exhausted(Some(d)) => {
-                            return Err(self.exhausted(call, &failures, Some(d)))
-                        }
-                        Pick::Exhausted(None) => return Err(self.exhausted(call, &failures, None)),
-                    }
-                }
-                Pick::Exhausted(d) => return Err(self.exhausted(call, &failures, d)),
-            };
+            let (c, replica) = self
+                .next(call, &tried, &failures, &mut upstream_time)
+                .await?;
             if attempt > 0 {
                 let pause = self.backoff(attempt);
                 tokio::time::sleep(pause).await;
@@ -448,18 +463,9 @@ impl Engine {
             let mut attempt = 0usize;
             let mut final_error: Option<ApiError> = None;
             'attempts: while attempt < engine.fallback.max_attempts {
-                let (c, replica) = match engine.pick(call, &tried) {
-                    Pick::Go(c, r) => (c, r),
-                    Pick::Wait(d) => {
-                        tokio::time::sleep(d).await;
-                        upstream_time += d;
-                        match engine.pick(call, &tried) {
-                            Pick::Go(c, r) => (c, r),
-                            Pick::Wait(d) | Pick::Exhausted(Some(d)) => { final_error = Some(engine.exhausted(call, &failures, Some(d))); break 'attempts; }
-                            Pick::Exhausted(None) => { final_error = Some(engine.exhausted(call, &failures, None)); break 'attempts; }
-                        }
-                    }
-                    Pick::Exhausted(d) => { final_error = Some(engine.exhausted(call, &failures, d)); break 'attempts; }
+                let (c, replica) = match engine.next(call, &tried, &failures, &mut upstream_time).await {
+                    Ok(next) => next,
+                    Err(e) => { final_error = Some(e); break 'attempts; }
                 };
                 if attempt > 0 {
                     let pause = engine.backoff(attempt);
