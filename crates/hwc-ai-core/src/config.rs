@@ -93,6 +93,18 @@ pub fn figment<T: Serialize + Default>(file: Option<&Path>) -> Result<Figment, C
     Ok(fig.merge(Env::prefixed(ENV_PREFIX).split("__")))
 }
 
+/// `T` from its defaults and a TOML text, validated; no file and no
+/// environment layer. For configs built in code (tests, generated text).
+pub fn load_str<T>(text: &str) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+{
+    load_from(
+        Figment::from(Serialized::defaults(T::default())).merge(Toml::string(text)),
+        None,
+    )
+}
+
 /// Extracts and validates `T` from an already-built figment.
 pub fn load_from<T>(fig: Figment, file: Option<&Path>) -> Result<T, ConfigError>
 where

@@ -469,14 +469,7 @@ mod tests {
     use super::*;
 
     fn parse(toml: &str) -> Result<ProberConfig, String> {
-        use figment::providers::{Format, Serialized, Toml};
-        let cfg: ProberConfig =
-            figment::Figment::from(Serialized::defaults(ProberConfig::default()))
-                .merge(Toml::string(toml))
-                .extract()
-                .map_err(|e| e.to_string())?;
-        cfg.validate().map_err(|p| p.join("\n"))?;
-        Ok(cfg)
+        hwc_ai_core::config::load_str(toml).map_err(|e| e.to_string())
     }
 
     #[test]

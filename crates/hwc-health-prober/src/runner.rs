@@ -335,12 +335,10 @@ mod tests {
     use crate::config::ProberConfig;
 
     fn prober() -> Prober {
-        let cfg: ProberConfig = figment::Figment::from(figment::providers::Serialized::defaults(ProberConfig::default()))
-            .merge(<figment::providers::Toml as figment::providers::Format>::string(
-                "[[targets]]\nname = \"t\"\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\ninterval = \"50ms\"\ntimeout = \"20ms\"\n",
-            ))
-            .extract()
-            .unwrap();
+        let cfg: ProberConfig = hwc_ai_core::config::load_str(
+            "[[targets]]\nname = \"t\"\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\ninterval = \"50ms\"\ntimeout = \"20ms\"\n",
+        )
+        .unwrap();
         let mut registry = prometheus_client::registry::Registry::default();
         Prober::new(
             cfg.targets().unwrap(),

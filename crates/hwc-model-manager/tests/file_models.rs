@@ -4,7 +4,6 @@
 //! metrics follow it.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use hwc_ai_core::config::Validate;
 use hwc_model_manager::config::ManagerConfig;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
@@ -29,13 +28,7 @@ async fn downloads_places_and_verifies_through_the_runtime() {
         models.path().join("w").display(),
         llama.url()
     );
-    let cfg: ManagerConfig = figment::Figment::from(figment::providers::Serialized::defaults(
-        ManagerConfig::default(),
-    ))
-    .merge(<figment::providers::Toml as figment::providers::Format>::string(&toml))
-    .extract()
-    .unwrap();
-    cfg.validate().unwrap();
+    let cfg: ManagerConfig = hwc_ai_core::config::load_str(&toml).unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Json;
-use hwc_ai_core::config::Validate;
 use hwc_model_manager::config::ManagerConfig;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -154,14 +153,12 @@ fn config(url: &str, body: &str) -> ManagerConfig {
         "[ollama]\nurl = \"{url}\"\nmodels_dir = \"{}\"\n[manager]\nretry_base = \"10ms\"\nreserve = 0\n{body}",
         dir.display()
     );
-    let cfg: ManagerConfig = figment::Figment::from(figment::providers::Serialized::defaults(
-        ManagerConfig::default(),
-    ))
-    .merge(<figment::providers::Toml as figment::providers::Format>::string(&toml))
-    .extract()
-    .unwrap_or_else(|e| panic!("{e}\n{toml}"));
-    cfg.validate().unwrap();
-    cfg
+    hwc_ai_core::config::load_str(&toml).unwrap_or_else(|e| {
+        panic!(
+            "{e}
+{toml}"
+        )
+    })
 }
 
 struct Running {

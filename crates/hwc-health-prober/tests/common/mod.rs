@@ -2,7 +2,6 @@
 //! `/status` until a condition holds.
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
-use hwc_ai_core::config::Validate;
 use hwc_health_prober::config::ProberConfig;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -16,15 +15,12 @@ pub struct Prober {
 
 impl Prober {
     pub async fn start(toml: &str) -> Self {
-        let cfg: ProberConfig = figment::Figment::from(figment::providers::Serialized::defaults(
-            ProberConfig::default(),
-        ))
-        .merge(<figment::providers::Toml as figment::providers::Format>::string(toml))
-        .extract()
-        .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{toml}"));
-        if let Err(p) = cfg.validate() {
-            panic!("test config invalid: {p:?}");
-        }
+        let cfg: ProberConfig = hwc_ai_core::config::load_str(toml).unwrap_or_else(|e| {
+            panic!(
+                "test config rejected: {e}
+{toml}"
+            )
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel();

@@ -7,7 +7,6 @@ pub mod scripted;
 #[allow(unused_imports)] // not every test binary starts a llama-server
 pub use hwc_testkit::llama;
 
-use hwc_ai_core::config::Validate;
 use hwc_model_router::config::RouterConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,15 +65,12 @@ impl Router {
             keys = dir.join("keys.toml").display(),
             db = dir.join("router.sqlite").display(),
         );
-        let cfg: RouterConfig = figment::Figment::from(figment::providers::Serialized::defaults(
-            RouterConfig::default(),
-        ))
-        .merge(<figment::providers::Toml as figment::providers::Format>::string(&full))
-        .extract()
-        .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{full}"));
-        if let Err(p) = cfg.validate() {
-            panic!("test config invalid: {p:?}");
-        }
+        let cfg: RouterConfig = hwc_ai_core::config::load_str(&full).unwrap_or_else(|e| {
+            panic!(
+                "test config rejected: {e}
+{full}"
+            )
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
