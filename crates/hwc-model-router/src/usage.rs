@@ -27,11 +27,16 @@ pub struct Tokens {
 
 #[derive(Default)]
 struct Day {
+    /// Days since the epoch, to notice midnight without formatting a date
+    /// on every request.
+    day_no: i64,
+    /// The same day as `YYYY-MM-DD`.
     day: String,
     /// Tokens per key today, flushed or not.
     totals: HashMap<String, u64>,
-    /// Increments not yet written, by (key, model).
-    pending: HashMap<(String, String), (u64, Tokens)>,
+    /// Increments not yet written, by (day, key, model): a flush after
+    /// midnight still writes yesterday's under yesterday.
+    pending: HashMap<(String, String, String), (u64, Tokens)>,
 }
 
 /// In-memory usage with periodic persistence.
@@ -43,13 +48,15 @@ pub struct Ledger {
 impl Ledger {
     /// A ledger primed with today's totals from the store.
     pub async fn load(store: &Store) -> Result<Self, StoreError> {
-        let day = clock::utc_day(clock::unix_now());
+        let now = clock::unix_now();
+        let day = clock::utc_day(now);
         let mut totals = HashMap::new();
         for r in store.usage_on(&day).await? {
             *totals.entry(r.key).or_insert(0) += r.prompt_tokens + r.completion_tokens;
         }
         Ok(Self {
             inner: Mutex::new(Day {
+                day_no: now.div_euclid(86_400),
                 day,
                 totals,
                 pending: HashMap::new(),
@@ -60,13 +67,12 @@ impl Ledger {
 
     fn day(&self) -> MutexGuard<'_, Day> {
         let mut d = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let today = clock::utc_day(clock::unix_now());
-        if d.day != today {
-            // Pending rows keep their own day until flushed; only totals reset.
-            let pending = std::mem::take(&mut d.pending);
-            let old = std::mem::replace(&mut d.day, today);
+        let now = clock::unix_now();
+        if d.day_no != now.div_euclid(86_400) {
+            // Pending rows carry their own day; only the totals reset.
+            d.day_no = now.div_euclid(86_400);
+            let old = std::mem::replace(&mut d.day, clock::utc_day(now));
             d.totals.clear();
-            d.pending = pending;
             tracing::info!(previous_day = %old, "new UTC day: daily budgets reset");
         }
         d
@@ -116,10 +122,8 @@ impl Ledger {
     pub fn record(&self, key: &str, model: &str, tokens: Tokens) {
         let mut d = self.day();
         *d.totals.entry(key.to_string()).or_insert(0) += tokens.prompt + tokens.completion;
-        let e = d
-            .pending
-            .entry((key.to_string(), model.to_string()))
-            .or_insert((0, Tokens::default()));
+        let slot = (d.day.clone(), key.to_string(), model.to_string());
+        let e = d.pending.entry(slot).or_insert((0, Tokens::default()));
         e.0 += 1;
         e.1.prompt += tokens.prompt;
         e.1.completion += tokens.completion;
@@ -139,16 +143,13 @@ impl Ledger {
     /// Writes pending increments. On failure they are put back, so nothing
     /// accepted is lost to a transient database error.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
-        let (day, pending) = {
-            let mut d = self.day();
-            (d.day.clone(), std::mem::take(&mut d.pending))
-        };
+        let pending = std::mem::take(&mut self.day().pending);
         if pending.is_empty() {
             return Ok(0);
         }
         let rows: Vec<UsageRow> = pending
             .iter()
-            .map(|((key, model), (requests, t))| UsageRow {
+            .map(|((day, key, model), (requests, t))| UsageRow {
                 day: day.clone(),
                 key: key.clone(),
                 model: model.clone(),
