@@ -98,6 +98,8 @@ impl Healer {
             self.capped_reported = true;
             return Decision::Capped;
         }
+        // The cap has lifted: a later cap is reported again.
+        self.capped_reported = false;
         Decision::Restart
     }
 
@@ -109,10 +111,11 @@ impl Healer {
     }
 
     /// The target is up again: the next failure starts from the first step.
-    pub fn recovered(&mut self, cfg: &HealingConfig) {
+    /// True when this ends a reported restart cap.
+    pub fn recovered(&mut self, cfg: &HealingConfig) -> bool {
         self.backoff = cfg.backoff_initial;
         self.next_allowed = None;
-        self.capped_reported = false;
+        std::mem::take(&mut self.capped_reported)
     }
 
     /// Restarts in the last hour.
@@ -173,6 +176,21 @@ mod tests {
             Decision::Restart,
             "the oldest restart left the hour"
         );
+        h.restarted(t0 + HOUR, &c);
+        for t in [
+            t0 + HOUR + Duration::from_secs(40),
+            t0 + HOUR + Duration::from_secs(80),
+        ] {
+            assert_eq!(h.decide(t, 31, 3, &c), Decision::Restart);
+            h.restarted(t, &c);
+        }
+        assert_eq!(
+            h.decide(t0 + HOUR + Duration::from_secs(120), 31, 3, &c),
+            Decision::Capped,
+            "a second cap in a later hour is reported too"
+        );
+        assert!(h.recovered(&c), "recovery ends the reported cap");
+        assert!(!h.recovered(&c), "and only once");
     }
 
     #[test]

@@ -54,6 +54,13 @@ pub struct RestartLabels {
     pub result: &'static str,
 }
 
+/// A unit the prober heals.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnitLabel {
+    /// Unit.
+    pub unit: String,
+}
+
 /// Every prober metric.
 #[derive(Clone)]
 pub struct ProberMetrics {
@@ -71,6 +78,8 @@ pub struct ProberMetrics {
     pub state: Family<StateLabels, Gauge>,
     /// Healing actions.
     pub restarts: Family<RestartLabels, Counter>,
+    /// 1 while a unit's hourly restart cap holds.
+    pub restart_capped: Family<UnitLabel, Gauge>,
     /// How late probes start against their schedule.
     pub lateness: Histogram,
     /// Targets configured.
@@ -90,6 +99,7 @@ impl ProberMetrics {
             changes: Family::default(),
             state: Family::default(),
             restarts: Family::default(),
+            restart_capped: Family::default(),
             lateness: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             targets: Gauge::default(),
             targets_up: Gauge::default(),
@@ -130,6 +140,11 @@ impl ProberMetrics {
             "restarts",
             "Healing actions by unit and result",
             m.restarts.clone(),
+        );
+        r.register(
+            "restart_capped",
+            "1 while the unit's hourly restart cap holds (needs a person)",
+            m.restart_capped.clone(),
         );
         r.register_with_unit(
             "schedule_lateness",

@@ -5,7 +5,7 @@
 use crate::config::{HealingConfig, Target};
 use crate::healing::{Action, Decision, Healer};
 use crate::metrics::{
-    ChangeLabels, KindLabel, ProberMetrics, RestartLabels, StateLabels, TargetLabels,
+    ChangeLabels, KindLabel, ProberMetrics, RestartLabels, StateLabels, TargetLabels, UnitLabel,
 };
 use crate::probe::Probers;
 use crate::state::{Health, Outcome, TargetState};
@@ -47,6 +47,8 @@ struct Series {
     last_success: Gauge<f64, AtomicU64>,
     consecutive_failures: Gauge,
     duration: Histogram,
+    /// 1 while the hourly restart cap holds for the target's unit.
+    restart_capped: Option<Gauge>,
 }
 
 impl Series {
@@ -55,7 +57,19 @@ impl Series {
             target: target.name.clone(),
             kind: target.check.kind().to_string(),
         };
+        // Healed units get their series at 0 from the start, so
+        // `increase()` counts the first restart and panels show a zero.
+        let restart_capped = target.restart_unit.as_ref().map(|unit| {
+            drop(m.restarts.get_or_create(&RestartLabels {
+                unit: unit.clone(),
+                result: "restarted",
+            }));
+            m.restart_capped
+                .get_or_create(&UnitLabel { unit: unit.clone() })
+                .clone()
+        });
         Self {
+            restart_capped,
             success: m.success.get_or_create(&labels).clone(),
             last_success: m.last_success.get_or_create(&labels).clone(),
             consecutive_failures: m.consecutive_failures.get_or_create(&labels).clone(),
@@ -264,7 +278,11 @@ impl Prober {
         let decision = {
             let mut h = lock(&t.healer);
             if state == Health::Up {
-                h.recovered(&self.healing);
+                if h.recovered(&self.healing) {
+                    if let Some(g) = &t.series.restart_capped {
+                        g.set(0);
+                    }
+                }
                 return;
             }
             let d = h.decide(now, failures, t.target.restart_after, &self.healing);
@@ -274,9 +292,17 @@ impl Prober {
             }
             d
         };
+        if decision == Decision::Restart {
+            if let Some(g) = &t.series.restart_capped {
+                g.set(0);
+            }
+        }
         let action = match decision {
             Decision::Wait => return,
             Decision::Capped => {
+                if let Some(g) = &t.series.restart_capped {
+                    g.set(1);
+                }
                 let n = lock(&t.healer).restarts_last_hour(now);
                 tracing::error!(target_name = %t.target.name, unit, restarts = n, "restart cap reached; not restarting again this hour");
                 Action::now(unit, "capped", format!("{n} restarts in the last hour (healing.max_restarts_per_hour); needs a person"))

@@ -53,10 +53,12 @@ pub struct OutcomeLabel {
 pub struct ManagerMetrics {
     declared: Family<ModelLabels, Gauge>,
     present: Family<ModelLabels, Gauge>,
+    failed: Family<ModelLabels, Gauge>,
     pull_bytes: Family<ModelLabel, Counter>,
     pull_duration: Histogram,
     verify: Family<VerifyLabels, Counter>,
     disk_free: Family<PathLabel, Gauge>,
+    disk_reserve: Family<PathLabel, Gauge>,
     permanent: Family<ModelLabel, Counter>,
     last_reconcile: Gauge<f64, AtomicU64>,
     reconciles: Family<OutcomeLabel, Counter>,
@@ -70,10 +72,12 @@ impl ManagerMetrics {
         let m = Self {
             declared: Family::default(),
             present: Family::default(),
+            failed: Family::default(),
             pull_bytes: Family::default(),
             pull_duration: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             verify: Family::default(),
             disk_free: Family::default(),
+            disk_reserve: Family::default(),
             permanent: Family::default(),
             last_reconcile: Gauge::default(),
             reconciles: Family::default(),
@@ -89,6 +93,11 @@ impl ManagerMetrics {
             "model_present",
             "1 when the declared model is present and checked",
             m.present.clone(),
+        );
+        r.register(
+            "model_failed",
+            "1 while the declared model's last attempt failed",
+            m.failed.clone(),
         );
         r.register_with_unit(
             "pull",
@@ -108,6 +117,12 @@ impl ManagerMetrics {
             "Free bytes on a model filesystem",
             Unit::Bytes,
             m.disk_free.clone(),
+        );
+        r.register_with_unit(
+            "disk_reserve",
+            "Bytes the manager keeps free on a model filesystem (manager.reserve)",
+            Unit::Bytes,
+            m.disk_reserve.clone(),
         );
         r.register(
             "permanent_failures",
@@ -144,16 +159,21 @@ impl ManagerMetrics {
         };
         self.declared.get_or_create(&l).set(1);
         self.present.get_or_create(&l).set(0);
+        self.failed.get_or_create(&l).set(0);
+        // At 0 from the start, so `increase()` sees the first failure.
+        drop(self.permanent.get_or_create(&ModelLabel {
+            model: model.into(),
+        }));
     }
 
-    /// Sets whether a model is present.
-    pub fn present(&self, model: &str, kind: &str, yes: bool) {
-        self.present
-            .get_or_create(&ModelLabels {
-                model: model.into(),
-                kind: kind.into(),
-            })
-            .set(i64::from(yes));
+    /// Sets whether a model is present and whether its last attempt failed.
+    pub fn state(&self, model: &str, kind: &str, present: bool, failed: bool) {
+        let l = ModelLabels {
+            model: model.into(),
+            kind: kind.into(),
+        };
+        self.present.get_or_create(&l).set(i64::from(present));
+        self.failed.get_or_create(&l).set(i64::from(failed));
     }
 
     /// Sets a running pull's progress (done, total); zeros when it ends.
@@ -199,6 +219,13 @@ impl ManagerMetrics {
         self.disk_free
             .get_or_create(&PathLabel { path: path.into() })
             .set(i64::try_from(free).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the reserve kept free on a directory's filesystem.
+    pub fn disk_reserve(&self, path: &str, reserve: u64) {
+        self.disk_reserve
+            .get_or_create(&PathLabel { path: path.into() })
+            .set(i64::try_from(reserve).unwrap_or(i64::MAX));
     }
 
     /// Counts a permanent failure.

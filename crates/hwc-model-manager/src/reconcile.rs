@@ -214,7 +214,12 @@ impl Manager {
                     m.since = unix_now();
                     tracing::info!(model = name, state = ?state, "model state");
                 }
-                self.metrics.present(name, m.kind, state == State::Present);
+                self.metrics.state(
+                    name,
+                    m.kind,
+                    state == State::Present,
+                    matches!(state, State::Failed { .. }),
+                );
                 match &state {
                     State::Pulling { done, total, .. } => {
                         self.metrics.progress(name, *done, *total)
@@ -383,7 +388,10 @@ impl Manager {
         dirs.extend(self.cfg.file_models.iter().map(|m| m.dir.clone()));
         for d in dirs {
             if let Ok(space) = disk::space(&d) {
-                self.metrics.disk_free(&d.display().to_string(), space.free);
+                let path = d.display().to_string();
+                self.metrics.disk_free(&path, space.free);
+                self.metrics
+                    .disk_reserve(&path, self.cfg.manager.reserve.bytes(space.total));
             }
         }
     }

@@ -130,6 +130,7 @@ pub async fn run_on(
 
     let flusher = {
         let (ledger, store, api) = (ledger.clone(), store.clone(), api.clone());
+        let metrics = engine.metrics.clone();
         let every = cfg.state.flush_interval;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -139,6 +140,7 @@ pub async fn run_on(
                 if let Err(e) = ledger.flush(&store).await {
                     tracing::error!(error = %e, "cannot write usage; keeping it in memory and retrying");
                 }
+                ledger.export(&metrics);
                 n += 1;
                 if n % 600 == 0 {
                     api.idempotency.prune().await;

@@ -59,6 +59,13 @@ pub struct BackendLabel {
     pub backend: String,
 }
 
+/// An API key, by name (names come from the keys file, so they are bounded).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabel {
+    /// Key name.
+    pub key: String,
+}
+
 /// A routing decision.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -91,6 +98,10 @@ pub struct RouterMetrics {
     pub decisions: Family<DecisionLabels, Counter>,
     /// Idempotent answers replayed from the store.
     pub idempotent_replays: Counter,
+    /// Daily token budget per key (keys with a budget).
+    pub key_budget: Family<KeyLabel, Gauge>,
+    /// Tokens booked today (UTC) per key, for the budget alerts.
+    pub key_tokens_today: Family<KeyLabel, Gauge>,
 }
 
 impl RouterMetrics {
@@ -107,6 +118,8 @@ impl RouterMetrics {
             backend_up: Family::default(),
             decisions: Family::default(),
             idempotent_replays: Counter::default(),
+            key_budget: Family::default(),
+            key_tokens_today: Family::default(),
         };
         r.register(
             "requests",
@@ -160,6 +173,16 @@ impl RouterMetrics {
             "idempotent_replays",
             "Answers replayed for a repeated Idempotency-Key",
             m.idempotent_replays.clone(),
+        );
+        r.register(
+            "key_budget_tokens",
+            "Daily token budget of a key (keys with a budget)",
+            m.key_budget.clone(),
+        );
+        r.register(
+            "key_tokens_today",
+            "Tokens a key used today (UTC), prompt and completion",
+            m.key_tokens_today.clone(),
         );
         m
     }

@@ -8,10 +8,11 @@
 
 use crate::clock;
 use crate::keys::ApiKey;
+use crate::metrics::{KeyLabel, RouterMetrics};
 use crate::store::{Store, StoreError, UsageRow};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hwc_ai_core::ApiError;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -37,6 +38,11 @@ struct Day {
     /// Increments not yet written, by (day, key, model): a flush after
     /// midnight still writes yesterday's under yesterday.
     pending: HashMap<(String, String, String), (u64, Tokens)>,
+    /// Daily budgets of the keys that asked for something, for the budget
+    /// gauges (the key table itself is swapped on SIGHUP and not iterable).
+    budgets: HashMap<String, u64>,
+    /// Every key with usage since start, so its gauge drops to 0 at midnight.
+    seen: HashSet<String>,
 }
 
 /// In-memory usage with periodic persistence.
@@ -58,8 +64,10 @@ impl Ledger {
             inner: Mutex::new(Day {
                 day_no: now.div_euclid(86_400),
                 day,
+                seen: totals.keys().cloned().collect(),
                 totals,
                 pending: HashMap::new(),
+                budgets: HashMap::new(),
             }),
             limiters: Mutex::new(HashMap::new()),
         })
@@ -101,7 +109,13 @@ impl Ledger {
             }
         }
         if let Some(budget) = key.daily_token_budget {
-            let used = self.tokens_today(&key.name);
+            let used = {
+                let mut d = self.day();
+                if d.budgets.get(&key.name) != Some(&budget) {
+                    d.budgets.insert(key.name.clone(), budget);
+                }
+                d.totals.get(&key.name).copied().unwrap_or(0)
+            };
             if used >= budget {
                 let now = clock::unix_now();
                 return Err(ApiError::rate_limited(
@@ -122,6 +136,9 @@ impl Ledger {
     pub fn record(&self, key: &str, model: &str, tokens: Tokens) {
         let mut d = self.day();
         *d.totals.entry(key.to_string()).or_insert(0) += tokens.prompt + tokens.completion;
+        if !d.seen.contains(key) {
+            d.seen.insert(key.to_string());
+        }
         let slot = (d.day.clone(), key.to_string(), model.to_string());
         let e = d.pending.entry(slot).or_insert((0, Tokens::default()));
         e.0 += 1;
@@ -138,6 +155,23 @@ impl Ledger {
     pub fn totals(&self) -> (String, HashMap<String, u64>) {
         let d = self.day();
         (d.day.clone(), d.totals.clone())
+    }
+
+    /// Sets the per-key gauges: today's tokens for every key seen since
+    /// start (0 after UTC midnight) and the daily budget of keys that have one.
+    pub fn export(&self, m: &RouterMetrics) {
+        let d = self.day();
+        for (key, budget) in &d.budgets {
+            m.key_budget
+                .get_or_create(&KeyLabel { key: key.clone() })
+                .set(i64::try_from(*budget).unwrap_or(i64::MAX));
+        }
+        for key in d.seen.iter().chain(d.budgets.keys()) {
+            let used = d.totals.get(key).copied().unwrap_or(0);
+            m.key_tokens_today
+                .get_or_create(&KeyLabel { key: key.clone() })
+                .set(i64::try_from(used).unwrap_or(i64::MAX));
+        }
     }
 
     /// Writes pending increments. On failure they are put back, so nothing
@@ -234,5 +268,32 @@ mod tests {
         let e = ledger.admit(&k).unwrap_err();
         assert_eq!(e.status, 429);
         assert!(e.retry_after.unwrap() >= Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn export_sets_budget_and_usage_gauges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.sqlite")).await.unwrap();
+        let ledger = Ledger::load(&store).await.unwrap();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let m = RouterMetrics::register(&mut registry);
+        ledger.admit(&key(None, Some(1000))).unwrap();
+        ledger.record(
+            "k",
+            "m",
+            Tokens {
+                prompt: 30,
+                completion: 12,
+            },
+        );
+        ledger.record("nobudget", "m", Tokens::default());
+        ledger.export(&m);
+        let k = KeyLabel { key: "k".into() };
+        assert_eq!(m.key_budget.get_or_create(&k).get(), 1000);
+        assert_eq!(m.key_tokens_today.get_or_create(&k).get(), 42);
+        let other = KeyLabel {
+            key: "nobudget".into(),
+        };
+        assert_eq!(m.key_tokens_today.get_or_create(&other).get(), 0);
     }
 }
