@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use hwc_model_manager::config::ManagerConfig;
+use hwc_testkit::inprocess::InProcess;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
@@ -29,16 +30,8 @@ async fn downloads_places_and_verifies_through_the_runtime() {
         llama.url()
     );
     let cfg: ManagerConfig = hwc_ai_core::config::load_str(&toml).unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        hwc_model_manager::run_on(cfg, l, async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap()
-    });
+    let daemon = InProcess::start(|l, stop| hwc_model_manager::run_on(cfg, l, stop)).await;
+    let url = daemon.url.clone();
 
     let t0 = Instant::now();
     let model = loop {
@@ -75,5 +68,5 @@ async fn downloads_places_and_verifies_through_the_runtime() {
         metrics.contains("hwc_manager_pull_bytes_total{model=\"weights\"} 3000000"),
         "{metrics}"
     );
-    let _ = tx.send(());
+    daemon.stop().await;
 }

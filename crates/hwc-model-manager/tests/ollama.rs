@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Json;
 use hwc_model_manager::config::ManagerConfig;
+use hwc_testkit::inprocess::InProcess;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -163,24 +164,15 @@ fn config(url: &str, body: &str) -> ManagerConfig {
 
 struct Running {
     url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _daemon: InProcess,
 }
 
 impl Running {
     async fn start(cfg: ManagerConfig) -> Self {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            hwc_model_manager::run_on(cfg, l, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap()
-        });
+        let daemon = InProcess::start(|l, stop| hwc_model_manager::run_on(cfg, l, stop)).await;
         Self {
-            url,
-            stop: Some(tx),
+            url: daemon.url.clone(),
+            _daemon: daemon,
         }
     }
 
@@ -213,14 +205,6 @@ impl Running {
             }
             assert!(t0.elapsed() < within, "{name} not {state}: {m}");
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
         }
     }
 }

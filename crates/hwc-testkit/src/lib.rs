@@ -2,5 +2,6 @@
 //! test suites start them differently.
 
 pub mod daemon;
+pub mod inprocess;
 pub mod llama;
 pub mod mcp;

@@ -3,14 +3,13 @@
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
 use hwc_health_prober::config::ProberConfig;
+use hwc_testkit::inprocess::InProcess;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 pub struct Prober {
     pub url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    daemon: InProcess,
 }
 
 impl Prober {
@@ -21,20 +20,10 @@ impl Prober {
 {toml}"
             )
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            hwc_health_prober::run_on(cfg, listener, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
+        let daemon = InProcess::start(|l, stop| hwc_health_prober::run_on(cfg, l, stop)).await;
         Self {
-            url,
-            stop: Some(tx),
-            task: Some(task),
+            url: daemon.url.clone(),
+            daemon,
         }
     }
 
@@ -94,16 +83,8 @@ impl Prober {
             .unwrap()
     }
 
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(20), t)
-                .await
-                .unwrap()
-                .unwrap();
-        }
+    pub async fn stop(self) {
+        self.daemon.stop().await;
     }
 }
 

@@ -8,18 +8,17 @@ pub mod scripted;
 pub use hwc_testkit::llama;
 
 use hwc_model_router::config::RouterConfig;
+use hwc_testkit::inprocess::InProcess;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 /// A router running in this process.
 pub struct Router {
     pub addr: SocketAddr,
     pub url: String,
     pub dir: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    daemon: InProcess,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -71,37 +70,19 @@ impl Router {
 {full}"
             )
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            hwc_model_router::run_on(cfg, listener, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
+        let daemon = InProcess::start(|l, stop| hwc_model_router::run_on(cfg, l, stop)).await;
         Self {
-            addr,
-            url: format!("http://{addr}"),
+            addr: daemon.addr,
+            url: daemon.url.clone(),
             dir: dir.to_path_buf(),
-            stop: Some(tx),
-            task: Some(task),
+            daemon,
             _tmp: None,
         }
     }
 
     /// Stops the router and waits for its drain and final flush.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(20), t)
-                .await
-                .unwrap()
-                .unwrap();
-        }
+    pub async fn stop(self) {
+        self.daemon.stop().await;
     }
 
     pub fn post(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
