@@ -5,7 +5,7 @@
 #   - Debian packages: cmake/g++/unzip (llama.cpp build), prometheus (promtool),
 #     systemd (systemd-analyze, systemd-socket-activate), dbus (dbus-daemon),
 #     node and npm, nix-bin (parse and evaluate the Nix files), debootstrap
-#     and systemd-container (tests/vm);
+#     and systemd-container (tests/vm), python3-yaml (scripts/check-alerts.sh);
 #   - a real MCP server from npm (the prober's mcp probe tests);
 #   - the real test runtime (scripts/test-runtime.sh);
 #   - a Python venv with the official openai SDK and pytest (tests/e2e).
@@ -28,6 +28,7 @@ need npm npm
 need nix-instantiate nix-bin
 need debootstrap debootstrap
 need systemd-nspawn systemd-container
+python3 -c 'import yaml' 2>/dev/null || apt_pkgs+=(python3-yaml)
 apt_install() {
   log "installing Debian packages: $*"
   local sudo_=""

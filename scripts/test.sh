@@ -2,9 +2,11 @@
 # The test command: installs what is missing (scripts/setup.sh), then runs
 # formatting and lint checks, every Rust test (unit, integration against the
 # real llama-server, a real MCP server, a real dbus-daemon and scripted
-# fault upstreams), the end-to-end tests that drive the router with the
-# official openai Python SDK, the Nix checks, and the daemons' units under
-# a real systemd booted with systemd-nspawn.
+# fault upstreams), the alert rules' promtool unit tests, the end-to-end
+# tests (the router driven by the official openai Python SDK; every
+# dashboard panel and alert evaluated by a real Prometheus scraping the
+# real daemons), the Nix checks, and the daemons' units under a real
+# systemd booted with systemd-nspawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai"
@@ -34,7 +36,13 @@ export HWC_ROUTER_BIN="$target_dir/debug/hwc-model-router"
 export HWC_PROBER_BIN="$target_dir/debug/hwc-health-prober"
 export HWC_MANAGER_BIN="$target_dir/debug/hwc-model-manager"
 
-step "openai SDK end-to-end tests"
+step "alert rules: promtool check and unit tests, every alert tested both ways"
+scripts/check-alerts.sh
+
+step "Grafana dashboards are what dashboards/generate.py writes"
+python3 dashboards/generate.py --check
+
+step "end-to-end: openai SDK against the router; dashboards and alerts against a live Prometheus"
 "$cache/venv/bin/python" -m pytest -q tests/e2e
 
 step "Nix checks: parse, unit hardening scores, module evaluation"

@@ -1,0 +1,568 @@
+"""Monitoring, proven live: every dashboard panel and every alert rule
+evaluated by a real Prometheus that scrapes the real daemons.
+
+The stack (all real processes, on free loopback ports):
+
+* llama.cpp's ``llama-server`` with ``--metrics`` (the session fixture);
+* ``hwc-model-router`` in front of it, with a ``cloud`` backend nothing
+  listens on (so a model that lists it first falls back to llama, and the
+  backend goes into cooldown), an ``auto`` model that escalates on the
+  ``x-hwc-escalate`` header, and a key with a daily token budget;
+* ``hwc-health-prober`` probing llama-server, the router, the manager and an
+  ``ollama`` target that is down: Ollama's server can't be installed here,
+  and a down target is what the probe-failing alert needs. Healing runs as a
+  dry run (no system bus to restart units on);
+* ``hwc-model-manager`` placing a small file model from a local HTTP server,
+  and failing a second one whose sha256 is wrong;
+* a stand-in vLLM: vLLM can't run on this CPU-only machine, so a small HTTP
+  server replays a recorded vLLM ``/metrics`` page
+  (``tests/monitoring/fixtures/vllm-metrics.txt``) with its counters growing
+  between scrapes;
+* Debian's ``prometheus`` scraping all of them every second with the labels
+  the NixOS module attaches (``host``, ``component``, ``model``), loading
+  the alert rules the module loads (``modules/monitoring/alerts.rules.yml``).
+
+After driving traffic through the router (including a fallback and an
+escalation) every panel query of every dashboard in ``dashboards/`` must
+return data, every template variable must have values, every alert rule
+must evaluate without error, and the alerts whose conditions the stack
+creates on purpose must be pending or firing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    REPO_ROOT,
+    Proc,
+    free_port,
+    http_get,
+    log_tail,
+    start,
+    wait_until_ready,
+)
+
+BIN_DIR = Path(os.environ.get("HWC_ROUTER_BIN") or REPO_ROOT / "target/debug/x").parent
+PROBER_BIN = Path(os.environ.get("HWC_PROBER_BIN") or BIN_DIR / "hwc-health-prober")
+MANAGER_BIN = Path(os.environ.get("HWC_MANAGER_BIN") or BIN_DIR / "hwc-model-manager")
+ROUTER_BIN = Path(os.environ.get("HWC_ROUTER_BIN") or BIN_DIR / "hwc-model-router")
+
+DASHBOARDS = sorted((REPO_ROOT / "dashboards").glob("*.json"))
+ALERT_RULES = REPO_ROOT / "modules" / "monitoring" / "alerts.rules.yml"
+VLLM_FIXTURE = REPO_ROOT / "tests" / "monitoring" / "fixtures" / "vllm-metrics.txt"
+
+HOST = "e2e"
+# What Grafana would put in for the template variables ("All") and the
+# interval macros; the evaluation runs right after the traffic, inside
+# these windows.
+GRAFANA_VARS = {
+    "host": ".*",
+    "model": ".*",
+    "__rate_interval": "1m",
+    "__interval": "15s",
+    "__range": "5m",
+}
+# Alerts the stack triggers on purpose (their `for:` may be long, so
+# pending counts): the dead cloud backend in cooldown, the down `ollama`
+# target, the file model with a wrong sha256.
+EXPECTED_ACTIVE = {
+    "HwcRouterBackendCooldown",
+    "HwcProbeFailing",
+    "HwcModelFailed",
+}
+
+TINY_MODEL = b"hwc-ai monitoring e2e: a file model\n" * 64
+
+
+# --------------------------------------------------------------------------
+# small HTTP peers: the file server and the vLLM stand-in
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *_args) -> None:  # keep pytest output clean
+        pass
+
+
+def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> tuple[http.server.HTTPServer, str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+class FileHandler(_Quiet):
+    """Serves the file model (any path)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(TINY_MODEL)))
+        self.end_headers()
+        self.wfile.write(TINY_MODEL)
+
+
+_GROWING = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*?(?:_total|_count|_sum|_bucket))(\{[^}]*\})? (\S+)$")
+
+
+def grown(text: str, factor: int) -> str:
+    """The recorded page with every counter (and histogram part) times
+    `factor`, so successive scrapes see them grow the way a busy server's do."""
+    out = []
+    for line in text.splitlines():
+        m = _GROWING.match(line)
+        if m and not line.startswith("#"):
+            value = float(m.group(3)) * factor
+            line = f"{m.group(1)}{m.group(2) or ''} {value:g}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+class VllmStandIn(_Quiet):
+    """A recorded vLLM /metrics page, counters growing on every scrape."""
+
+    scrapes = 0
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/health"):
+            body = b""
+        elif self.path.startswith("/metrics"):
+            VllmStandIn.scrapes += 1
+            body = grown(VLLM_FIXTURE.read_text(), VllmStandIn.scrapes).encode()
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+# --------------------------------------------------------------------------
+# configs
+
+
+def router_toml(port: int, dir: Path, llama_url: str, dead_port: int) -> str:
+    (dir / "keys.toml").write_text(
+        '[[keys]]\nname = "ops"\nsecret = "sk-ops"\ndaily_token_budget = 1000000\n'
+    )
+    return f"""\
+[server]
+listen = "127.0.0.1:{port}"
+[auth]
+keys_file = {json.dumps(str(dir / "keys.toml"))}
+[state]
+database = {json.dumps(str(dir / "router.sqlite"))}
+
+[[backends]]
+name = "llama-cpp"
+kind = "openai"
+urls = ["{llama_url}/v1"]
+
+[[backends]]
+name = "cloud"
+kind = "openai"
+locality = "cloud"
+urls = ["http://127.0.0.1:{dead_port}/v1"]
+
+[models.small]
+targets = [{{ backend = "llama-cpp", model = "smollm2" }}]
+[models.strong]
+targets = [{{ backend = "llama-cpp", model = "smollm2-strong" }}]
+# Cloud first, so every request to it falls back to llama (or skips the
+# cooling-down cloud backend).
+[models.resilient]
+targets = [{{ backend = "cloud", model = "gpt" }}, {{ backend = "llama-cpp", model = "smollm2" }}]
+
+[aliases]
+default = "small"
+
+[auto]
+default_model = "small"
+strong_model = "strong"
+"""
+
+
+def prober_toml(port: int, llama_url: str, router_url: str, manager_url: str, dead: str) -> str:
+    return f"""\
+[server]
+listen = "127.0.0.1:{port}"
+[auth]
+token_files = []
+[defaults]
+interval = "1s"
+timeout = "1s"
+failure_threshold = 2
+success_threshold = 1
+[healing]
+dry_run = true
+backoff_initial = "1s"
+backoff_max = "2s"
+max_restarts_per_hour = 2
+
+[[targets]]
+name = "llama-cpp"
+kind = "llama_cpp"
+url = "{llama_url}"
+[[targets]]
+name = "router"
+kind = "hwc"
+url = "{router_url}"
+[[targets]]
+name = "model-manager"
+kind = "hwc"
+url = "{manager_url}"
+[[targets]]
+name = "ollama"
+kind = "ollama"
+url = "{dead}"
+restart_unit = "ollama.service"
+restart_after = 2
+"""
+
+
+def manager_toml(port: int, dir: Path, files_url: str, dead: str) -> str:
+    good = hashlib.sha256(TINY_MODEL).hexdigest()
+    return f"""\
+[server]
+listen = "127.0.0.1:{port}"
+[auth]
+token_files = []
+[ollama]
+url = "{dead}"
+models_dir = {json.dumps(str(dir / "ollama"))}
+[manager]
+reserve = 1048576
+attempts = 1
+update_interval = "1h"
+
+[[file_models]]
+name = "tiny"
+dir = {json.dumps(str(dir / "models" / "tiny"))}
+[[file_models.files]]
+url = "{files_url}/tiny.bin"
+sha256 = "{good}"
+name = "tiny.bin"
+
+[[file_models]]
+name = "corrupt"
+dir = {json.dumps(str(dir / "models" / "corrupt"))}
+[[file_models.files]]
+url = "{files_url}/corrupt.bin"
+sha256 = "{'0' * 64}"
+name = "corrupt.bin"
+"""
+
+
+def prometheus_yml(jobs: list[tuple[str, str, dict[str, str]]]) -> str:
+    """Scrape jobs in the NixOS module's shape: job name, target, labels."""
+    cfg = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(ALERT_RULES)],
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "static_configs": [{"targets": [target], "labels": {"host": HOST, **labels}}],
+            }
+            for job, target, labels in jobs
+        ],
+    }
+    return json.dumps(cfg, indent=2)  # JSON is YAML
+
+
+# --------------------------------------------------------------------------
+# the stack
+
+
+def need(path: Path, hint: str) -> None:
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"{path} not found; {hint}", pytrace=False)
+
+
+def launch(cmd: list[str], log: Path, port: int, ready: str, what: str) -> Proc:
+    proc = start(cmd, log, port)
+    wait_until_ready(proc, ready, 60, what)
+    return proc
+
+
+class Prometheus:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def api(self, path: str, **params: str) -> dict:
+        q = urllib.parse.urlencode(params)
+        status, body = http_get(f"{self.url}/api/v1/{path}?{q}", timeout=10)
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = {"status": "error", "error": f"HTTP {status}: {body[:300]!r}"}
+        return doc
+
+    def query(self, expr: str) -> dict:
+        return self.api("query", query=expr)
+
+
+@pytest.fixture(scope="module")
+def stack(llama_server: Proc, tmp_path_factory: pytest.TempPathFactory):
+    for b, what in [(ROUTER_BIN, "router"), (PROBER_BIN, "prober"), (MANAGER_BIN, "manager")]:
+        need(b, f"build the {what}: cargo build -p hwc-model-router -p hwc-health-prober -p hwc-model-manager")
+    prometheus_bin = shutil.which("prometheus")
+    if not prometheus_bin:
+        pytest.fail("prometheus not found; scripts/setup.sh installs Debian's prometheus package", pytrace=False)
+    for f in [ALERT_RULES, VLLM_FIXTURE, *DASHBOARDS]:
+        assert f.is_file(), f"{f} is missing"
+    assert DASHBOARDS, "no dashboards in dashboards/"
+
+    tmp = tmp_path_factory.mktemp("monitoring")
+    procs: list[Proc] = []
+    servers = []
+    try:
+        files, files_url = serve(FileHandler)
+        vllm, vllm_url = serve(VllmStandIn)
+        servers += [files, vllm]
+        dead = f"http://127.0.0.1:{free_port()}"
+
+        router_port, prober_port, manager_port, prom_port = (free_port() for _ in range(4))
+        router_url = f"http://127.0.0.1:{router_port}"
+        manager_url = f"http://127.0.0.1:{manager_port}"
+        (tmp / "router").mkdir()
+        (tmp / "router.toml").write_text(router_toml(router_port, tmp / "router", llama_server.url, free_port()))
+        (tmp / "manager.toml").write_text(manager_toml(manager_port, tmp, files_url, dead))
+        (tmp / "prober.toml").write_text(
+            prober_toml(prober_port, llama_server.url, router_url, manager_url, dead)
+        )
+
+        procs.append(launch([str(ROUTER_BIN), "--config", str(tmp / "router.toml")],
+                            tmp / "router.log", router_port, "/readyz", "hwc-model-router"))
+        procs.append(launch([str(MANAGER_BIN), "--config", str(tmp / "manager.toml")],
+                            tmp / "manager.log", manager_port, "/healthz", "hwc-model-manager"))
+        procs.append(launch([str(PROBER_BIN), "--config", str(tmp / "prober.toml")],
+                            tmp / "prober.log", prober_port, "/healthz", "hwc-health-prober"))
+
+        hostport = lambda url: url.removeprefix("http://")  # noqa: E731
+        jobs = [
+            ("hwc-router", hostport(router_url), {"component": "router"}),
+            ("hwc-health-prober", f"127.0.0.1:{prober_port}", {"component": "health-prober"}),
+            ("hwc-model-manager", hostport(manager_url), {"component": "model-manager"}),
+            ("hwc-llama-cpp", hostport(llama_server.url), {"component": "llama-cpp", "model": "smollm2"}),
+            ("hwc-vllm-gpt-oss-20b", hostport(vllm_url), {"component": "vllm", "model": "openai/gpt-oss-20b"}),
+        ]
+        (tmp / "prometheus.yml").write_text(prometheus_yml(jobs))
+        check = subprocess.run(
+            ["promtool", "check", "config", str(tmp / "prometheus.yml")], capture_output=True, text=True
+        )
+        assert check.returncode == 0, f"promtool check config:\n{check.stdout}{check.stderr}"
+        procs.append(launch(
+            [prometheus_bin, f"--config.file={tmp / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
+            tmp / "prometheus.log", prom_port, "/-/ready", "prometheus"))
+        prom = Prometheus(f"http://127.0.0.1:{prom_port}")
+        yield {"prom": prom, "router": router_url, "jobs": jobs, "procs": procs, "tmp": tmp,
+               "urls": {"router": router_url, "manager": manager_url,
+                        "prober": f"http://127.0.0.1:{prober_port}"}}
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        for s in servers:
+            s.shutdown()
+
+
+def drive_traffic(router_url: str) -> int:
+    """Requests through the router: plain, streamed, escalated, fallen back,
+    and one unknown model. Returns how many model requests were answered."""
+    import openai
+
+    client = openai.OpenAI(base_url=router_url + "/v1", api_key="sk-ops", max_retries=0, timeout=60)
+    msg = [{"role": "user", "content": "Say hi."}]
+    sent = 0
+
+    def chat(model: str, stream: bool = False, **kw) -> None:
+        nonlocal sent
+        sent += 1
+        r = client.chat.completions.create(model=model, messages=msg, max_tokens=6, stream=stream, **kw)
+        if stream:
+            for _ in r:
+                pass
+
+    for _ in range(4):
+        chat("small")
+        chat("small", stream=True)
+        chat("auto")
+        chat("auto", extra_headers={"x-hwc-escalate": "strong"})
+        chat("resilient")
+    # An unknown model is refused before routing: an HTTP-level 404, not
+    # a model request, so it is not in `sent`.
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model", messages=msg, max_tokens=4)
+    return sent
+
+
+def wait_for(prom: Prometheus, expr: str, ok, what: str, timeout: float = 30) -> list:
+    deadline = time.monotonic() + timeout
+    result: list = []
+    while time.monotonic() < deadline:
+        doc = prom.query(expr)
+        result = doc.get("data", {}).get("result", [])
+        if doc.get("status") == "success" and ok(result):
+            return result
+        time.sleep(0.5)
+    pytest.fail(f"{what}: `{expr}` gave {result!r} after {timeout:.0f}s", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def live(stack):
+    """The stack after traffic, with Prometheus holding the results."""
+    prom: Prometheus = stack["prom"]
+    jobs = stack["jobs"]
+    wait_for(prom, 'up{host="e2e"} == 1', lambda r: len(r) == len(jobs), "every target scraped and up")
+    sent = drive_traffic(stack["router"])
+    wait_for(prom, "sum(hwc_router_requests_total)",
+             lambda r: r and float(r[0]["value"][1]) >= sent, "the router's requests scraped")
+    wait_for(prom, "sum(hwc_router_fallbacks_total)", lambda r: r and float(r[0]["value"][1]) >= 1,
+             "a fallback counted")
+    wait_for(prom, 'sum(hwc_router_route_decisions_total{decision="auto-strong"})',
+             lambda r: r and float(r[0]["value"][1]) >= 1, "an escalation counted")
+    wait_for(prom, 'hwc_manager_model_present{model="tiny"} == 1', bool, "the file model placed", 60)
+    wait_for(prom, 'hwc_manager_model_failed{model="corrupt"} == 1', bool, "the corrupt model failed", 60)
+    # A few more scrapes so every rate() window holds two points after the traffic.
+    time.sleep(3)
+    return stack
+
+
+# --------------------------------------------------------------------------
+# the checks
+
+
+def substitute(expr: str) -> str:
+    def var(m: re.Match) -> str:
+        name = m.group(1) or m.group(2)
+        if name not in GRAFANA_VARS:
+            raise AssertionError(f"unknown Grafana variable ${name} in `{expr}`")
+        return GRAFANA_VARS[name]
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", var, expr)
+
+
+def panels_of(dashboard: dict):
+    for p in dashboard.get("panels", []):
+        yield p
+        yield from p.get("panels", [])  # collapsed rows
+
+
+def has_value(result: list) -> bool:
+    for series in result:
+        values = [series["value"]] if "value" in series else series.get("values", [])
+        for _, v in values:
+            if not math.isnan(float(v)):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_panel_has_data(live, path: Path) -> None:
+    """Every panel query of the dashboard parses and returns data (a value
+    that is not NaN) from the live stack; a panel without fails by title."""
+    prom: Prometheus = live["prom"]
+    dashboard = json.loads(path.read_text())
+    problems = []
+    checked = 0
+    for panel in panels_of(dashboard):
+        for target in panel.get("targets", []):
+            expr = target.get("expr")
+            if not expr:
+                continue
+            checked += 1
+            q = substitute(expr)
+            doc = prom.query(q)
+            if doc.get("status") != "success":
+                problems.append(f"panel {panel.get('title')!r}: `{q}` does not evaluate: {doc.get('error')}")
+            elif not has_value(doc["data"]["result"]):
+                problems.append(f"panel {panel.get('title')!r}: no data for `{q}`")
+    assert checked, f"{path.name} has no panel queries"
+    assert not problems, f"{path.name}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_template_variables_have_values(live, path: Path) -> None:
+    """Each `label_values(metric, label)` variable lists values from the live stack."""
+    prom: Prometheus = live["prom"]
+    dashboard = json.loads(path.read_text())
+    problems = []
+    for v in dashboard.get("templating", {}).get("list", []):
+        if v.get("type") != "query":
+            continue
+        query = v.get("query")
+        query = query.get("query") if isinstance(query, dict) else query
+        m = re.fullmatch(r"\s*label_values\((?:(.+),\s*)?(\w+)\)\s*", query or "")
+        assert m, f"variable {v.get('name')}: unsupported query {query!r}"
+        params = {"match[]": substitute(m.group(1))} if m.group(1) else {}
+        doc = prom.api(f"label/{m.group(2)}/values", **params)
+        if doc.get("status") != "success" or not doc.get("data"):
+            problems.append(f"variable {v.get('name')!r}: `{query}` has no values ({doc})")
+    assert not problems, f"{path.name}:\n" + "\n".join(problems)
+
+
+def test_alert_rules_load_and_evaluate(live) -> None:
+    """Prometheus loaded every rule of the module's rule file, evaluates each
+    without error, and each expression parses as a query on its own."""
+    prom: Prometheus = live["prom"]
+    # Rules evaluate every second; give each group one evaluation after the traffic.
+    time.sleep(2)
+    doc = prom.api("rules")
+    assert doc.get("status") == "success", doc
+    rules = [r for g in doc["data"]["groups"] for r in g["rules"]]
+    assert rules, f"no rules loaded from {ALERT_RULES}"
+    bad = [f"{r['name']}: health={r.get('health')} {r.get('lastError', '')}" for r in rules
+           if r.get("health") != "ok"]
+    assert not bad, "rules that do not evaluate:\n" + "\n".join(bad)
+    for r in rules:
+        q = prom.query(r["query"])
+        assert q.get("status") == "success", f"{r['name']}: `{r['query']}`: {q.get('error')}"
+
+
+def test_alerts_fire_for_what_the_stack_breaks(live) -> None:
+    """The conditions the stack creates on purpose (a dead cloud backend, a
+    down target, a model with a wrong checksum) make their alerts pending or
+    firing: the rules match the labels the daemons really export."""
+    prom: Prometheus = live["prom"]
+    deadline = time.monotonic() + 30
+    active: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        doc = prom.api("alerts")
+        active = {a["labels"]["alertname"]: a["state"] for a in doc.get("data", {}).get("alerts", [])}
+        if EXPECTED_ACTIVE <= active.keys():
+            break
+        time.sleep(1)
+    missing = EXPECTED_ACTIVE - active.keys()
+    assert not missing, f"alerts not pending or firing: {sorted(missing)}; active: {active}"
+    healthy = {"HwcComponentDown"} & active.keys()
+    assert not healthy, f"alerts active on a healthy part of the stack: {active}"
+
+
+@pytest.mark.parametrize("daemon", ["router", "prober", "manager"])
+def test_metrics_pass_promtool(live, daemon: str) -> None:
+    """Each daemon's /metrics, after traffic, is clean for `promtool check metrics`."""
+    status, body = http_get(live["urls"][daemon] + "/metrics")
+    assert status == 200, (status, body[:200])
+    out = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert out.returncode == 0, (out.stdout + out.stderr).decode()
+    assert not (out.stdout + out.stderr).strip(), (out.stdout + out.stderr).decode()
+
+
+def test_logs_have_no_panics(live) -> None:
+    for p in live["procs"]:
+        text = p.log.read_text(errors="replace")
+        assert "panicked" not in text, f"{p.log}:\n{log_tail(p.log)}"
+
