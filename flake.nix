@@ -27,6 +27,7 @@
         router = ./modules/router.nix;
         health-prober = ./modules/health-prober.nix;
         model-manager = ./modules/model-manager.nix;
+        monitoring = ./modules/monitoring;
       };
 
       machine =
@@ -114,6 +115,10 @@
         # The prober's VM test once its crate is in the workspace.
         // lib.optionalAttrs (self.packages.x86_64-linux ? hwc-health-prober) {
           health-prober = import ./tests/nixos/health-prober.nix testArgs;
+          monitoring = import ./tests/nixos/monitoring.nix testArgs;
+        }
+        // lib.optionalAttrs (self.packages.x86_64-linux ? hwc-model-manager) {
+          model-manager = import ./tests/nixos/model-manager.nix testArgs;
         }
         // builtins.removeAttrs self.packages.x86_64-linux [ "default" ];
 

@@ -36,6 +36,14 @@ let
     ++ lib.optional top.modelManager.enable {
       option = "hwc.ai.modelManager.port";
       inherit (top.modelManager) port;
+    }
+    ++ lib.optional (top.monitoring.enable && top.monitoring.prometheus.enable) {
+      option = "services.prometheus.port";
+      inherit (config.services.prometheus) port;
+    }
+    ++ lib.optional (top.monitoring.enable && top.monitoring.grafana.enable) {
+      option = "hwc.ai.monitoring.grafana.port";
+      inherit (top.monitoring.grafana) port;
     };
   byPort = lib.groupBy (l: toString l.port) listeners;
   clashes = lib.filterAttrs (_: ls: builtins.length ls > 1) byPort;

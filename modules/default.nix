@@ -11,5 +11,6 @@
     ./router.nix
     ./health-prober.nix
     ./model-manager.nix
+    ./monitoring
   ];
 }

@@ -119,6 +119,7 @@ let
     inherit credentials;
     ipAddressAllow = if cfg.restrictToLoopback then [ "localhost" ] else null;
     drainTimeoutSec = drainSeconds;
+    killBin = "${pkgs.coreutils}/bin/kill";
   };
 in
 {

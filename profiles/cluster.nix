@@ -69,5 +69,12 @@ in
 
     healthProber.enable = mkDefault (top.packages ? hwc-health-prober);
     modelManager.enable = mkDefault (top.packages ? hwc-model-manager);
+
+    # Prometheus with the hwc-ai alert rules and Grafana with the dashboards,
+    # on this host, on loopback (docs/monitoring.md).
+    monitoring = {
+      enable = mkDefault true;
+      grafana.enable = mkDefault true;
+    };
   };
 }

@@ -167,7 +167,7 @@ src, dst = sys.argv[1], sys.argv[2]
 router = os.environ.get("ROUTER") or "/bin/true"
 out = []
 for line in open(src):
-    m = re.match(r"(ExecStart|ExecStartPost)=(\S+)(.*)", line)
+    m = re.match(r"(ExecStart|ExecStartPost|ExecReload)=(\S+)(.*)", line)
     if m and not os.path.exists(m.group(2)):
         real = router if m.group(2).endswith("/hwc-model-router") else "/bin/true"
         line = f"{m.group(1)}={real}{m.group(3)}\n"

@@ -12,6 +12,8 @@
 #   nixos/lib/systemd-unit-options.nix           systemd.services.<name> (unitOption merge)
 #   nixos/modules/security/polkit.nix            security.polkit.*
 #   pkgs/pkgs-lib/formats.nix                    pkgs.formats.toml (type; generate is faked)
+#   nixos/modules/services/monitoring/prometheus/default.nix, grafana.nix
+#                                                services.prometheus.*, services.grafana.*
 # and the unit each nixpkgs service defines, reduced to the keys our modules
 # override (so that the merge with ours is exercised).
 #
@@ -94,6 +96,7 @@ let
       llama-cpp = llamaCpp { };
       open-webui = pkgWithMain "open-webui" "open-webui";
       curl = pkgWithMain "curl" "curl";
+      coreutils = pkgWithMain "coreutils" "coreutils";
       pkgsCuda = vllmOf "-cuda";
       pkgsRocm = vllmOf "-rocm";
       cudaPackages = fakeDrv "cudaPackages" { };
@@ -343,6 +346,79 @@ in
         type = types.bool;
         default = false;
       };
+    };
+
+    # nixos/modules/services/monitoring/prometheus/default.nix (the options
+    # hwc.ai.monitoring sets or reads; scrape configs as plain attribute sets)
+    services.prometheus = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      port = mkOption {
+        type = types.port;
+        default = 9090;
+      };
+      listenAddress = mkOption {
+        type = types.str;
+        default = "0.0.0.0";
+      };
+      scrapeConfigs = mkOption {
+        type = types.listOf (types.attrsOf types.anything);
+        default = [ ];
+      };
+      ruleFiles = mkOption {
+        type = types.listOf types.path;
+        default = [ ];
+      };
+    };
+
+    # nixos/modules/services/monitoring/grafana.nix (settings is a freeform
+    # INI tree there too; provision.*.settings are typed submodules)
+    services.grafana = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      dataDir = mkOption {
+        type = types.str;
+        default = "/var/lib/grafana";
+      };
+      settings = mkOption {
+        type = types.submodule { freeformType = types.attrsOf (types.attrsOf types.anything); };
+        default = { };
+      };
+      provision = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        datasources.settings = mkOption {
+          type = types.nullOr (types.attrsOf types.anything);
+          default = null;
+        };
+        dashboards.settings = mkOption {
+          type = types.nullOr (types.attrsOf types.anything);
+          default = null;
+        };
+      };
+    };
+
+    # nixos/modules/system/etc/etc.nix
+    environment.etc = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options.text = mkOption {
+            type = types.nullOr types.lines;
+            default = null;
+          };
+          options.source = mkOption {
+            type = types.nullOr types.path;
+            default = null;
+          };
+        }
+      );
+      default = { };
     };
 
     # nixos/modules/services/misc/open-webui.nix

@@ -409,6 +409,7 @@ let
         "llama-cpp"
         "model-manager"
         "models"
+        "monitoring"
         "ollama"
         "open-webui"
         "profile-cluster"
@@ -483,6 +484,124 @@ let
     ] [ "hwc" "ai" "router" ])
 
     # Misconfigurations: each fails with a message that says what to change.
+    (holds "router: systemctl reload sends SIGHUP (keys re-read)" edge (
+      c: lib.hasSuffix "-coreutils/bin/kill -HUP $MAINPID" (sc c "hwc-model-router").ExecReload
+    ))
+    (holds "monitoring: edge scrapes router, prober, manager with host and component labels" edge (
+      c:
+      let
+        jobs = lib.listToAttrs (map (j: lib.nameValuePair j.job_name j) c.services.prometheus.scrapeConfigs);
+        sc = j: builtins.head jobs.${j}.static_configs;
+      in
+      c.services.prometheus.enable
+      && builtins.attrNames jobs == [
+        "hwc-health-prober"
+        "hwc-model-manager"
+        "hwc-router"
+      ]
+      && (sc "hwc-router").targets == [ "127.0.0.1:8470" ]
+      && (sc "hwc-router").labels == {
+        host = "edge-p1000";
+        component = "router";
+      }
+      && (sc "hwc-health-prober").labels.component == "health-prober"
+      && (sc "hwc-model-manager").targets == [ "127.0.0.1:8474" ]
+      && jobs.hwc-router.metrics_path == "/metrics"
+      && c.services.prometheus.listenAddress == "127.0.0.1"
+      && map baseNameOf c.services.prometheus.ruleFiles == [ "alerts.rules.yml" ]
+    ))
+    (holds "monitoring: gpu-server scrapes each vLLM instance with its model, router on loopback" gpu (
+      c:
+      let
+        jobs = lib.listToAttrs (map (j: lib.nameValuePair j.job_name j) c.services.prometheus.scrapeConfigs);
+        labels = j: (builtins.head jobs.${j}.static_configs).labels;
+      in
+      labels "hwc-vllm-gpt-oss-120b" == {
+        host = "gpu-server";
+        component = "vllm";
+        model = "gpt-oss-120b";
+      }
+      && (labels "hwc-vllm-gpt-oss-20b").model == "gpt-oss-20b"
+      # the router binds 0.0.0.0: Prometheus on the host reaches it on loopback
+      && (builtins.head jobs.hwc-router.static_configs).targets == [ "127.0.0.1:8470" ]
+      && c.hwc.ai.monitoring.scrapeConfigs == c.services.prometheus.scrapeConfigs
+      && builtins.fromJSON c.environment.etc."hwc-ai/prometheus/scrape-configs.json".text
+        == c.services.prometheus.scrapeConfigs
+    ))
+    (holds "monitoring: llama.cpp scraped with its model name" (
+      llamaCpu ++ [ { hwc.ai.monitoring.enable = true; } ]
+    ) (
+      c:
+      let
+        j = lib.findFirst (j: j.job_name == "hwc-llama-cpp") null c.services.prometheus.scrapeConfigs;
+      in
+      j != null
+      && (builtins.head j.static_configs).labels.model == "smollm"
+      && (builtins.head j.static_configs).targets == [ "127.0.0.1:8080" ]
+    ))
+    (holds "monitoring: Grafana provisioned with the datasource by uid and the dashboards, secrets by file"
+      edge
+      (
+        c:
+        let
+          g = c.services.grafana;
+          ds = builtins.head g.provision.datasources.settings.datasources;
+          p = builtins.head g.provision.dashboards.settings.providers;
+        in
+        g.enable
+        && g.provision.enable
+        && ds.uid == "hwc-prometheus"
+        && ds.type == "prometheus"
+        && ds.url == "http://127.0.0.1:9090"
+        && builtins.pathExists (p.options.path + "/router.json")
+        && builtins.pathExists (p.options.path + "/fleet.json")
+        && builtins.pathExists (p.options.path + "/runtimes.json")
+        && g.settings.server.http_port == 3001
+        && g.settings.security.secret_key == "$__file{/var/lib/grafana/hwc-ai-secrets/secret-key}"
+        && hasInfix "admin-password secret-key" c.systemd.services.hwc-grafana-secrets.script
+        && c.systemd.services.hwc-grafana-secrets.before == [ "grafana.service" ]
+      )
+    )
+    (holds "monitoring: a central Prometheus lifts the router's loopback confinement" (
+      edge
+      ++ [
+        {
+          hwc.ai.monitoring = {
+            prometheus.enable = false;
+            targetHost = "edge.lan";
+            grafana.enable = false;
+          };
+          hwc.ai.router.host = "0.0.0.0";
+        }
+      ]
+    ) (
+      c:
+      !c.services.prometheus.enable
+      && !c.hwc.ai.router.restrictToLoopback
+      && (builtins.head (builtins.head c.hwc.ai.monitoring.scrapeConfigs).static_configs).targets == [
+        "edge.lan:8470"
+      ]
+    ))
+    (holds "monitoring: a remote Prometheus and loopback daemons give a warning naming them" (
+      edge ++ [ { hwc.ai.monitoring.prometheus.enable = false; hwc.ai.monitoring.grafana.enable = false; } ]
+    ) (c: lib.any (w: hasInfix "hwc.ai.router.host = \"127.0.0.1\"" w) c.warnings))
+    (rejects "monitoring with nothing to scrape" (
+      [
+        {
+          hwc.ai = {
+            enable = true;
+            runtimes.ollama.enable = true;
+            monitoring.enable = true;
+          };
+        }
+      ]
+    ) "nothing on this host has metrics to scrape")
+    (rejects "Grafana with no Prometheus" (
+      edge ++ [ { hwc.ai.monitoring.prometheus.enable = false; } ]
+    ) "has no Prometheus to query")
+    (rejects "Grafana on Open WebUI's port" (
+      gpu ++ [ { hwc.ai.monitoring.grafana.port = 3000; } ]
+    ) "hwc.ai.monitoring.grafana.port")
     (rejects "two services on one port" (minimal ++ [ { hwc.ai.runtimes.ollama.port = 8470; } ])
       "port 8470: hwc.ai.runtimes.ollama.port, hwc.ai.router.port"
     )

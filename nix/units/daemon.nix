@@ -16,6 +16,8 @@
   description,
   # Full command line. Store paths only; no shell.
   execStart,
+  # `systemctl reload` command (ExecReload=), or null for none.
+  execReload ? null,
   # Directory under /var/lib, e.g. "hwc-ai/router" ($STATE_DIRECTORY).
   stateDirectory,
   # Credential name -> absolute path of the secret on the host. The daemon
@@ -84,5 +86,6 @@ in
       StateDirectoryMode = "0700";
       LoadCredential = credentialLines;
     }
+    // (if execReload == null then { } else { ExecReload = execReload; })
     // relaxations;
 }

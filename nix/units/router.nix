@@ -16,10 +16,16 @@
   # WATCHDOG=1 deadline. The router pets at half of it while its own health
   # holds; tests/vm shortens it to see a hung router killed in seconds.
   watchdogSec ? 30,
+  # kill(1) for ExecReload (a store path on NixOS; Debian's util-linux one
+  # for the checks and tests/vm).
+  killBin ? "/bin/kill",
 }:
 import ./daemon.nix {
   description = "hwc-ai model router (OpenAI-compatible gateway)";
   execStart = "${routerBin} --config ${configFile}";
+  # `systemctl reload`: SIGHUP re-reads the keys file (a file that does not
+  # load is refused and the keys in force stay).
+  execReload = "${killBin} -HUP $MAINPID";
   stateDirectory = "hwc-ai/router";
   inherit credentials ipAddressAllow;
   inherit watchdogSec;

@@ -103,6 +103,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8470/v1/models)
 check "router: no key, 401 (got $code)" test "$code" = 401
 check "router: SQLite database in its StateDirectory" wait_for 5 test -s /var/lib/private/hwc-ai/router/router.sqlite
 check "router: /metrics" sh -c 'curl -sf http://127.0.0.1:8470/metrics | grep -q "^hwc_router_"'
+pid=$(prop hwc-model-router MainPID)
+check "router: systemctl reload (ExecReload sends SIGHUP)" systemctl reload hwc-model-router.service
+check "router: the reload re-read the keys file, same process" \
+  wait_for 5 sh -c "journalctl -u hwc-model-router.service -o cat | grep -q 'keys reloaded' && test \"\$(systemctl show -P MainPID hwc-model-router)\" = $pid"
 
 if [[ $llama == yes ]]; then
   if wait_for 60 curl -sf -o /dev/null http://127.0.0.1:8080/health; then
