@@ -189,6 +189,7 @@ async fn handle(
         .decisions
         .get_or_create(&DecisionLabels {
             decision: route.decision,
+            rule: route.rule,
             model: route.model.clone(),
         })
         .inc();

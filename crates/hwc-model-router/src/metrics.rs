@@ -71,6 +71,9 @@ pub struct KeyLabel {
 pub struct DecisionLabels {
     /// `direct`, `alias`, `auto-default`, `auto-strong`.
     pub decision: &'static str,
+    /// The kind of rule that decided: `direct`, `alias`, `header`,
+    /// `prompt_chars`, `tools`, `messages`, `marker`, `none`.
+    pub rule: &'static str,
     /// Model chosen.
     pub model: String,
 }

@@ -26,6 +26,9 @@ pub struct Route {
     pub model: String,
     /// Why: `direct`, `alias`, `auto-default`, `auto-strong`.
     pub decision: &'static str,
+    /// The kind of rule behind it (`direct`, `alias`, `header`,
+    /// `prompt_chars`, `tools`, `messages`, `marker`, `none`): a metric label.
+    pub rule: &'static str,
     /// The rule behind the decision, e.g. `tools 9>=8`.
     pub reason: String,
     /// Candidates in order, after privacy filtering.
@@ -90,22 +93,26 @@ impl Escalation {
     }
 
     /// Strong or default, and the rule that decided. Local signals only.
-    pub fn decide(&self, signals: &Signals, forced: Option<&str>) -> (bool, String) {
+    /// Returns (escalate, rule, reason): `rule` is the kind of rule that
+    /// decided (a bounded metric label), `reason` the detail for logs and
+    /// `x-hwc-route`.
+    pub fn decide(&self, signals: &Signals, forced: Option<&str>) -> (bool, &'static str, String) {
         if self.strong_model.is_none() {
-            return (false, "no strong model configured".into());
+            return (false, "none", "no strong model configured".into());
         }
         match forced.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
             Some("strong" | "1" | "true" | "yes") => {
-                return (true, format!("header {}", self.header))
+                return (true, "header", format!("header {}", self.header))
             }
             Some("default" | "0" | "false" | "no") => {
-                return (false, format!("header {}", self.header))
+                return (false, "header", format!("header {}", self.header))
             }
             _ => {}
         }
         if signals.prompt_chars >= self.prompt_chars {
             return (
                 true,
+                "prompt_chars",
                 format!(
                     "prompt_chars {}>={}",
                     signals.prompt_chars, self.prompt_chars
@@ -113,21 +120,27 @@ impl Escalation {
             );
         }
         if signals.tools >= self.tools {
-            return (true, format!("tools {}>={}", signals.tools, self.tools));
+            return (
+                true,
+                "tools",
+                format!("tools {}>={}", signals.tools, self.tools),
+            );
         }
         if signals.messages >= self.messages {
             return (
                 true,
+                "messages",
                 format!("messages {}>={}", signals.messages, self.messages),
             );
         }
         if let Some(i) = self.markers.matches(&signals.last_user_text).iter().next() {
             return (
                 true,
+                "marker",
                 format!("marker {}", marker_label(&self.marker_sources[i])),
             );
         }
-        (false, "no rule matched".into())
+        (false, "none", "no rule matched".into())
     }
 }
 
@@ -203,11 +216,11 @@ impl RoutingTable {
             )
             .with_param("model"));
         }
-        let (mut model, decision, reason) = if requested == self.auto_name {
+        let (mut model, decision, rule, reason) = if requested == self.auto_name {
             let Some(auto) = &self.auto else {
                 return Err(self.unknown(requested, key));
             };
-            let (strong, reason) = auto.decide(&signals(), forced);
+            let (strong, rule, reason) = auto.decide(&signals(), forced);
             let target = match (&auto.strong_model, strong) {
                 (Some(s), true) => s.clone(),
                 _ => auto.default_model.clone(),
@@ -217,11 +230,21 @@ impl RoutingTable {
             } else {
                 "auto-default"
             };
-            (target, decision, reason)
+            (target, decision, rule, reason)
         } else if self.aliases.contains_key(requested) {
-            (requested.to_string(), "alias", format!("alias {requested}"))
+            (
+                requested.to_string(),
+                "alias",
+                "alias",
+                format!("alias {requested}"),
+            )
         } else {
-            (requested.to_string(), "direct", "requested".to_string())
+            (
+                requested.to_string(),
+                "direct",
+                "direct",
+                "requested".to_string(),
+            )
         };
         if let Some(target) = self.aliases.get(&model) {
             model = target.clone();
@@ -250,6 +273,7 @@ impl RoutingTable {
         Ok(Route {
             model,
             decision,
+            rule,
             reason,
             candidates,
         })
@@ -301,20 +325,21 @@ mod tests {
         let e = esc();
         assert_eq!(
             e.decide(&sig("hi"), None),
-            (false, "no rule matched".into())
+            (false, "none", "no rule matched".into())
         );
         assert!(e
             .decide(&sig(&"x".repeat(30_000)), None)
-            .1
+            .2
             .starts_with("prompt_chars 30000>="));
         let mut s = sig("hi");
         s.tools = 9;
-        assert_eq!(e.decide(&s, None).1, "tools 9>=8");
+        assert_eq!(e.decide(&s, None).1, "tools");
+        assert_eq!(e.decide(&s, None).2, "tools 9>=8");
         s.tools = 0;
         s.messages = 20;
         assert!(e.decide(&s, None).0);
         let tb = "why?\nTraceback (most recent call last):\n  File \"x.py\"";
-        assert!(e.decide(&sig(tb), None).1.starts_with("marker Traceback"));
+        assert!(e.decide(&sig(tb), None).2.starts_with("marker Traceback"));
         assert!(e.decide(&sig("diff --git a/x b/x\n"), None).0);
         assert!(e.decide(&sig("hi"), Some("strong")).0);
         assert!(!e.decide(&sig(tb), Some("0")).0, "header forces default");

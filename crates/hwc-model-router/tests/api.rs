@@ -225,6 +225,17 @@ async fn auto_escalates_hard_tasks_and_says_why() {
         ),
         Some(3.0)
     );
+    for rule in ["tools", "marker", "header"] {
+        assert_eq!(
+            metric(
+                &m,
+                "hwc_router_route_decisions_total",
+                &["auto-strong", &format!("rule=\"{rule}\"")]
+            ),
+            Some(1.0),
+            "escalations by {rule}: {m}"
+        );
+    }
     r.stop().await;
 }
 
