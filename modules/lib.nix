@@ -50,6 +50,14 @@ rec {
   # http://HOST:PORT for a server bound to host:port.
   baseUrl = host: port: "http://${urlHost host}:${toString port}";
 
+  # Where the model manager places file models declared with a url in
+  # hwc.ai.models, and the group that may read them (the runtimes join it).
+  managedModelsDir = "/var/lib/hwc-ai/models";
+  modelsGroup = "hwc-models";
+
+  # The file name a download is stored under: the URL's last path segment.
+  fileNameOfUrl = url: lib.last (lib.splitString "/" (builtins.head (lib.splitString "?" url)));
+
   isLoopback =
     host:
     elem host [

@@ -21,9 +21,17 @@ let
   hlib = import ./lib.nix { inherit lib; };
   settingsFormat = pkgs.formats.toml { };
 
+  # hwc.ai.models entries the manager downloads (llama.cpp GGUF files).
+  fileModels = lib.filterAttrs (_: m: m.url != null) top.models;
+  # A runtime must read what the manager places: then the manager runs as
+  # a fixed user whose group the runtimes join (a DynamicUser's state is
+  # private to it).
+  shared = fileModels != { };
+
   unit = import ../nix/units/model-manager.nix {
     managerBin = lib.getExe cfg.package;
     inherit (cfg) configFile;
+    user = if shared then hlib.modelsGroup else null;
   };
 in
 {
@@ -65,15 +73,24 @@ in
 
   config = lib.mkIf (top.enable && cfg.enable) {
     # Rendered in hwc-model-manager's own schema (docs/model-manager.md):
-    # Ollama models come from hwc.ai.models; file models (GGUF and
-    # safetensors files with URL and sha256) are declared in settings
-    # directly, as `file_models`, since a runtime's model option names a
-    # path, not a download.
+    # Ollama models and llama.cpp models with a url come from hwc.ai.models;
+    # other file models (e.g. safetensors for vLLM) can be added in
+    # settings.file_models.
     hwc.ai.modelManager.settings = {
       server.listen = hlib.listenAddress cfg.host cfg.port;
       ollama = lib.optionalAttrs top.runtimes.ollama.enable {
         url = "http://${config.services.ollama.host}:${toString config.services.ollama.port}";
       };
+      file_models = lib.mapAttrsToList (name: m: {
+        inherit name;
+        dir = "${hlib.managedModelsDir}/${name}";
+        files = [
+          {
+            inherit (m) url sha256;
+            name = hlib.fileNameOfUrl m.url;
+          }
+        ];
+      }) fileModels;
       ollama_models = lib.mapAttrsToList (
         _name: m:
         {
@@ -84,6 +101,13 @@ in
         // lib.optionalAttrs (m.digest != null) { inherit (m) digest; }
       ) (lib.filterAttrs (_: m: m.runtime == "ollama") top.models);
     };
+
+    users.users.${hlib.modelsGroup} = lib.mkIf shared {
+      isSystemUser = true;
+      group = hlib.modelsGroup;
+      description = "hwc-ai model manager (owns the placed model files)";
+    };
+    users.groups.${hlib.modelsGroup} = lib.mkIf shared { };
 
     systemd.services.hwc-model-manager = {
       description = unit.unitConfig.Description;

@@ -7,6 +7,7 @@ let
   inherit (lib) mkOption types;
   top = config.hwc.ai;
   rt = top.runtimes;
+  hlib = import ./lib.nix { inherit lib; };
 
   modelType = types.submodule (
     { name, config, ... }:
@@ -100,12 +101,36 @@ let
           '';
         };
 
+        url = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "https://huggingface.co/ggml-org/gpt-oss-20b-GGUF/resolve/main/gpt-oss-20b-mxfp4.gguf";
+          description = ''
+            For a llama.cpp model: where the model manager downloads the GGUF
+            file from (http or https; resumable, checked against `sha256`).
+            With it, `source` defaults to the placed file,
+            `/var/lib/hwc-ai/models/<name>/<file name>`, and llama.cpp starts
+            once the file is there. Needs hwc.ai.modelManager.
+          '';
+        };
+
+        sha256 = mkOption {
+          type = types.nullOr (types.strMatching "[0-9a-f]{64}");
+          default = null;
+          example = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+          description = "The sha256 (hex) of the file at `url`; required with it.";
+        };
+
         autoUpdate = mkOption {
           type = types.bool;
           default = false;
           description = "Let the model manager pull newer versions of an unpinned model.";
         };
       };
+
+      config.source = lib.mkIf (config.url != null) (
+        lib.mkDefault "${hlib.managedModelsDir}/${name}/${hlib.fileNameOfUrl config.url}"
+      );
     }
   );
 in
@@ -131,6 +156,27 @@ in
       lib.mapAttrsToList (
         name: m:
         [
+          {
+            assertion = m.url != null -> m.runtime == "llamaCpp";
+            message = ''
+              hwc.ai.models."${name}".url is for llama.cpp file models; ${m.runtime} takes
+              `source` (an Ollama tag, a Hugging Face repository). Remove url, or set runtime = "llamaCpp".
+            '';
+          }
+          {
+            assertion = m.url != null -> m.sha256 != null;
+            message = ''
+              hwc.ai.models."${name}".url has no sha256: the model manager checks every
+              download against it. Set hwc.ai.models."${name}".sha256 (sha256sum of the file).
+            '';
+          }
+          {
+            assertion = m.url != null -> top.modelManager.enable;
+            message = ''
+              hwc.ai.models."${name}" is downloaded from a url, which the model manager does.
+              Set hwc.ai.modelManager.enable = true, or give `source` as a local path.
+            '';
+          }
           {
             assertion = m.runtime == "ollama" -> rt.ollama.enable;
             message = ''

@@ -21,6 +21,14 @@ let
   hlib = import ../lib.nix { inherit lib; };
   declared = lib.filterAttrs (_: m: m.runtime == "llamaCpp") top.models;
   declaredNames = builtins.attrNames declared;
+  # The model is a file the model manager places (hwc.ai.models.<name>.url).
+  managed = cfg.model != null && lib.hasPrefix "${hlib.managedModelsDir}/" (toString cfg.model);
+  supplementaryGroups =
+    lib.optionals (top.acceleration == "rocm") [
+      "render"
+      "video"
+    ]
+    ++ lib.optional managed hlib.modelsGroup;
 in
 {
   options.hwc.ai.runtimes.llamaCpp = {
@@ -138,7 +146,19 @@ in
       ++ cfg.extraFlags;
     };
 
+    # A model the manager downloads: llama-server reads it through the
+    # models group, and starts when the file is in place (a path unit),
+    # not before: started without its model it would only fail.
+    systemd.paths.llama-cpp-model = lib.mkIf managed {
+      wantedBy = [ "multi-user.target" ];
+      pathConfig = {
+        PathExists = cfg.model;
+        Unit = "llama-cpp.service";
+      };
+    };
+
     systemd.services.llama-cpp = {
+      wantedBy = lib.mkIf managed (lib.mkForce [ ]);
       environment = lib.mkIf (top.acceleration == "rocm" && top.rocm.gfxOverride != null) {
         HSA_OVERRIDE_GFX_VERSION = top.rocm.gfxOverride;
       };
@@ -150,10 +170,7 @@ in
         PrivateDevices = lib.mkOverride 90 (top.acceleration == null);
         DevicePolicy = lib.mkOverride 90 "closed";
         DeviceAllow = hlib.gpuDeviceAllow top.acceleration;
-        SupplementaryGroups = lib.mkIf (top.acceleration == "rocm") [
-          "render"
-          "video"
-        ];
+        SupplementaryGroups = lib.mkIf (supplementaryGroups != [ ]) supplementaryGroups;
       };
     };
   };

@@ -208,6 +208,12 @@ in
       default = { };
     };
 
+    # nixos/modules/system/boot/systemd.nix: path units (free-form here).
+    systemd.paths = mkOption {
+      type = types.attrsOf (types.submodule { freeformType = types.lazyAttrsOf types.anything; });
+      default = { };
+    };
+
     users.users = mkOption {
       type = types.attrsOf (types.submodule { freeformType = types.lazyAttrsOf types.anything; });
       default = { };

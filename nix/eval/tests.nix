@@ -90,6 +90,26 @@ let
     }
   ];
 
+  # llama.cpp serving a GGUF the model manager downloads.
+  llamaFromUrl = [
+    {
+      hwc.ai = {
+        enable = true;
+        models.smollm = {
+          runtime = "llamaCpp";
+          url = "http://mirror.lan/SmolLM2-135M-Instruct.Q4_1.gguf";
+          sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+        };
+        runtimes.llamaCpp.enable = true;
+        modelManager.enable = true;
+        router = {
+          enable = true;
+          allowAnonymous = true;
+        };
+      };
+    }
+  ];
+
   nvidiaHost = {
     services.xserver.videoDrivers = [ "nvidia" ];
     hardware.graphics.enable = true;
@@ -487,6 +507,47 @@ let
     (holds "router: systemctl reload sends SIGHUP (keys re-read)" edge (
       c: lib.hasSuffix "-coreutils/bin/kill -HUP $MAINPID" (sc c "hwc-model-router").ExecReload
     ))
+    (holds "a llama.cpp model with a url: the manager places it, llama.cpp reads it via the group and starts once it is there"
+      llamaFromUrl
+      (
+        c:
+        let
+          fm = builtins.head c.hwc.ai.modelManager.settings.file_models;
+          gguf = "/var/lib/hwc-ai/models/smollm/SmolLM2-135M-Instruct.Q4_1.gguf";
+        in
+        fm == {
+          name = "smollm";
+          dir = "/var/lib/hwc-ai/models/smollm";
+          files = [
+            {
+              url = "http://mirror.lan/SmolLM2-135M-Instruct.Q4_1.gguf";
+              sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+              name = "SmolLM2-135M-Instruct.Q4_1.gguf";
+            }
+          ];
+        }
+        && c.services.llama-cpp.model == gguf
+        && (sc c "hwc-model-manager").User == "hwc-models"
+        && (sc c "hwc-model-manager").StateDirectoryMode == "0750"
+        && (sc c "hwc-model-manager").UMask == "0027"
+        && (sc c "llama-cpp").SupplementaryGroups == [ "hwc-models" ]
+        && (svc c "llama-cpp").wantedBy == [ ]
+        && c.systemd.paths.llama-cpp-model.pathConfig.PathExists == gguf
+        && c.users.groups ? hwc-models
+      )
+    )
+    (holds "without url models the manager stays a DynamicUser" edge (
+      c: (sc c "hwc-model-manager").DynamicUser && !(c.users.groups ? hwc-models)
+    ))
+    (rejects "a url model without its sha256" (
+      llamaFromUrl ++ [ { hwc.ai.models.smollm.sha256 = lib.mkForce null; } ]
+    ) "has no sha256")
+    (rejects "a url model without the model manager" (
+      llamaFromUrl ++ [ { hwc.ai.modelManager.enable = lib.mkForce false; } ]
+    ) "which the model manager does")
+    (rejects "a url for an Ollama model" (
+      edge ++ [ { hwc.ai.models."gpt-oss-20b".url = "http://mirror.lan/x.gguf"; } ]
+    ) "url is for llama.cpp file models")
     (holds "monitoring: edge scrapes router, prober, manager with host and component labels" edge (
       c:
       let
@@ -763,5 +824,6 @@ in
     rendersOf "edge-p1000" edge
     // rendersOf "gpu-server" gpu
     // rendersOf "rocm" rocm
-    // rendersOf "llama-cpu" llamaCpu;
+    // rendersOf "llama-cpu" llamaCpu
+    // rendersOf "llama-from-url" llamaFromUrl;
 }

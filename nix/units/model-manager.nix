@@ -4,14 +4,28 @@
   managerBin,
   configFile,
   credentials ? { },
+  # null: a DynamicUser (its state is private). A name: that fixed user and
+  # group, with the state directory group-readable, so the runtimes (in the
+  # group) can read the file models the manager places there.
+  user ? null,
 }:
 import ./daemon.nix {
   description = "hwc-ai model manager (declared models: pull, pin, verify, prune)";
   execStart = "${managerBin} --config ${configFile}";
   stateDirectory = "hwc-ai/models";
-  inherit credentials;
+  inherit credentials user;
   watchdogSec = 60;
   # A pull in flight is abandoned at stop and resumed at the next start.
   stopTimeoutSec = 30;
-  relaxations = { };
+  # With a shared user the runtimes (group members) read the placed models:
+  # the directory group r-x and new files group-readable; others still
+  # nothing.
+  relaxations =
+    if user == null then
+      { }
+    else
+      {
+        StateDirectoryMode = "0750";
+        UMask = "0027";
+      };
 }

@@ -1,8 +1,10 @@
-# VM test: the model manager places a file model. A local mirror (python's
-# http.server) serves SmolLM2's GGUF; the manager, configured through
-# hwc.ai.modelManager.settings.file_models, downloads it under its state
-# directory, checks its sha256, reports it present in /status and the
-# metrics, and after a restart finds it in place without downloading again.
+# VM test: a llama.cpp model declared with a url. The model manager
+# downloads SmolLM2's GGUF from a local mirror (python's http.server),
+# checks its sha256 and places it under /var/lib/hwc-ai/models; llama.cpp,
+# whose unit waits for the file (a path unit), starts once it is there and
+# reads it through the hwc-models group; a chat completion goes through the
+# router. After a restart the manager finds the model in place without
+# downloading again.
 #
 #   nix build .#checks.x86_64-linux.model-manager   (needs KVM)
 {
@@ -26,25 +28,27 @@ pkgs.testers.runNixOSTest {
     {
       imports = [ self.nixosModules.default ];
 
-      virtualisation.memorySize = 1536;
+      virtualisation = {
+        memorySize = 2048;
+        cores = 2;
+      };
 
       hwc.ai = {
         enable = true;
-        modelManager = {
+        models.smollm = {
+          runtime = "llamaCpp";
+          url = "http://127.0.0.1:8000/SmolLM2-135M-Instruct.Q4_1.gguf";
+          sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+        };
+        runtimes.llamaCpp = {
           enable = true;
-          settings.file_models = [
-            {
-              name = "smollm";
-              dir = "/var/lib/hwc-ai/models/smollm";
-              files = [
-                {
-                  url = "http://127.0.0.1:8000/SmolLM2-135M-Instruct.Q4_1.gguf";
-                  sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
-                  name = "model.gguf";
-                }
-              ];
-            }
-          ];
+          contextSize = 2048;
+          jinja = false;
+        };
+        modelManager.enable = true;
+        router = {
+          enable = true;
+          allowAnonymous = true;
         };
       };
 
@@ -65,8 +69,10 @@ pkgs.testers.runNixOSTest {
     };
 
   testScript = ''
+    import json
+
     present = "curl -sf http://127.0.0.1:8474/status | jq -e '.models[] | select(.name == \"smollm\") | .state == \"present\"'"
-    gguf = "/var/lib/hwc-ai/models/smollm/model.gguf"
+    gguf = "/var/lib/hwc-ai/models/smollm/SmolLM2-135M-Instruct.Q4_1.gguf"
 
     machine.wait_for_unit("model-mirror.service")
     machine.wait_for_open_port(8000)
@@ -75,10 +81,21 @@ pkgs.testers.runNixOSTest {
     with subtest("the file model is downloaded, checked and reported present"):
         machine.wait_until_succeeds(present, timeout=120)
         machine.succeed(f"echo 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53  {gguf}' | sha256sum -c -")
+        assert machine.succeed(f"stat -c '%a %U %G' {gguf}").strip() == "640 hwc-models hwc-models"
         machine.succeed(
             "curl -sf http://127.0.0.1:8474/metrics | "
             "grep -q 'hwc_manager_model_present{model=\"smollm\",kind=\"file\"} 1'"
         )
+
+    with subtest("llama.cpp starts once the file is there and serves it through the router"):
+        machine.wait_for_unit("llama-cpp.service")
+        machine.wait_until_succeeds("curl -sf http://127.0.0.1:8080/health", timeout=120)
+        machine.wait_until_succeeds("curl -sf http://127.0.0.1:8470/readyz", timeout=60)
+        chat = json.dumps({"model": "smollm", "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8})
+        out = json.loads(machine.succeed(
+            f"curl -sf -H 'Content-Type: application/json' -d '{chat}' http://127.0.0.1:8470/v1/chat/completions"
+        ))
+        assert out["choices"][0]["message"]["content"], out
 
     with subtest("after a restart the model is found in place, not downloaded again"):
         machine.succeed("systemctl stop model-mirror")

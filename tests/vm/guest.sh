@@ -271,5 +271,47 @@ else
   skip "prober: no hwc-health-prober binary given (HWC_PROBER_BIN)"
 fi
 
+# ---------------------------------------------------------------------------
+# The model manager placing a file model a runtime reads through the
+# models group (hwc.ai.models.<name>.url on NixOS).
+echo "== hwc-model-manager"
+if [[ -x /opt/hwc-ai/bin/hwc-model-manager ]]; then
+  useradd --system --no-create-home --user-group --shell /usr/sbin/nologin hwc-models
+  install -d -m 0755 /srv/mirror
+  head -c 300000 /dev/urandom >/srv/mirror/weights.gguf
+  sum=$(sha256sum /srv/mirror/weights.gguf | cut -d' ' -f1)
+  sed "s/@SHA256@/$sum/" /hwc-vmtest/manager.toml >/etc/hwc-ai/manager.toml
+  systemd-run --quiet --unit=model-mirror --property=DynamicUser=yes \
+    python3 -m http.server 8000 --bind 127.0.0.1 --directory /srv/mirror
+  wait_for 10 curl -sf -o /dev/null http://127.0.0.1:8000/weights.gguf
+  systemctl daemon-reload
+  check "manager: systemctl start returned after READY=1" systemctl start hwc-model-manager.service
+  present() { curl -sf http://127.0.0.1:8474/status | grep -q '"state":"present"'; }
+  check "manager: the file model is downloaded, checked and present" wait_for 30 present
+  gguf=/var/lib/hwc-ai/models/tiny/weights.gguf
+  check "manager: runs as the fixed user hwc-models" test "$(prop hwc-model-manager User)" = hwc-models
+  check "manager: the file has the declared sha256" sh -c "echo '$sum  $gguf' | sha256sum -c --quiet -"
+  check "manager: state directory 0750 hwc-models (not under /var/lib/private)" \
+    test "$(stat -c '%a %U %G' /var/lib/hwc-ai/models)" = "750 hwc-models hwc-models"
+  check "manager: the placed file is group-readable, not world-readable ($(stat -c %a "$gguf"))" \
+    test "$(stat -c %a "$gguf")" = 640
+  reads() {
+    systemd-run --quiet --wait --pipe --property=DynamicUser=yes "$@" sha256sum "$gguf" 2>/dev/null |
+      grep -q "^$sum "
+  }
+  check "manager: a DynamicUser runtime in the hwc-models group reads the model" \
+    reads --property=SupplementaryGroups=hwc-models
+  cannot_read() { ! reads "$@"; }
+  check "manager: a DynamicUser outside the group cannot" cannot_read
+  score=$(exposure hwc-model-manager.service)
+  check "manager: exposure $score <= 1.5 as the running systemd scores it" within "$score" 1.5
+  check "manager: never killed by its seccomp filter" no_sigsys hwc-model-manager.service
+  systemctl stop hwc-model-manager.service
+  check "manager: systemctl stop -> inactive, Result=success" \
+    test "$(prop hwc-model-manager ActiveState)/$(prop hwc-model-manager Result)" = inactive/success
+else
+  skip "manager: no hwc-model-manager binary given (HWC_MANAGER_BIN)"
+fi
+
 echo "guest: $pass passed, $fail failed"
 exit $((fail > 0))

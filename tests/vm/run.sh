@@ -12,6 +12,7 @@
 # Environment:
 #   HWC_ROUTER_BIN   the router binary (required)
 #   HWC_PROBER_BIN   the prober binary (default: beside the router, if built)
+#   HWC_MANAGER_BIN  the model manager binary (likewise)
 #   LLAMA_SERVER, HWC_TEST_MODEL
 #                    a llama-server and a GGUF (scripts/test-runtime.sh); when
 #                    given, a chat completion goes through the router
@@ -43,6 +44,8 @@ router_bin=${HWC_ROUTER_BIN:?set HWC_ROUTER_BIN to the hwc-model-router binary}
 router_bin=$(realpath "$router_bin")
 prober_bin=${HWC_PROBER_BIN:-$(dirname "$router_bin")/hwc-health-prober}
 [[ -x $prober_bin ]] && prober_bin=$(realpath "$prober_bin") || prober_bin=""
+manager_bin=${HWC_MANAGER_BIN:-$(dirname "$router_bin")/hwc-model-manager}
+[[ -x $manager_bin ]] && manager_bin=$(realpath "$manager_bin") || manager_bin=""
 
 t_all=$(now)
 
@@ -121,10 +124,11 @@ nix-instantiate --eval --strict --json "$here/units.nix" |
   python3 -c 'import json, sys
 for name, text in json.load(sys.stdin).items():
     open(sys.argv[1] + "/" + name, "w").write(text)' "$work/units"
-cp "$here/guest.sh" "$here/router.toml" "$here/router-keys.toml" "$here/prober.toml" "$work/"
+cp "$here/guest.sh" "$here/router.toml" "$here/router-keys.toml" "$here/prober.toml" "$here/manager.toml" "$work/"
 
 binds=(--bind-ro="$work:/hwc-vmtest" --bind-ro="$router_bin:/opt/hwc-ai/bin/hwc-model-router")
 [[ -n $prober_bin ]] && binds+=(--bind-ro="$prober_bin:/opt/hwc-ai/bin/hwc-health-prober")
+[[ -n $manager_bin ]] && binds+=(--bind-ro="$manager_bin:/opt/hwc-ai/bin/hwc-model-manager")
 if [[ -n ${LLAMA_SERVER:-} && -x ${LLAMA_SERVER:-} && -s ${HWC_TEST_MODEL:-} ]]; then
   binds+=(--bind-ro="$(dirname "$(realpath "$LLAMA_SERVER")"):/opt/llama/bin"
     --bind-ro="$(realpath "$HWC_TEST_MODEL"):/opt/llama/model.gguf")

@@ -25,6 +25,16 @@ in
       configFile = "/etc/hwc-ai/prober.toml";
     }
   );
+  # As modules/model-manager.nix renders it when a runtime reads the models
+  # it places (hwc.ai.models.<name>.url): a fixed user whose group the
+  # runtimes join.
+  "hwc-model-manager.service" = render (
+    import ../../nix/units/model-manager.nix {
+      managerBin = "/opt/hwc-ai/bin/hwc-model-manager";
+      configFile = "/etc/hwc-ai/manager.toml";
+      user = "hwc-models";
+    }
+  );
   "50-hwc-ai-prober.rules" = import ../../nix/units/health-prober-polkit.nix {
     user = "hwc-ai-prober";
     units = [
