@@ -4,7 +4,10 @@
 #   2. `promtool test rules` on modules/monitoring/alerts.test.yml;
 #   3. coverage: every alert has a test case where it fires and one where it
 #      stays silent, and every runbook_url points at a heading of
-#      docs/runbook.md.
+#      docs/runbook.md; every alert has a summary, a description and a
+#      severity of warning or critical.
+# Run: scripts/check-alerts.sh (from anywhere; exits non-zero naming the
+# alert that lacks something).
 # Needs promtool (Debian's prometheus package) and python3 with PyYAML
 # (python3-yaml); scripts/setup.sh installs both.
 set -euo pipefail
@@ -50,8 +53,9 @@ for r in alerts:
     for key in ("summary", "description", "runbook_url"):
         if not ann.get(key):
             problems.append(f"{name}: no {key} annotation")
-    if "severity" not in r.get("labels", {}):
-        problems.append(f"{name}: no severity label")
+    severity = r.get("labels", {}).get("severity")
+    if severity not in ("warning", "critical"):
+        problems.append(f"{name}: severity label is {severity!r}, not warning or critical")
     url = ann.get("runbook_url", "")
     anchor = url.partition("#")[2]
     if not url.split("#")[0].endswith("docs/runbook.md") or anchor not in anchors:
