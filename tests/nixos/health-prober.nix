@@ -14,24 +14,9 @@ pkgs.testers.runNixOSTest {
   nodes.machine =
     { pkgs, ... }:
     {
-      imports = [ self.nixosModules.default ];
-
-      virtualisation = {
-        memorySize = 2048;
-        cores = 2;
-      };
+      imports = [ (import ./smollm-node.nix { inherit self smollm; }) ];
 
       hwc.ai = {
-        enable = true;
-        models.smollm = {
-          runtime = "llamaCpp";
-          source = "${smollm}";
-        };
-        runtimes.llamaCpp = {
-          enable = true;
-          contextSize = 2048;
-          jinja = false;
-        };
         router = {
           enable = true;
           allowAnonymous = true;
@@ -53,8 +38,6 @@ pkgs.testers.runNixOSTest {
         wantedBy = [ "multi-user.target" ];
         serviceConfig.ExecStart = "${pkgs.coreutils}/bin/sleep infinity";
       };
-
-      environment.systemPackages = [ pkgs.curl ];
     };
 
   testScript = ''

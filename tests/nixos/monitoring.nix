@@ -14,28 +14,14 @@ pkgs.testers.runNixOSTest {
   name = "hwc-ai-monitoring";
 
   nodes.machine =
-    { pkgs, ... }:
+    { ... }:
     {
-      imports = [ self.nixosModules.default ];
+      imports = [ (import ./smollm-node.nix { inherit self smollm; }) ];
 
-      virtualisation = {
-        memorySize = 3072;
-        cores = 2;
-      };
-
+      virtualisation.memorySize = 3072;
       networking.hostName = "machine";
 
       hwc.ai = {
-        enable = true;
-        models.smollm = {
-          runtime = "llamaCpp";
-          source = "${smollm}";
-        };
-        runtimes.llamaCpp = {
-          enable = true;
-          contextSize = 2048;
-          jinja = false;
-        };
         router = {
           enable = true;
           allowAnonymous = true;
@@ -55,10 +41,6 @@ pkgs.testers.runNixOSTest {
       };
 
       environment.etc."hwc-ai-test/grafana-admin-password".text = "hwc-vm-test";
-      environment.systemPackages = [
-        pkgs.curl
-        pkgs.jq
-      ];
     };
 
   testScript = ''

@@ -16,31 +16,15 @@ pkgs.testers.runNixOSTest {
   name = "hwc-ai-router-llama-cpp";
 
   nodes.machine =
-    { pkgs, ... }:
+    { ... }:
     {
-      imports = [ self.nixosModules.default ];
-
-      virtualisation = {
-        memorySize = 2048;
-        cores = 2;
-      };
+      imports = [ (import ./smollm-node.nix { inherit self smollm; }) ];
 
       hwc.ai = {
-        enable = true;
-        models.smollm = {
-          runtime = "llamaCpp";
-          source = "${smollm}";
-        };
-        runtimes.llamaCpp = {
-          enable = true;
-          contextSize = 2048;
-          # The template of this small model has no Jinja extras to gain.
-          jinja = false;
-          extraFlags = [
-            "--threads"
-            "2"
-          ];
-        };
+        runtimes.llamaCpp.extraFlags = [
+          "--threads"
+          "2"
+        ];
         router = {
           enable = true;
           localOnly = true;
@@ -56,10 +40,6 @@ pkgs.testers.runNixOSTest {
         name = "vm-test"
         secret = "sk-hwc-vm-test"
       '';
-      environment.systemPackages = [
-        pkgs.curl
-        pkgs.jq
-      ];
     };
 
   testScript = ''
