@@ -21,63 +21,65 @@ let
     host: port:
     "${if cfg.targetHost != null then cfg.targetHost else hlib.urlHost host}:${toString port}";
 
-  job =
-    {
-      name,
-      component,
-      host,
-      port,
-      model ? null,
-    }:
-    {
-      job_name = name;
-      scrape_interval = cfg.scrapeInterval;
-      metrics_path = "/metrics";
-      static_configs = [
-        {
-          targets = [ (targetOf host port) ];
-          labels = {
-            host = cfg.hostLabel;
-            inherit component;
+  # Everything with metrics on this host: the enabled daemons and runtimes,
+  # each with the option that sets its bind address (for the warning below).
+  # Ollama has no /metrics: the prober's probe of it stands for it.
+  scraped =
+    map
+      (d: {
+        name = "hwc-${d.component}";
+        inherit (d) component;
+        inherit (top.${d.attr}) host port;
+        option = "hwc.ai.${d.attr}.host";
+      })
+      (
+        lib.filter (d: top.${d.attr}.enable) [
+          {
+            attr = "router";
+            component = "router";
           }
-          // lib.optionalAttrs (model != null) { inherit model; };
-        }
-      ];
-    };
-
-  jobs =
-    lib.optional top.router.enable (job {
-      name = "hwc-router";
-      component = "router";
-      inherit (top.router) host port;
-    })
-    ++ lib.optional top.healthProber.enable (job {
-      name = "hwc-health-prober";
-      component = "health-prober";
-      inherit (top.healthProber) host port;
-    })
-    ++ lib.optional top.modelManager.enable (job {
-      name = "hwc-model-manager";
-      component = "model-manager";
-      inherit (top.modelManager) host port;
-    })
+          {
+            attr = "healthProber";
+            component = "health-prober";
+          }
+          {
+            attr = "modelManager";
+            component = "model-manager";
+          }
+        ]
+      )
     # llama-server runs with --metrics (modules/runtimes/llama-cpp.nix).
-    ++ lib.optional rt.llamaCpp.enable (job {
+    ++ lib.optional rt.llamaCpp.enable {
       name = "hwc-llama-cpp";
       component = "llama-cpp";
       inherit (rt.llamaCpp) host port;
       model = rt.llamaCpp.modelName;
-    })
-    ++ lib.mapAttrsToList (
-      name: inst:
-      job {
-        name = "hwc-vllm-${name}";
-        component = "vllm";
-        inherit (inst) host port;
-        model = inst.servedModelName;
+      option = "hwc.ai.runtimes.llamaCpp.host";
+    }
+    ++ lib.mapAttrsToList (name: inst: {
+      name = "hwc-vllm-${name}";
+      component = "vllm";
+      inherit (inst) host port;
+      model = inst.servedModelName;
+      option = "hwc.ai.runtimes.vllm.instances.${name}.host";
+    }) (lib.filterAttrs (_: i: i.enable) rt.vllm.instances);
+
+  jobs = map (t: {
+    job_name = t.name;
+    scrape_interval = cfg.scrapeInterval;
+    metrics_path = "/metrics";
+    static_configs = [
+      {
+        targets = [ (targetOf t.host t.port) ];
+        labels = {
+          host = cfg.hostLabel;
+          inherit (t) component;
+        }
+        // lib.optionalAttrs (t ? model) { inherit (t) model; };
       }
-    ) (lib.filterAttrs (_: i: i.enable) rt.vllm.instances);
-  # Ollama has no /metrics: the prober's probe of it stands for it.
+    ];
+  }) scraped;
+
 
   promUrl =
     if cfg.prometheus.url != null then
@@ -97,23 +99,7 @@ let
     lib.optional (cfg.grafana.adminPasswordFile == null) "admin-password"
     ++ lib.optional (cfg.grafana.secretKeyFile == null) "secret-key";
 
-  loopbackDaemons = lib.filter (d: d.on && hlib.isLoopback d.host) [
-    {
-      option = "hwc.ai.router.host";
-      on = top.router.enable;
-      inherit (top.router) host;
-    }
-    {
-      option = "hwc.ai.healthProber.host";
-      on = top.healthProber.enable;
-      inherit (top.healthProber) host;
-    }
-    {
-      option = "hwc.ai.modelManager.host";
-      on = top.modelManager.enable;
-      inherit (top.modelManager) host;
-    }
-  ];
+  loopbackTargets = lib.filter (t: hlib.isLoopback t.host) scraped;
 in
 {
   options.hwc.ai.monitoring = {
@@ -254,10 +240,10 @@ in
           }
         ];
 
-        warnings = lib.optional (!cfg.prometheus.enable && cfg.targetHost == null && loopbackDaemons != [ ]) ''
+        warnings = lib.optional (!cfg.prometheus.enable && cfg.targetHost == null && loopbackTargets != [ ]) ''
           hwc.ai.monitoring: Prometheus does not run on this host, but ${
-            lib.concatMapStringsSep ", " (d: "${d.option} = \"${d.host}\"") loopbackDaemons
-          } is loopback, which a remote Prometheus can't reach. Bind those daemons to an address
+            lib.concatMapStringsSep ", " (t: "${t.option} = \"${t.host}\"") loopbackTargets
+          } is loopback, which a remote Prometheus can't reach. Bind those to an address
           it can reach (and open the firewall to it), and set hwc.ai.monitoring.targetHost.
         '';
 
