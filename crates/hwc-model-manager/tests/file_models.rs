@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use hwc_model_manager::config::ManagerConfig;
-use hwc_testkit::inprocess::InProcess;
 use sha2::{Digest, Sha256};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+use common::Running;
 
 #[tokio::test]
 async fn downloads_places_and_verifies_through_the_runtime() {
@@ -30,35 +32,14 @@ async fn downloads_places_and_verifies_through_the_runtime() {
         llama.url()
     );
     let cfg: ManagerConfig = hwc_ai_core::config::load_str(&toml).unwrap();
-    let daemon = InProcess::start(|l, stop| hwc_model_manager::run_on(cfg, l, stop)).await;
-    let url = daemon.url.clone();
-
-    let t0 = Instant::now();
-    let model = loop {
-        let s: serde_json::Value = reqwest::get(format!("{url}/status"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let m = s["models"][0].clone();
-        if m["state"] == "present" || m["state"] == "failed" {
-            break m;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "{m}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let m = Running::start(cfg).await;
+    let model = m.wait("weights", "present", Duration::from_secs(30)).await;
     assert_eq!(model["state"], "present", "{model}");
     assert_eq!(
         std::fs::read(models.path().join("w/weights.bin")).unwrap(),
         data
     );
-    let metrics = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = m.metrics().await;
     assert!(
         metrics.contains("hwc_manager_verify_total{model=\"weights\",result=\"ok\"} 1"),
         "{metrics}"
@@ -68,5 +49,5 @@ async fn downloads_places_and_verifies_through_the_runtime() {
         metrics.contains("hwc_manager_pull_bytes_total{model=\"weights\"} 3000000"),
         "{metrics}"
     );
-    daemon.stop().await;
+    m.stop().await;
 }

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Json;
 use hwc_model_manager::config::ManagerConfig;
-use hwc_testkit::inprocess::InProcess;
+
+mod common;
+use common::Running;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -162,53 +164,6 @@ fn config(url: &str, body: &str) -> ManagerConfig {
     })
 }
 
-struct Running {
-    url: String,
-    _daemon: InProcess,
-}
-
-impl Running {
-    async fn start(cfg: ManagerConfig) -> Self {
-        let daemon = InProcess::start(|l, stop| hwc_model_manager::run_on(cfg, l, stop)).await;
-        Self {
-            url: daemon.url.clone(),
-            _daemon: daemon,
-        }
-    }
-
-    async fn status(&self) -> Value {
-        reqwest::get(format!("{}/status", self.url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn model(&self, name: &str) -> Value {
-        let s = self.status().await;
-        s["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == name)
-            .cloned()
-            .unwrap()
-    }
-
-    async fn wait(&self, name: &str, state: &str, within: Duration) -> Value {
-        let t0 = Instant::now();
-        loop {
-            let m = self.model(name).await;
-            if m["state"] == state {
-                return m;
-            }
-            assert!(t0.elapsed() < within, "{name} not {state}: {m}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn pulls_with_progress_verifies_and_keeps_loaded() {
     let d: Shared = Default::default();
@@ -245,12 +200,7 @@ async fn pulls_with_progress_verifies_and_keeps_loaded() {
         assert_eq!(g.generated.len(), 1);
         assert_eq!(g.generated[0].1["keep_alive"], -1, "kept loaded");
     }
-    let metrics = reqwest::get(format!("{}/metrics", m.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = m.metrics().await;
     assert!(
         metrics.contains("hwc_manager_model_present{model=\"gpt-oss:20b\",kind=\"ollama\"} 1"),
         "{metrics}"
@@ -399,12 +349,7 @@ async fn an_error_line_in_the_pull_stream_is_reported_with_its_words() {
     );
     assert_eq!(f["permanent"], true, "a missing model is not retried");
     assert_eq!(d.lock().unwrap().pull_calls.len(), 1);
-    let metrics = reqwest::get(format!("{}/metrics", m.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = m.metrics().await;
     assert!(
         metrics.contains("hwc_manager_permanent_failures_total{model=\"nosuch:1b\"} 1"),
         "{metrics}"
