@@ -141,7 +141,7 @@ async fn bus() -> Bus {
 fn dead_target(name: &str, extra: &str) -> String {
     format!(
         "[[targets]]\nname = \"{name}\"\nkind = \"tcp\"\naddress = \"127.0.0.1:{}\"\ninterval = \"50ms\"\ntimeout = \"50ms\"\nfailure_threshold = 2\nrestart_unit = \"{name}.service\"\nrestart_after = 4\n{extra}",
-        common::free_port()
+        hwc_testkit::free_port()
     )
 }
 

@@ -39,7 +39,7 @@ async fn each_fault_is_down_with_its_reason() {
     ))
     .await;
     let garbage = serve(Router::new().route("/health", get(|| async { "<html>not json" }))).await;
-    let refused = format!("http://127.0.0.1:{}", common::free_port());
+    let refused = format!("http://127.0.0.1:{}", hwc_testkit::free_port());
     // Accepts connections and never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_url = format!("http://{}", silent.local_addr().unwrap());

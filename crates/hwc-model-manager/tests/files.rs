@@ -388,11 +388,7 @@ async fn not_found_is_permanent_and_unavailable_is_not() {
     assert!(!err.is_permanent(), "{err}");
 
     // Nobody listening: a network error, worth a retry.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = hwc_testkit::free_port();
     spec.url = format!("http://127.0.0.1:{port}/model.bin");
     let err = get(&spec).await.unwrap_err();
     assert!(matches!(err, FileError::Request { .. }), "{err:?}");

@@ -64,11 +64,7 @@ async fn notifies_systemd_and_drains_on_sigterm() {
     ))
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = hwc_testkit::free_port();
     let cfg = write_config(dir.path(), &up.url(), port);
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
@@ -166,11 +162,7 @@ fn serves_on_a_socket_passed_by_systemd() {
         );
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = hwc_testkit::free_port();
     // The config names another port: the socket from systemd must win.
     let cfg = write_config(dir.path(), &common::dead_url(), 1);
     let mut child = Command::new(activate)
@@ -211,11 +203,7 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
 #[tokio::test]
 async fn sighup_reloads_keys_and_keeps_them_when_the_file_is_bad() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = hwc_testkit::free_port();
     let cfg = write_config(dir.path(), &common::dead_url(), port);
     let mut child = Command::new(BIN)
         .arg("--config")

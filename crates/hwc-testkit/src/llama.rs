@@ -86,11 +86,7 @@ pub fn start() -> Llama {
 /// Starts a llama-server on a free port without waiting for it, to watch
 /// it start.
 pub fn spawn() -> Llama {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::free_port();
     spawn_on(port)
 }
 
@@ -105,11 +101,7 @@ pub fn spawn_on(port: u16) -> Llama {
 /// produced, such as one a manager downloaded) and waits until it is
 /// healthy.
 pub fn start_with_model(model: &std::path::Path) -> Llama {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::free_port();
     let llama = spawn_model_on(port, model);
     wait_healthy(llama.port);
     llama

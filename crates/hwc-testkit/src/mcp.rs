@@ -51,11 +51,7 @@ impl Drop for McpServer {
 
 /// Starts the everything server in Streamable HTTP mode and waits for its port.
 pub fn everything() -> McpServer {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::free_port();
     let child = Command::new("node")
         .arg(entry_point())
         .arg("streamableHttp")

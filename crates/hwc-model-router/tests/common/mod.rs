@@ -139,10 +139,7 @@ pub fn metric(text: &str, name: &str, needles: &[&str]) -> Option<f64> {
 
 /// An address nothing listens on.
 pub fn dead_url() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{addr}/v1")
+    format!("http://127.0.0.1:{}/v1", hwc_testkit::free_port())
 }
 
 /// Error JSON of a response, checking the OpenAI shape.
