@@ -286,28 +286,18 @@ EOF
       score_and_verify "${dir%/}" "$(basename "$dir")"
     done
     step "3c. configurations the modules render, checked by the daemons themselves"
-    for json in "$work"/eval/*/hwc-model-router.json; do
-      if [[ -n "$router_bin" ]]; then
-        check_config "$router_bin" "$json" "$(dirname "$json")/hwc-model-router.service"
-      else
-        skip "hwc-model-router --check-config ${json#"$work/eval/"} (no router binary; set HWC_ROUTER_BIN)"
-      fi
-    done
-    for json in "$work"/eval/*/hwc-health-prober.json; do
-      [[ -e "$json" ]] || continue
-      if [[ -n "$prober_bin" ]]; then
-        check_config "$prober_bin" "$json" "$(dirname "$json")/hwc-health-prober.service"
-      else
-        skip "hwc-health-prober --check-config ${json#"$work/eval/"} (no prober binary; set HWC_PROBER_BIN)"
-      fi
-    done
-    for json in "$work"/eval/*/hwc-model-manager.json; do
-      [[ -e "$json" ]] || continue
-      if [[ -n "$manager_bin" ]]; then
-        check_config "$manager_bin" "$json" "$(dirname "$json")/hwc-model-manager.service"
-      else
-        skip "hwc-model-manager --check-config ${json#"$work/eval/"} (no manager binary; set HWC_MANAGER_BIN)"
-      fi
+    for entry in "hwc-model-router:$router_bin:HWC_ROUTER_BIN" \
+      "hwc-health-prober:$prober_bin:HWC_PROBER_BIN" \
+      "hwc-model-manager:$manager_bin:HWC_MANAGER_BIN"; do
+      IFS=: read -r daemon bin var <<<"$entry"
+      for json in "$work"/eval/*/"$daemon.json"; do
+        [[ -e "$json" ]] || continue
+        if [[ -n "$bin" ]]; then
+          check_config "$bin" "$json" "$(dirname "$json")/$daemon.service"
+        else
+          skip "$daemon --check-config ${json#"$work/eval/"} (no binary; set $var)"
+        fi
+      done
     done
     step "3d. the option reference in docs/nixos.md matches the modules"
     if out=$(options_doc check 2>&1); then
