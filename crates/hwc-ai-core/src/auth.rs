@@ -10,10 +10,11 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
 
 /// SHA-256 of a token: what is kept in memory instead of the token.
@@ -131,30 +132,209 @@ impl<P> KeyRing<P> {
 
     /// The table in force now.
     pub fn current(&self) -> Arc<KeyTable<P>> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        crate::sync::read(&self.current).clone()
     }
 
     /// Puts `table` in force for the requests that arrive from now on.
     pub fn replace(&self, table: KeyTable<P>) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+        *crate::sync::write(&self.current) = Arc::new(table);
     }
 }
 
-/// Bearer tokens from files (one token per file, relative paths under
-/// `$CREDENTIALS_DIRECTORY`) for daemons whose callers are all equal; with
-/// no files, requests without a token are let in (a loopback default).
-pub fn token_table(files: &[PathBuf]) -> Result<KeyTable<()>, crate::secret::SecretError> {
-    let mut table = KeyTable::new();
-    for f in files {
-        table.insert(TokenDigest::of(crate::secret::read_secret(f)?.expose()), ());
+/// What a caller may do. Ordered: each role includes the ones before it
+/// (an approver may also request; an admin may do everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads status and results.
+    Reader,
+    /// Asks for work (an agent job, an MCP tool call).
+    Requester,
+    /// Approves or denies what others asked for.
+    Approver,
+    /// Everything, including configuration-changing endpoints.
+    Admin,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Reader => "reader",
+            Role::Requester => "requester",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        })
     }
-    if table.is_empty() {
-        table.allow_anonymous(());
+}
+
+/// Who a token from `[auth]` belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    /// A name for logs and audit records (never the token).
+    pub name: String,
+    /// What the caller may do.
+    pub role: Role,
+    /// The named resources (MCP servers, say) the caller may use; `None`
+    /// means all of them.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl Principal {
+    /// Ok when the caller has at least `role`; a 403 naming both roles otherwise.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.role >= role {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(
+            "insufficient_role",
+            format!(
+                "`{}` has role {}, and this needs {role}; use a token whose [[auth.tokens]] entry has role = \"{role}\"",
+                self.name, self.role
+            ),
+        ))
     }
-    Ok(table)
+
+    /// Ok when the caller's scopes include `scope`; a 403 naming it otherwise.
+    pub fn require_scope(&self, scope: &str) -> Result<(), ApiError> {
+        match &self.scopes {
+            Some(s) if !s.iter().any(|x| x == scope) => Err(ApiError::forbidden(
+                "out_of_scope",
+                format!(
+                    "`{}` may not use `{scope}`; its scopes are [{}]",
+                    self.name,
+                    s.join(", ")
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One named token in `[[auth.tokens]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// The file holding the token (relative: under `$CREDENTIALS_DIRECTORY`).
+    pub file: PathBuf,
+    /// Name in logs and audit records; defaults to the file's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What its holder may do.
+    pub role: Role,
+    /// What its holder may use (MCP server names, say); all when absent.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The `[auth]` section every daemon shares: bearer tokens from files
+/// (systemd `LoadCredential`), never from the TOML itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Files each holding one token whose holder is an admin.
+    pub token_files: Vec<PathBuf>,
+    /// Tokens with a name, a role and scopes.
+    pub tokens: Vec<TokenEntry>,
+}
+
+impl AuthConfig {
+    /// True when no token is configured.
+    pub fn is_empty(&self) -> bool {
+        self.token_files.is_empty() && self.tokens.is_empty()
+    }
+
+    /// The key table from the files: every file read now. With no token
+    /// configured, requests without a token are let in as `anonymous` when
+    /// it is `Some` (a loopback default for read-mostly daemons) and
+    /// refused when it is `None`.
+    pub fn key_table(
+        &self,
+        anonymous: Option<Role>,
+    ) -> Result<KeyTable<Principal>, crate::secret::SecretError> {
+        let mut table = KeyTable::new();
+        let entries = self
+            .token_files
+            .iter()
+            .map(|f| (f, None, Role::Admin, None))
+            .chain(
+                self.tokens
+                    .iter()
+                    .map(|t| (&t.file, t.name.clone(), t.role, t.scopes.clone())),
+            );
+        for (file, name, role, scopes) in entries {
+            let secret = crate::secret::read_secret(file)?;
+            let name = name.unwrap_or_else(|| {
+                file.file_name().map_or_else(
+                    || file.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+            });
+            table.insert(
+                TokenDigest::of(secret.expose()),
+                Principal { name, role, scopes },
+            );
+        }
+        if table.is_empty() {
+            if let Some(role) = anonymous {
+                table.allow_anonymous(Principal {
+                    name: "anonymous".into(),
+                    role,
+                    scopes: None,
+                });
+            }
+        }
+        Ok(table)
+    }
+}
+
+/// A daemon's `[auth]` in force: the ring its middleware reads and the
+/// config to re-read on SIGHUP, so every daemon rotates tokens the same way.
+pub struct TokenAuth {
+    config: AuthConfig,
+    anonymous: Option<Role>,
+    ring: Arc<KeyRing<Principal>>,
+}
+
+impl TokenAuth {
+    /// Reads every token file now (a missing one stops the start, naming it).
+    pub fn load(
+        config: &AuthConfig,
+        anonymous: Option<Role>,
+    ) -> Result<Arc<Self>, crate::secret::SecretError> {
+        let table = config.key_table(anonymous)?;
+        Ok(Arc::new(Self {
+            config: config.clone(),
+            anonymous,
+            ring: Arc::new(KeyRing::new(table)),
+        }))
+    }
+
+    /// `api` behind bearer auth; handlers take `Extension<Principal>`.
+    pub fn protect(&self, api: axum::Router) -> axum::Router {
+        api.layer(axum::middleware::from_fn_with_state(
+            self.ring.clone(),
+            require_bearer::<Principal>,
+        ))
+    }
+
+    /// Re-reads the token files; a file that can't be read is refused and
+    /// the tokens in force stay. Returns the number of tokens now in force.
+    pub fn reload(&self) -> Result<usize, crate::secret::SecretError> {
+        let table = self.config.key_table(self.anonymous)?;
+        let n = table.len();
+        self.ring.replace(table);
+        Ok(n)
+    }
+
+    /// [`TokenAuth::reload`] with the outcome logged: the SIGHUP hook.
+    pub fn reload_logged(&self) {
+        match self.reload() {
+            Ok(n) => tracing::info!(tokens = n, "auth tokens reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "auth tokens not reloaded; keeping the tokens in force")
+            }
+        }
+    }
 }
 
 /// axum middleware: authenticates against the ring's current table and
@@ -220,6 +400,87 @@ mod tests {
             .unwrap_err()
             .message
             .contains("invalid"));
+    }
+
+    fn write_token(dir: &std::path::Path, name: &str, token: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{token}\n")).unwrap();
+        p
+    }
+
+    #[test]
+    fn auth_config_names_roles_and_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = AuthConfig {
+            token_files: vec![write_token(dir.path(), "ops-admin", "sk-admin")],
+            tokens: vec![TokenEntry {
+                file: write_token(dir.path(), "t2", "sk-webui"),
+                name: Some("open-webui".into()),
+                role: Role::Requester,
+                scopes: Some(vec!["git".into()]),
+            }],
+        };
+        let t = cfg.key_table(Some(Role::Reader)).unwrap();
+        let admin = t.authenticate(Some("Bearer sk-admin")).unwrap();
+        assert_eq!(
+            (admin.name.as_str(), admin.role),
+            ("ops-admin", Role::Admin)
+        );
+        let webui = t.authenticate(Some("Bearer sk-webui")).unwrap();
+        assert!(webui.require(Role::Requester).is_ok());
+        let e = webui.require(Role::Approver).unwrap_err();
+        assert_eq!(e.status, 403);
+        assert!(
+            e.message
+                .contains("role requester, and this needs approver"),
+            "{}",
+            e.message
+        );
+        assert!(webui.require_scope("git").is_ok());
+        assert!(webui
+            .require_scope("filesystem")
+            .unwrap_err()
+            .message
+            .contains("[git]"));
+        assert!(
+            t.authenticate(None).is_err(),
+            "tokens configured: no anonymous"
+        );
+    }
+
+    #[test]
+    fn no_tokens_means_anonymous_only_when_asked() {
+        let cfg = AuthConfig::default();
+        let open = cfg.key_table(Some(Role::Admin)).unwrap();
+        assert_eq!(open.authenticate(None).unwrap().name, "anonymous");
+        let closed = cfg.key_table(None).unwrap();
+        assert!(closed.authenticate(None).is_err());
+        let missing = AuthConfig {
+            token_files: vec!["/nonexistent/token".into()],
+            tokens: vec![],
+        };
+        let e = missing.key_table(None).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/token"), "{e}");
+    }
+
+    #[test]
+    fn reload_keeps_the_tokens_in_force_when_a_file_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write_token(dir.path(), "a", "sk-one");
+        let auth = TokenAuth::load(
+            &AuthConfig {
+                token_files: vec![f.clone()],
+                tokens: vec![],
+            },
+            None,
+        )
+        .unwrap();
+        write_token(dir.path(), "a", "sk-two");
+        assert_eq!(auth.reload().unwrap(), 1);
+        assert!(auth.ring.current().lookup("sk-two").is_some());
+        std::fs::remove_file(&f).unwrap();
+        assert!(auth.reload().is_err());
+        assert!(auth.ring.current().lookup("sk-two").is_some());
     }
 
     #[test]

@@ -19,9 +19,27 @@ pub struct DaemonArgs {
 
 /// The whole `main` of a daemon: load the layered config, answer
 /// `--check-config` with `check`'s summary (exit 0) or its error (exit 2),
-/// else run `run` on a multi-threaded runtime. Errors are printed to stderr
-/// with the daemon's name and logged.
+/// else `build` the daemon from it and [`crate::server::run`] it: bind or
+/// take systemd's socket, serve, drain on SIGTERM, exit 0. A child-process
+/// guard asked for by [`crate::process`] runs instead, before anything else.
 pub fn run_daemon<C, E, Fut>(
+    name: &str,
+    args: &DaemonArgs,
+    check: impl FnOnce(&C) -> Result<String, E>,
+    build: impl FnOnce(C) -> Fut,
+) -> std::process::ExitCode
+where
+    C: serde::de::DeserializeOwned + serde::Serialize + Default + crate::config::Validate,
+    E: std::fmt::Display + From<crate::server::ServerError>,
+    Fut: std::future::Future<Output = Result<crate::server::Daemon, E>>,
+{
+    run_command(name, args, check, |cfg| crate::server::run(build(cfg)))
+}
+
+/// [`run_daemon`] for a one-shot command of a daemon binary (the model
+/// manager's `plan`): the same config loading and `--check-config`, then
+/// `run` to completion.
+pub fn run_command<C, E, Fut>(
     name: &str,
     args: &DaemonArgs,
     check: impl FnOnce(&C) -> Result<String, E>,
@@ -33,6 +51,9 @@ where
     Fut: std::future::Future<Output = Result<(), E>>,
 {
     use std::process::ExitCode;
+    if let Some(code) = crate::process::guard_if_requested() {
+        return code;
+    }
     crate::logging::init("info");
     let cfg: C = match crate::config::load(args.config.as_deref()) {
         Ok(c) => c,

@@ -190,6 +190,24 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// An error and its causes on one line (`outer: cause: root cause`), for
+/// logs and operator messages; a cause whose text the outer message
+/// already contains (the `{0}` and `#[error(transparent)]` habit) is not
+/// repeated.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +220,25 @@ mod tests {
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["param"], "messages");
         assert_eq!(v["error"]["code"], "bad_json");
+    }
+
+    #[test]
+    fn chain_names_every_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot load keys")]
+        struct Outer(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot start: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "keys.toml: no such file");
+        assert_eq!(
+            chain(&Outer(io())),
+            "cannot load keys: keys.toml: no such file"
+        );
+        assert_eq!(
+            chain(&Repeats(io())),
+            "cannot start: keys.toml: no such file"
+        );
     }
 
     #[test]

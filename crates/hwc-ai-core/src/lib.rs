@@ -1,8 +1,10 @@
 //! The shared runtime every hwc-ai daemon stands on.
 //!
-//! A daemon's `main` is meant to be a dozen lines: parse [`cli::DaemonArgs`],
-//! [`config::load`] its typed config, build an axum router for its own API,
-//! and hand it to [`server::serve`]. Everything an operator expects of a
+//! A daemon's `main` is meant to be a dozen lines: parse [`cli::DaemonArgs`]
+//! and hand [`cli::run_daemon`] a function that builds its
+//! [`server::Daemon`] (its API behind [`auth::TokenAuth`], its health, its
+//! metrics, its background loops in a [`tasks::TaskGroup`]) from its typed
+//! config; [`server::run`] does the rest. Everything an operator expects of a
 //! well-behaved systemd service lives here once: layered config with
 //! unknown-key errors, secrets from `LoadCredential` files, bearer-token auth,
 //! body/time/concurrency limits that shed load instead of queueing, request
@@ -11,15 +13,21 @@
 //! SIGTERM.
 
 pub mod auth;
+pub mod backoff;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod process;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
+pub mod status;
+pub mod sync;
+pub mod tasks;
 
 pub use error::ApiError;

@@ -3,7 +3,7 @@
 //!
 //! A daemon builds its [`Registry`] with [`registry`] (prefix
 //! `hwc_<daemon>`), registers its own metrics, and hands the registry to
-//! [`crate::server::serve`], which adds the HTTP ones and serves `/metrics`.
+//! [`crate::server::app`], which adds the HTTP ones and serves `/metrics`.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;

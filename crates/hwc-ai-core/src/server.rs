@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::health::{self, Health};
 use crate::metrics::{self, HttpMetrics};
 use crate::notify;
+use crate::tasks::TaskGroup;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode};
@@ -117,6 +118,27 @@ pub struct Daemon {
     /// What SIGHUP does (re-read keys, say). `None`: SIGHUP is logged and
     /// ignored, never the default of ending the process.
     pub reload: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Background work (flush loops, probe loops, supervisors). The drain
+    /// cancels it after the last request and waits for it within the bound.
+    pub tasks: TaskGroup,
+}
+
+impl Daemon {
+    /// A daemon with `api` and nothing else yet: always ready, its own
+    /// metrics registry (`hwc_<component>_*`), no reload, no tasks.
+    pub fn new(name: &'static str, config: ServerConfig, api: Router) -> Self {
+        let component = name.strip_prefix("hwc-").unwrap_or(name);
+        let component = component.rsplit('-').next().unwrap_or(component);
+        Self {
+            name,
+            config,
+            api,
+            health: Arc::new(crate::health::AlwaysReady),
+            registry: crate::metrics::registry(component),
+            reload: None,
+            tasks: TaskGroup::new(),
+        }
+    }
 }
 
 /// A listener bound as configured, or the first socket systemd passed
@@ -160,7 +182,11 @@ pub fn app(daemon: Daemon) -> Router {
             async move { limit_error(err, timeout, &shed_counter) }
         }))
         .load_shed()
-        .concurrency_limit(config.max_concurrency)
+        // Global: `Router::layer` builds the layers once per route, and a
+        // plain `concurrency_limit` would then be a limit per route.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            config.max_concurrency,
+        ))
         .timeout(config.request_timeout);
 
     let max_body = config.max_body_bytes;
@@ -308,23 +334,36 @@ pub fn body_too_large(max: usize) -> ApiError {
     )
 }
 
-/// Serves `daemon` until SIGTERM/SIGINT, then drains within
-/// `server.drain_timeout`. Returns once the drain ends, so `main` can flush
-/// its own state before exiting 0.
-pub async fn serve(daemon: Daemon) -> Result<(), ServerError> {
-    serve_until(daemon, crate::shutdown::signal()).await
-}
-
-/// [`serve`] with the shutdown trigger passed in, for tests.
-pub async fn serve_until(
-    daemon: Daemon,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
+/// The whole life of a daemon: build it (open stores, make a first plan),
+/// bind its address or take systemd's socket, serve until SIGTERM/SIGINT,
+/// drain within `server.drain_timeout`, stop its tasks. What every daemon's
+/// `main` runs (through [`crate::cli::run_daemon`]).
+pub async fn run<E>(build: impl Future<Output = Result<Daemon, E>>) -> Result<(), E>
+where
+    E: From<ServerError>,
+{
+    let daemon = build.await?;
     let listener = bind(&daemon.config).await?;
-    serve_on(listener, daemon, shutdown).await
+    Ok(serve_on(listener, daemon, crate::shutdown::signal()).await?)
 }
 
-/// [`serve_until`] on an already bound listener.
+/// [`run`] on a listener already bound and with the shutdown trigger passed
+/// in: how tests run a daemon in-process.
+pub async fn run_on<E>(
+    listener: TcpListener,
+    build: impl Future<Output = Result<Daemon, E>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), E>
+where
+    E: From<ServerError>,
+{
+    let daemon = build.await?;
+    Ok(serve_on(listener, daemon, shutdown).await?)
+}
+
+/// Serves a built `daemon` on `listener` until `shutdown`, then drains the
+/// requests in flight and after them the background tasks, together within
+/// `server.drain_timeout` (the tasks get at least a second).
 pub async fn serve_on(
     listener: TcpListener,
     mut daemon: Daemon,
@@ -333,6 +372,7 @@ pub async fn serve_on(
     let name = daemon.name;
     let drain = daemon.config.drain_timeout;
     let health = daemon.health.clone();
+    let tasks = daemon.tasks.clone();
     let reload = spawn_reload(name, daemon.reload.take());
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     let app = app(daemon);
@@ -353,12 +393,18 @@ pub async fn serve_on(
     tracing::info!(daemon = name, %addr, "listening");
     notify::ready(&format!("{name} serving on {addr}"));
     let watchdog = notify::spawn_watchdog(health);
+    let stop_helpers = || {
+        if let Some(w) = &watchdog {
+            w.abort();
+        }
+        reload.abort();
+    };
 
     tokio::pin!(shutdown);
     tokio::select! {
         result = &mut server => {
-            if let Some(w) = watchdog { w.abort(); }
-            reload.abort();
+            stop_helpers();
+            tasks.shutdown(drain).await;
             return match result {
                 Ok(r) => r.map_err(ServerError::Serve),
                 Err(e) => Err(ServerError::Serve(std::io::Error::other(e))),
@@ -373,21 +419,28 @@ pub async fn serve_on(
         drain_timeout_s = drain.as_secs_f64(),
         "draining in-flight requests"
     );
+    let started = tokio::time::Instant::now();
     let _ = stop_tx.send(());
     match tokio::time::timeout(drain, &mut server).await {
-        Ok(_) => tracing::info!(daemon = name, "drained; exiting"),
+        Ok(_) => tracing::info!(daemon = name, "requests drained"),
         Err(_) => {
             server.abort();
             tracing::warn!(
                 daemon = name,
-                "drain_timeout reached with requests still open; exiting anyway"
+                "drain_timeout reached with requests still open; closing them"
             );
         }
     }
-    if let Some(w) = watchdog {
-        w.abort();
-    }
-    reload.abort();
+    stop_helpers();
+    let left = drain
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(1));
+    let stuck = tasks.shutdown(left).await;
+    tracing::info!(
+        daemon = name,
+        aborted_tasks = stuck.len(),
+        "drained; exiting"
+    );
     Ok(())
 }
 

@@ -19,12 +19,10 @@ use crate::config::ProberConfig;
 use crate::metrics::ProberMetrics;
 use crate::probe::Probers;
 use crate::runner::Prober;
-use hwc_ai_core::auth::KeyRing;
+use hwc_ai_core::auth::{Role, TokenAuth};
 use hwc_ai_core::health::Health;
 use hwc_ai_core::server::{self, Daemon};
-use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// Why the prober could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,14 +41,9 @@ pub enum StartError {
     Server(#[from] server::ServerError),
 }
 
-/// Who may read `/status`: bearer tokens from files, or anyone when none
-/// is configured (the default listener is loopback).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// Files each holding one bearer token (relative: under `$CREDENTIALS_DIRECTORY`).
-    pub token_files: Vec<std::path::PathBuf>,
-}
+/// The `[auth]` section: bearer tokens from files, or anyone when none is
+/// configured (the default listener is loopback).
+pub use hwc_ai_core::auth::AuthConfig;
 
 struct ProberHealth(Arc<Prober>);
 
@@ -70,9 +63,7 @@ pub fn check(cfg: &ProberConfig) -> Result<usize, StartError> {
     let targets = cfg
         .targets()
         .map_err(|p| StartError::Targets(p.join("; ")))?;
-    for f in &cfg.auth.token_files {
-        hwc_ai_core::secret::read_secret(f)?;
-    }
+    cfg.auth.key_table(None)?;
     for t in &targets {
         let file = match &t.check {
             config::Check::Openai(c) => c.api_key_file.as_deref(),
@@ -86,50 +77,27 @@ pub fn check(cfg: &ProberConfig) -> Result<usize, StartError> {
     Ok(targets.len())
 }
 
-/// Runs the prober on `listener` until `shutdown` resolves.
-pub async fn run_on(
-    cfg: ProberConfig,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
+/// The prober as a daemon: a probe loop per target in its task group,
+/// `/status` behind `[auth]` (tokens re-read on SIGHUP), ready while the
+/// loops are on time.
+pub async fn daemon(cfg: ProberConfig) -> Result<Daemon, StartError> {
     let targets = cfg
         .targets()
         .map_err(|p| StartError::Targets(p.join("; ")))?;
-    let mut registry = hwc_ai_core::metrics::registry("prober");
-    let metrics = ProberMetrics::register(&mut registry);
+    let mut daemon = Daemon::new("hwc-health-prober", cfg.server.clone(), axum::Router::new());
+    let metrics = ProberMetrics::register(&mut daemon.registry);
     let prober = Arc::new(Prober::new(
         targets,
         Probers::new()?,
         metrics,
         cfg.healing.clone(),
     ));
-    let loops = prober.spawn();
-
-    let keys = hwc_ai_core::auth::token_table(&cfg.auth.token_files)?;
-    let api = api::routes(prober.clone()).layer(axum::middleware::from_fn_with_state(
-        Arc::new(KeyRing::new(keys)),
-        hwc_ai_core::auth::require_bearer::<()>,
-    ));
-    let daemon = Daemon {
-        name: "hwc-health-prober",
-        config: cfg.server.clone(),
-        api,
-        health: Arc::new(ProberHealth(prober.clone())),
-        registry,
-        reload: None,
-    };
+    prober.spawn_on(&daemon.tasks);
+    let auth = TokenAuth::load(&cfg.auth, Some(Role::Admin))?;
+    daemon.api = auth.protect(api::routes(prober.clone()));
+    daemon.reload = Some(Box::new(move || auth.reload_logged()));
+    daemon.health = Arc::new(ProberHealth(prober.clone()));
     let (up, total) = prober.counts();
     hwc_ai_core::notify::status(&format!("{up} of {total} targets up"));
-    let served = server::serve_on(listener, daemon, shutdown).await;
-    for l in loops {
-        l.abort();
-    }
-    served.map_err(StartError::from)
-}
-
-/// Binds the configured address (or systemd's socket) and runs until
-/// SIGTERM/SIGINT.
-pub async fn run(cfg: ProberConfig) -> Result<(), StartError> {
-    let listener = server::bind(&cfg.server).await?;
-    run_on(cfg, listener, hwc_ai_core::shutdown::signal()).await
+    Ok(daemon)
 }

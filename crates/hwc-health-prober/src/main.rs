@@ -30,6 +30,6 @@ fn main() -> ExitCode {
                 )
             })
         },
-        hwc_health_prober::run,
+        hwc_health_prober::daemon,
     )
 }

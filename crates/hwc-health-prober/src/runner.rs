@@ -173,16 +173,13 @@ impl Prober {
         Ok(())
     }
 
-    /// Starts one loop per target; they run until the runtime ends.
-    pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        self.targets
-            .iter()
-            .map(|t| {
-                let me = self.clone();
-                let t = t.clone();
-                tokio::spawn(async move { me.run(t).await })
-            })
-            .collect()
+    /// Starts one loop per target in `tasks`; they stop when the group is cancelled.
+    pub fn spawn_on(self: &Arc<Self>, tasks: &hwc_ai_core::tasks::TaskGroup) {
+        for t in &self.targets {
+            let me = self.clone();
+            let t = t.clone();
+            tasks.spawn_until_cancelled("probe loop", async move { me.run(t).await });
+        }
     }
 
     async fn run(self: Arc<Self>, t: Arc<TargetRuntime>) {
@@ -384,14 +381,13 @@ mod tests {
         assert!(err.contains("probe loop of `t`"), "{err}");
 
         let running = Arc::new(prober());
-        let loops = running.spawn();
+        let tasks = hwc_ai_core::tasks::TaskGroup::new();
+        running.spawn_on(&tasks);
         for _ in 0..5 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             running.loops_on_time().unwrap();
         }
-        for l in &loops {
-            l.abort();
-        }
+        assert!(tasks.shutdown(Duration::from_secs(1)).await.is_empty());
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(
             running.loops_on_time().is_err(),

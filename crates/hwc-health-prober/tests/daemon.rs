@@ -1,8 +1,11 @@
 //! The binary: `--check-config` accepts the example and says which target
-//! is wrong and what to change; SIGTERM ends it with 0.
+//! is wrong and what to change; the systemd contract (READY, STATUS,
+//! watchdog, SIGHUP, SIGTERM drain, socket activation).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use hwc_testkit::daemon::{assert_check_config_accepts, assert_check_config_rejects};
+use hwc_testkit::daemon::{
+    assert_check_config_accepts, assert_check_config_rejects, assert_systemd_contract,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hwc-health-prober");
 
@@ -24,4 +27,17 @@ fn check_config_accepts_the_example_and_names_bad_targets() {
         ("[auth]\ntoken_files = [\"/nonexistent/token\"]\n", "cannot read secret file /nonexistent/token"),
     ];
     assert_check_config_rejects(BIN, &cases);
+}
+
+#[test]
+fn keeps_the_systemd_contract() {
+    let dead = hwc_testkit::free_port();
+    assert_systemd_contract(
+        BIN,
+        &format!(
+            "[server]\nlisten = \"{{listen}}\"\n[auth]\ntoken_files = [\"token\"]\n\
+             [[targets]]\nname = \"dead\"\nkind = \"tcp\"\naddress = \"127.0.0.1:{dead}\"\ninterval = \"100ms\"\n"
+        ),
+        &[("token", "sk-prober\n")],
+    );
 }

@@ -44,15 +44,9 @@ impl Default for ManagerConfig {
     }
 }
 
-/// `[auth]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// Files each holding a bearer token for `POST /reconcile` and
-    /// `/status` (relative: under `$CREDENTIALS_DIRECTORY`). None: open
-    /// (the listener is loopback).
-    pub token_files: Vec<PathBuf>,
-}
+/// `[auth]`: bearer tokens for `POST /reconcile` and `/status`; none
+/// configured leaves them open (the listener is loopback).
+pub use hwc_ai_core::auth::AuthConfig;
 
 /// `[ollama]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,12 +17,9 @@ pub mod reconcile;
 use crate::config::ManagerConfig;
 use crate::metrics::ManagerMetrics;
 use crate::reconcile::Manager;
-use hwc_ai_core::auth::KeyRing;
-use hwc_ai_core::health::AlwaysReady;
+use hwc_ai_core::auth::{Role, TokenAuth};
 use hwc_ai_core::server::{self, Daemon};
-use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// Why the manager could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +37,7 @@ pub enum StartError {
 
 /// What `--check-config` checks beyond parsing: token files readable.
 pub fn check(cfg: &ManagerConfig) -> Result<String, StartError> {
-    for f in &cfg.auth.token_files {
-        hwc_ai_core::secret::read_secret(f)?;
-    }
+    cfg.auth.key_table(None)?;
     ollama::Ollama::new(&cfg.ollama.url)?;
     Ok(format!(
         "{} Ollama models, {} file models, prune {}, listening on {}",
@@ -53,17 +48,13 @@ pub fn check(cfg: &ManagerConfig) -> Result<String, StartError> {
     ))
 }
 
-/// Runs the manager on `listener` until `shutdown`. The first plan is made
-/// before serving (so READY=1 follows it); pulls run in the background.
-pub async fn run_on(
-    cfg: ManagerConfig,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    let mut registry = hwc_ai_core::metrics::registry("manager");
-    let metrics = ManagerMetrics::register(&mut registry);
-    let keys = hwc_ai_core::auth::token_table(&cfg.auth.token_files)?;
-    let server_cfg = cfg.server.clone();
+/// The manager as a daemon. The first plan is made before serving (so
+/// READY=1 follows it); applying it and the periodic reconciles run in
+/// the task group.
+pub async fn daemon(cfg: ManagerConfig) -> Result<Daemon, StartError> {
+    let mut daemon = Daemon::new("hwc-model-manager", cfg.server.clone(), axum::Router::new());
+    let metrics = ManagerMetrics::register(&mut daemon.registry);
+    let auth = TokenAuth::load(&cfg.auth, Some(Role::Admin))?;
     let every = cfg.manager.update_interval;
     let manager = Arc::new(Manager::new(cfg, metrics)?);
 
@@ -71,39 +62,19 @@ pub async fn run_on(
     for a in &plan {
         tracing::info!(step = %a, "plan");
     }
-    let worker = {
-        let m = manager.clone();
-        tokio::spawn(async move {
-            m.apply(&plan).await;
-            let mut tick = tokio::time::interval(every);
+    let m = manager.clone();
+    daemon.tasks.spawn_until_cancelled("reconcile", async move {
+        m.apply(&plan).await;
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
             tick.tick().await;
-            loop {
-                tick.tick().await;
-                m.reconcile(false).await;
-            }
-        })
-    };
-    let api = api::routes(manager.clone()).layer(axum::middleware::from_fn_with_state(
-        Arc::new(KeyRing::new(keys)),
-        hwc_ai_core::auth::require_bearer::<()>,
-    ));
-    let daemon = Daemon {
-        name: "hwc-model-manager",
-        config: server_cfg,
-        api,
-        health: Arc::new(AlwaysReady),
-        registry,
-        reload: None,
-    };
-    let served = server::serve_on(listener, daemon, shutdown).await;
-    worker.abort();
-    served.map_err(StartError::from)
-}
-
-/// Binds and runs until SIGTERM/SIGINT.
-pub async fn run(cfg: ManagerConfig) -> Result<(), StartError> {
-    let listener = server::bind(&cfg.server).await?;
-    run_on(cfg, listener, hwc_ai_core::shutdown::signal()).await
+            m.reconcile(false).await;
+        }
+    });
+    daemon.api = auth.protect(api::routes(manager));
+    daemon.reload = Some(Box::new(move || auth.reload_logged()));
+    Ok(daemon)
 }
 
 /// `hwc-model-manager plan`: what a reconcile would do, one line per model.

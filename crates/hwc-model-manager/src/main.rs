@@ -1,7 +1,7 @@
 //! `hwc-model-manager`: parse flags, load config, run (or print a plan).
 
 use clap::{Parser, Subcommand};
-use hwc_ai_core::cli::{run_daemon, DaemonArgs};
+use hwc_ai_core::cli::{run_command, run_daemon, DaemonArgs};
 use std::process::ExitCode;
 
 /// Model manager for hwc-ai.
@@ -26,7 +26,7 @@ enum Command {
 fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
-        Some(Command::Plan { daemon }) => run_daemon(
+        Some(Command::Plan { daemon }) => run_command(
             "hwc-model-manager",
             &DaemonArgs {
                 check_config: false,
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             "hwc-model-manager",
             &args.daemon,
             hwc_model_manager::check,
-            hwc_model_manager::run,
+            hwc_model_manager::daemon,
         ),
     }
 }

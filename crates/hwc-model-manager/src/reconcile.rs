@@ -12,11 +12,12 @@ use crate::disk;
 use crate::files::{self, FileSpec, Progress};
 use crate::metrics::ManagerMetrics;
 use crate::ollama::{Ollama, OllamaError};
-use rand::Rng;
+use hwc_ai_core::backoff::{Backoff, Jitter};
+use hwc_ai_core::sync::lock;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// One step of a plan.
@@ -90,7 +91,7 @@ impl std::fmt::Display for Action {
 }
 
 /// A declared model's state, as `/status` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
     /// Not there yet.
@@ -118,12 +119,12 @@ pub enum State {
 }
 
 /// A declared model in `/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ModelStatus {
     /// Name.
     pub name: String,
     /// `ollama` or `file`.
-    pub kind: &'static str,
+    pub kind: String,
     /// State.
     #[serde(flatten)]
     pub state: State,
@@ -135,10 +136,6 @@ fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The manager's state and its means.
@@ -167,7 +164,7 @@ impl Manager {
                 m.canonical(),
                 ModelStatus {
                     name: m.canonical(),
-                    kind: "ollama",
+                    kind: "ollama".into(),
                     state: State::Missing,
                     since: unix_now(),
                 },
@@ -179,7 +176,7 @@ impl Manager {
                 m.name.clone(),
                 ModelStatus {
                     name: m.name.clone(),
-                    kind: "file",
+                    kind: "file".into(),
                     state: State::Missing,
                     since: unix_now(),
                 },
@@ -216,7 +213,7 @@ impl Manager {
                 }
                 self.metrics.state(
                     name,
-                    m.kind,
+                    &m.kind,
                     state == State::Present,
                     matches!(state, State::Failed { .. }),
                 );
@@ -469,8 +466,12 @@ impl Manager {
                     return Err((reason, false))
                 }
                 Err((reason, false)) => {
-                    let base = self.cfg.manager.retry_base * 2u32.saturating_pow(attempt - 1);
-                    let wait = base.mul_f64(rand::rng().random_range(0.5..=1.0));
+                    let wait = Backoff {
+                        base: self.cfg.manager.retry_base,
+                        max: Duration::MAX,
+                        jitter: Jitter::Half,
+                    }
+                    .next(attempt);
                     tracing::warn!(model, attempt, %reason, wait_s = wait.as_secs_f64(), "transient failure; retrying");
                     tokio::time::sleep(wait).await;
                 }

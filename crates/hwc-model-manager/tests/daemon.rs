@@ -1,8 +1,12 @@
 //! The binary: `--check-config` accepts the example and says what to fix;
-//! `plan` prints what a reconcile would do without doing it.
+//! `plan` prints what a reconcile would do without doing it; the systemd
+//! contract (READY, STATUS, watchdog, SIGHUP, SIGTERM drain, socket
+//! activation).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use hwc_testkit::daemon::{assert_check_config_accepts, assert_check_config_rejects};
+use hwc_testkit::daemon::{
+    assert_check_config_accepts, assert_check_config_rejects, assert_systemd_contract,
+};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hwc-model-manager");
@@ -60,4 +64,17 @@ fn plan_says_what_would_happen_and_changes_nothing() {
         "{text}"
     );
     assert!(!model.exists(), "plan wrote nothing");
+}
+
+#[test]
+fn keeps_the_systemd_contract() {
+    let dead = hwc_testkit::free_port();
+    assert_systemd_contract(
+        BIN,
+        &format!(
+            "[server]\nlisten = \"{{listen}}\"\n[auth]\ntoken_files = [\"token\"]\n\
+             [ollama]\nurl = \"http://127.0.0.1:{dead}\"\n"
+        ),
+        &[("token", "sk-manager\n")],
+    );
 }

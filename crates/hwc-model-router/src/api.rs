@@ -1,6 +1,7 @@
 //! The HTTP API: OpenAI's endpoints, `GET /v1/models` and `GET /status`.
 
 use crate::config::Privacy;
+use crate::config::{BackendKind, Locality};
 use crate::idempotency::{self, Claim, Idempotency};
 use crate::keys::ApiKey;
 use crate::metrics::DecisionLabels;
@@ -15,8 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use futures_util::StreamExt;
+use hwc_ai_core::status::{Envelope, StatusHeader};
 use hwc_ai_core::ApiError;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,8 +34,8 @@ pub struct Api {
     pub privacy_header: HeaderName,
     /// Largest body, for the 413 message.
     pub max_body: usize,
-    /// When the router started, for `/status`.
-    pub started: Instant,
+    /// Name, version and start of the router, for `/status`.
+    pub status: StatusHeader,
 }
 
 /// Response header with the routing decision.
@@ -331,48 +335,105 @@ fn api_created() -> i64 {
     crate::clock::unix_now()
 }
 
-async fn status(State(api): State<Arc<Api>>, Extension(key): Extension<Arc<ApiKey>>) -> Response {
+/// Version of the `/status` shape; bumped only on incompatible change.
+pub const STATUS_FORMAT: u32 = 1;
+
+/// The router's `/status` fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouterStatus {
+    /// Every backend, by name.
+    pub backends: Vec<BackendStatus>,
+    /// Today's usage of the calling key.
+    pub usage: UsageStatus,
+}
+
+/// A backend in `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// Its name.
+    pub name: String,
+    /// Its API kind.
+    pub kind: BackendKind,
+    /// Local or cloud.
+    pub locality: Locality,
+    /// Some replica is in rotation.
+    pub up: bool,
+    /// Its replicas.
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// A replica in `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// Its base URL.
+    pub url: String,
+    /// `in_rotation` or `cooling`.
+    pub state: String,
+    /// Seconds of cooldown left.
+    pub cooling_left_s: Option<f64>,
+    /// Requests in flight.
+    pub outstanding: usize,
+    /// Smoothed round-trip time, seconds.
+    pub rtt_ewma_s: f64,
+}
+
+/// Usage in `/status`: a key sees its own only (the metrics have everyone's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageStatus {
+    /// The UTC day the totals are for.
+    pub day: String,
+    /// Tokens used today, by key name.
+    pub tokens_by_key: BTreeMap<String, u64>,
+}
+
+/// The router's status now, as `key` may see it.
+pub fn status_of(engine: &Engine, key: &ApiKey) -> RouterStatus {
     let now = Instant::now();
-    let mut backends: Vec<_> = api
-        .engine
+    let mut backends: Vec<BackendStatus> = engine
         .table
         .backends
         .values()
-        .map(|b| {
-            let replicas: Vec<_> = b
+        .map(|b| BackendStatus {
+            name: b.name().to_string(),
+            kind: b.kind(),
+            locality: b.config.locality,
+            up: b.is_up(now),
+            replicas: b
                 .replicas
                 .iter()
                 .map(|r| {
                     let cooling = r.cooling_left(now);
-                    json!({
-                        "url": r.url,
-                        "state": if cooling.is_some() { "cooling" } else { "in_rotation" },
-                        "cooling_left_s": cooling.map(|d| d.as_secs_f64()),
-                        "outstanding": r.outstanding(),
-                        "rtt_ewma_s": r.rtt_ewma(),
-                    })
+                    ReplicaStatus {
+                        url: r.url.clone(),
+                        state: if cooling.is_some() {
+                            "cooling"
+                        } else {
+                            "in_rotation"
+                        }
+                        .into(),
+                        cooling_left_s: cooling.map(|d| d.as_secs_f64()),
+                        outstanding: r.outstanding(),
+                        rtt_ewma_s: r.rtt_ewma(),
+                    }
                 })
-                .collect();
-            json!({
-                "name": b.name(),
-                "kind": b.kind(),
-                "locality": b.config.locality,
-                "up": b.is_up(now),
-                "replicas": replicas,
-            })
+                .collect(),
         })
         .collect();
-    backends.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    // A key sees its own usage only; the metrics have everyone's.
-    let (day, mut totals) = api.engine.ledger.totals();
-    totals.retain(|k, _| *k == key.name);
-    totals.entry(key.name.clone()).or_insert(0);
-    Json(json!({
-        "daemon": "hwc-model-router",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": api.started.elapsed().as_secs(),
-        "backends": backends,
-        "usage": { "day": day, "tokens_by_key": totals },
-    }))
-    .into_response()
+    backends.sort_by(|a, b| a.name.cmp(&b.name));
+    let (day, totals) = engine.ledger.totals();
+    let mine = totals.get(&key.name).copied().unwrap_or(0);
+    RouterStatus {
+        backends,
+        usage: UsageStatus {
+            day,
+            tokens_by_key: BTreeMap::from([(key.name.clone(), mine)]),
+        },
+    }
+}
+
+async fn status(
+    State(api): State<Arc<Api>>,
+    Extension(key): Extension<Arc<ApiKey>>,
+) -> Json<Envelope<RouterStatus>> {
+    Json(api.status.wrap(status_of(&api.engine, &key)))
 }

@@ -10,7 +10,6 @@
 pub mod api;
 pub mod backends;
 pub mod balance;
-pub mod clock;
 pub mod config;
 pub mod idempotency;
 pub mod keys;
@@ -23,6 +22,8 @@ pub mod store;
 pub mod upstream;
 pub mod usage;
 
+use hwc_ai_core::clock;
+
 use crate::api::Api;
 use crate::backends::Backend;
 use crate::config::RouterConfig;
@@ -34,10 +35,9 @@ use crate::store::Store;
 use crate::usage::Ledger;
 use hwc_ai_core::health::Health;
 use hwc_ai_core::server::{self, Daemon};
-use std::future::Future;
+use hwc_ai_core::status::StatusHeader;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::TcpListener;
 
 /// Why the router could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,13 +89,10 @@ pub fn check(cfg: &RouterConfig) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Runs the router on `listener` until `shutdown` resolves, then drains,
-/// flushes usage and closes the database.
-pub async fn run_on(
-    cfg: RouterConfig,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
+/// The router as a daemon: keys behind SIGHUP reload, the usage flush in
+/// the task group (its last flush runs after the drain, then the database
+/// closes), ready while some backend is in rotation.
+pub async fn daemon(cfg: RouterConfig) -> Result<Daemon, StartError> {
     let keys = Arc::new(hwc_ai_core::auth::KeyRing::new(keys::load(&cfg.auth)?));
     let backends = cfg
         .backends
@@ -107,8 +104,8 @@ pub async fn run_on(
     let store = Store::open(&cfg.state.database).await?;
     let ledger = Arc::new(Ledger::load(&store).await?);
 
-    let mut registry = hwc_ai_core::metrics::registry("router");
-    let metrics = RouterMetrics::register(&mut registry);
+    let mut daemon = Daemon::new("hwc-model-router", cfg.server.clone(), axum::Router::new());
+    let metrics = RouterMetrics::register(&mut daemon.registry);
     proxy::init_backend_gauges(&table, &metrics);
     let engine = Arc::new(Engine {
         table,
@@ -125,70 +122,55 @@ pub async fn run_on(
         idempotency: Idempotency::new(store.clone(), cfg.state.idempotency_window),
         privacy_header,
         max_body: cfg.server.max_body_bytes,
-        started: Instant::now(),
+        status: StatusHeader::new(
+            "hwc-model-router",
+            env!("CARGO_PKG_VERSION"),
+            api::STATUS_FORMAT,
+        ),
     });
 
-    let flusher = {
-        let (ledger, store, api) = (ledger.clone(), store.clone(), api.clone());
-        let metrics = engine.metrics.clone();
-        let every = cfg.state.flush_interval;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            let mut n: u64 = 0;
-            loop {
-                tick.tick().await;
-                if let Err(e) = ledger.flush(&store).await {
-                    tracing::error!(error = %e, "cannot write usage; keeping it in memory and retrying");
-                }
-                ledger.export(&metrics);
-                n += 1;
-                if n % 600 == 0 {
-                    api.idempotency.prune().await;
-                }
+    let every = cfg.state.flush_interval;
+    let (flush_api, flush_metrics) = (api.clone(), engine.metrics.clone());
+    daemon.tasks.spawn("usage flush", move |cancel| async move {
+        let mut tick = tokio::time::interval(every);
+        let mut n: u64 = 0;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = tick.tick() => {}
             }
-        })
-    };
+            if let Err(e) = ledger.flush(&store).await {
+                tracing::error!(error = %e, "cannot write usage; keeping it in memory and retrying");
+            }
+            ledger.export(&flush_metrics);
+            n += 1;
+            if n % 600 == 0 {
+                flush_api.idempotency.prune().await;
+            }
+        }
+        // The drain has ended: every request's usage is in the ledger.
+        match ledger.flush(&store).await {
+            Ok(n) => tracing::info!(rows = n, "usage flushed"),
+            Err(e) => tracing::error!(error = %e, "final usage flush failed; the last interval of usage is lost"),
+        }
+        store.close().await;
+    });
 
-    let routes = api::routes(api.clone()).layer(axum::middleware::from_fn_with_state(
+    daemon.api = api::routes(api).layer(axum::middleware::from_fn_with_state(
         keys.clone(),
         hwc_ai_core::auth::require_bearer::<Arc<keys::ApiKey>>,
     ));
     // SIGHUP re-reads the keys file; a file that does not load is refused
     // and the keys in force stay, so a typo never locks every client out.
-    let reload = {
-        let (ring, auth) = (keys.clone(), cfg.auth.clone());
-        move || match keys::load(&auth) {
-            Ok(table) => {
-                let n = table.len();
-                ring.replace(table);
-                tracing::info!(keys = n, "keys reloaded");
-            }
-            Err(e) => tracing::error!(error = %e, "keys file rejected; keeping the keys in force"),
+    let auth = cfg.auth.clone();
+    daemon.reload = Some(Box::new(move || match keys::load(&auth) {
+        Ok(table) => {
+            let n = table.len();
+            keys.replace(table);
+            tracing::info!(keys = n, "keys reloaded");
         }
-    };
-    let daemon = Daemon {
-        name: "hwc-model-router",
-        config: cfg.server.clone(),
-        api: routes,
-        health: Arc::new(RouterHealth { engine }),
-        registry,
-        reload: Some(Box::new(reload)),
-    };
-    let served = server::serve_on(listener, daemon, shutdown).await;
-    flusher.abort();
-    match ledger.flush(&store).await {
-        Ok(n) => tracing::info!(rows = n, "usage flushed"),
-        Err(e) => {
-            tracing::error!(error = %e, "final usage flush failed; the last interval of usage is lost")
-        }
-    }
-    store.close().await;
-    served.map_err(StartError::from)
-}
-
-/// Binds the configured address (or systemd's socket) and runs until
-/// SIGTERM/SIGINT.
-pub async fn run(cfg: RouterConfig) -> Result<(), StartError> {
-    let listener = server::bind(&cfg.server).await?;
-    run_on(cfg, listener, hwc_ai_core::shutdown::signal()).await
+        Err(e) => tracing::error!(error = %e, "keys file rejected; keeping the keys in force"),
+    }));
+    daemon.health = Arc::new(RouterHealth { engine });
+    Ok(daemon)
 }

@@ -29,6 +29,6 @@ fn main() -> ExitCode {
                 )
             })
         },
-        hwc_model_router::run,
+        hwc_model_router::daemon,
     )
 }

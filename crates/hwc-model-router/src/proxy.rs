@@ -22,7 +22,6 @@ use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use hwc_ai_core::ApiError;
-use rand::Rng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -163,12 +162,12 @@ impl Engine {
     }
 
     fn backoff(&self, attempt: usize) -> Duration {
-        let exp = self
-            .fallback
-            .backoff_base
-            .saturating_mul(1u32 << attempt.min(16).saturating_sub(1))
-            .min(self.fallback.backoff_max);
-        exp.mul_f64(rand::rng().random_range(0.0..=1.0))
+        hwc_ai_core::backoff::Backoff {
+            base: self.fallback.backoff_base,
+            max: self.fallback.backoff_max,
+            jitter: hwc_ai_core::backoff::Jitter::Full,
+        }
+        .next(u32::try_from(attempt).unwrap_or(u32::MAX))
     }
 
     fn fail(&self, call: &Call, c: &Candidate, replica: &Replica, f: &Failure) {

@@ -6,7 +6,9 @@
 mod common;
 
 use common::scripted::{answer, Act, Upstream};
-use hwc_testkit::daemon::{assert_check_config_accepts, assert_check_config_rejects};
+use hwc_testkit::daemon::{
+    assert_check_config_accepts, assert_check_config_rejects, assert_systemd_contract, recv_until,
+};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,22 +42,6 @@ targets = [{{ backend = "slow", model = "m" }}]
     cfg
 }
 
-fn recv_until(sock: &UnixDatagram, want: &str, within: Duration) -> String {
-    let t0 = Instant::now();
-    let mut buf = [0u8; 4096];
-    let mut seen = String::new();
-    while t0.elapsed() < within {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let msg = String::from_utf8_lossy(&buf[..n]).to_string();
-            seen.push_str(&msg);
-            if msg.contains(want) {
-                return msg;
-            }
-        }
-    }
-    panic!("no `{want}` from the daemon within {within:?}; got: {seen}");
-}
-
 #[tokio::test]
 async fn notifies_systemd_and_drains_on_sigterm() {
     let up = Upstream::always(Act::After(
@@ -84,14 +70,14 @@ async fn notifies_systemd_and_drains_on_sigterm() {
         .spawn()
         .unwrap();
 
-    let ready = recv_until(&sock, "READY=1", Duration::from_secs(10));
+    let ready = recv_until(&sock, "READY=1", Duration::from_secs(10), BIN);
     assert!(
         ready.contains(&format!(
             "STATUS=hwc-model-router serving on 127.0.0.1:{port}"
         )),
         "{ready}"
     );
-    recv_until(&sock, "WATCHDOG=1", Duration::from_secs(2));
+    recv_until(&sock, "WATCHDOG=1", Duration::from_secs(2), BIN);
     assert!(
         dir.path().join("router.sqlite").exists(),
         "database under STATE_DIRECTORY"
@@ -113,7 +99,7 @@ async fn notifies_systemd_and_drains_on_sigterm() {
         .status()
         .unwrap();
     assert!(kill.success());
-    recv_until(&sock, "STOPPING=1", Duration::from_secs(2));
+    recv_until(&sock, "STOPPING=1", Duration::from_secs(2), BIN);
 
     let resp = inflight.await.unwrap();
     assert_eq!(
@@ -155,49 +141,13 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
 }
 
 #[test]
-fn serves_on_a_socket_passed_by_systemd() {
-    let Ok(activate) = which("systemd-socket-activate") else {
-        panic!(
-            "systemd-socket-activate missing: scripts/setup.sh installs Debian's systemd package"
-        );
-    };
+fn keeps_the_systemd_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let port = hwc_testkit::free_port();
-    // The config names another port: the socket from systemd must win.
     let cfg = write_config(dir.path(), &common::dead_url(), 1);
-    let mut child = Command::new(activate)
-        .args(["-l", &format!("127.0.0.1:{port}"), BIN, "--config"])
-        .arg(&cfg)
-        .current_dir(dir.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // systemd-socket-activate starts the daemon on the first connection.
-    let t0 = Instant::now();
-    let body = loop {
-        if let Some((200, body)) = common::llama::http_get(port, "/healthz") {
-            break body;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "no answer on the passed socket"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(body.contains("\"ok\""), "{body}");
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
-fn which(name: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.exists())
-        .ok_or(())
+    let text = std::fs::read_to_string(cfg)
+        .unwrap()
+        .replace("listen = \"127.0.0.1:1\"", "listen = \"{listen}\"");
+    assert_systemd_contract(BIN, &text, &[("keys.toml", common::KEYS)]);
 }
 
 #[tokio::test]

@@ -53,6 +53,17 @@ impl InProcess {
         }
     }
 
+    /// Builds a daemon from `build` (a daemon lib's `daemon(cfg)`) and
+    /// serves it like `main` does, on a free port:
+    /// `InProcess::daemon(hwc_health_prober::daemon(cfg))`.
+    pub async fn daemon<Fut, E>(build: Fut) -> Self
+    where
+        Fut: Future<Output = Result<hwc_ai_core::server::Daemon, E>> + Send + 'static,
+        E: Debug + From<hwc_ai_core::server::ServerError> + Send + 'static,
+    {
+        Self::start(|l, stop| hwc_ai_core::server::run_on(l, build, stop)).await
+    }
+
     /// Stops the daemon and waits (up to 20 s) for its drain and final work.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

@@ -16,3 +16,54 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Status and body of a plain HTTP/1.0 GET on loopback, without an async
+/// runtime; `None` when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// What snapshot tests compare: the parts of `/status` and `/metrics` that
+/// the CLI and the dashboards rely on, without the values that change.
+pub mod snapshot {
+    use serde_json::Value;
+
+    /// `v` with every leaf replaced by its type (`"<number>"`, `"<string>"`,
+    /// `"<bool>"`; null stays null): the shape of a `/status` document.
+    pub fn shape(v: &Value) -> Value {
+        match v {
+            Value::Null => Value::Null,
+            Value::Bool(_) => "<bool>".into(),
+            Value::Number(_) => "<number>".into(),
+            Value::String(_) => "<string>".into(),
+            Value::Array(a) => Value::Array(a.iter().map(shape).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+            }
+        }
+    }
+
+    /// The `# HELP` and `# TYPE` lines of a metrics page, sorted: the names,
+    /// types and help texts dashboards and alerts are written against.
+    pub fn metric_families(text: &str) -> String {
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("# HELP ") || l.starts_with("# TYPE "))
+            .collect();
+        lines.sort_by_key(|l| (l.split(' ').nth(2).unwrap_or(""), l.starts_with("# TYPE")));
+        lines.dedup();
+        lines.join("\n") + "\n"
+    }
+}

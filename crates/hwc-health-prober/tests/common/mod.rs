@@ -20,7 +20,7 @@ impl Prober {
 {toml}"
             )
         });
-        let daemon = InProcess::start(|l, stop| hwc_health_prober::run_on(cfg, l, stop)).await;
+        let daemon = InProcess::daemon(hwc_health_prober::daemon(cfg)).await;
         Self {
             url: daemon.url.clone(),
             daemon,

@@ -15,7 +15,7 @@ pub struct Running {
 
 impl Running {
     pub async fn start(cfg: ManagerConfig) -> Self {
-        let daemon = InProcess::start(|l, stop| hwc_model_manager::run_on(cfg, l, stop)).await;
+        let daemon = InProcess::daemon(hwc_model_manager::daemon(cfg)).await;
         Self {
             url: daemon.url.clone(),
             daemon,

@@ -70,7 +70,7 @@ impl Router {
 {full}"
             )
         });
-        let daemon = InProcess::start(|l, stop| hwc_model_router::run_on(cfg, l, stop)).await;
+        let daemon = InProcess::daemon(hwc_model_router::daemon(cfg)).await;
         Self {
             addr: daemon.addr,
             url: daemon.url.clone(),

@@ -1,0 +1,167 @@
+//! The protective layers every daemon gets from `server::app`, driven with
+//! `oneshot`: shedding with 503 + Retry-After, 413, 504, JSON 404/405,
+//! request ids; and the drain of `serve_on` with real TCP: the request in
+//! flight finishes, then the background tasks get their last word.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use hwc_ai_core::server::{app, serve_on, Daemon, ServerConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+fn daemon(api: Router, tweak: impl FnOnce(&mut ServerConfig)) -> Daemon {
+    let mut config = ServerConfig::on_port(0);
+    tweak(&mut config);
+    Daemon::new("hwc-test-daemon", config, api)
+}
+
+fn api() -> Router {
+    Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slow"
+            }),
+        )
+        .route("/echo", post(|body: String| async move { body }))
+}
+
+async fn body_json(resp: axum::response::Response) -> serde_json::Value {
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn get_req(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+/// `api()` plus `/hold`, which says when it has been entered (so a test
+/// knows the concurrency slot is taken without guessing with a sleep).
+fn holding_api() -> (Router, Arc<tokio::sync::Notify>) {
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let e = entered.clone();
+    let api = api().route(
+        "/hold",
+        get(move || {
+            let e = e.clone();
+            async move {
+                e.notify_one();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "held"
+            }
+        }),
+    );
+    (api, entered)
+}
+
+#[tokio::test]
+async fn sheds_at_the_concurrency_limit_with_retry_after() {
+    let (api, entered) = holding_api();
+    let router = app(daemon(api, |c| c.max_concurrency = 1));
+    let busy = tokio::spawn(router.clone().oneshot(get_req("/hold")));
+    entered.notified().await;
+    let shed = router.clone().oneshot(get_req("/slow")).await.unwrap();
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shed.headers()["retry-after"], "1");
+    let body = body_json(shed).await;
+    assert_eq!(body["error"]["code"], "overloaded");
+    assert_eq!(busy.await.unwrap().unwrap().status(), StatusCode::OK);
+    // Health stays outside the limit: a loaded daemon still answers probes.
+    let busy = tokio::spawn(router.clone().oneshot(get_req("/hold")));
+    entered.notified().await;
+    let health = router.clone().oneshot(get_req("/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    busy.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn oversize_bodies_get_413_by_header_and_by_stream() {
+    let router = app(daemon(api(), |c| c.max_body_bytes = 16));
+    let declared = Request::post("/echo")
+        .header("content-length", "17")
+        .body(Body::from("x".repeat(17)))
+        .unwrap();
+    let resp = router.clone().oneshot(declared).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body_json(resp).await["error"]["code"], "body_too_large");
+    let small = Request::post("/echo").body(Body::from("ok")).unwrap();
+    assert_eq!(
+        router.oneshot(small).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn slow_handlers_get_504_naming_the_setting() {
+    let router = app(daemon(api(), |c| {
+        c.request_timeout = Duration::from_millis(50)
+    }));
+    let resp = router.oneshot(get_req("/slow")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    let body = body_json(resp).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.request_timeout"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_json_errors_with_request_ids() {
+    let router = app(daemon(api(), |_| {}));
+    let resp = router.clone().oneshot(get_req("/nope")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let first_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(body_json(resp).await["error"]["code"], "unknown_endpoint");
+    let resp = router.clone().oneshot(get_req("/echo")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let second_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(body_json(resp).await["error"]["code"], "method_not_allowed");
+    assert_ne!(first_id, second_id, "each request gets its own id");
+    let (prefix, _) = first_id.split_once('-').unwrap();
+    assert!(
+        second_id.starts_with(prefix),
+        "one prefix per process: {first_id} {second_id}"
+    );
+}
+
+#[tokio::test]
+async fn drain_finishes_the_request_in_flight_then_the_tasks() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let d = daemon(api(), |c| c.drain_timeout = Duration::from_secs(5));
+    let flushed = Arc::new(AtomicBool::new(false));
+    let f = flushed.clone();
+    d.tasks.spawn("flush", |cancel| async move {
+        cancel.cancelled().await;
+        f.store(true, Ordering::SeqCst);
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(serve_on(listener, d, async move {
+        let _ = stopped.await;
+    }));
+    let inflight = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let resp = inflight.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200, "drained, not cut");
+    assert_eq!(resp.text().await.unwrap(), "slow");
+    served.await.unwrap().unwrap();
+    assert!(flushed.load(Ordering::SeqCst), "the task saw the drain");
+    assert!(
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .is_err(),
+        "no longer listening"
+    );
+}
