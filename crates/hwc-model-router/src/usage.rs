@@ -11,6 +11,7 @@ use crate::keys::ApiKey;
 use crate::metrics::{KeyLabel, RouterMetrics};
 use crate::store::{Store, StoreError, UsageRow};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use hwc_ai_core::clock::{Clock, SystemClock};
 use hwc_ai_core::ApiError;
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -49,12 +50,18 @@ struct Day {
 pub struct Ledger {
     inner: Mutex<Day>,
     limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Ledger {
-    /// A ledger primed with today's totals from the store.
+    /// A ledger primed with today's totals from the store, on the real clock.
     pub async fn load(store: &Store) -> Result<Self, StoreError> {
-        let now = clock::unix_now();
+        Self::load_with(store, Arc::new(SystemClock)).await
+    }
+
+    /// [`Ledger::load`] reading the time from `clock` (tests set the day).
+    pub async fn load_with(store: &Store, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let now = clock.unix_now();
         let day = clock::utc_day(now);
         let mut totals = HashMap::new();
         for r in store.usage_on(&day).await? {
@@ -70,12 +77,13 @@ impl Ledger {
                 budgets: HashMap::new(),
             }),
             limiters: Mutex::new(HashMap::new()),
+            clock,
         })
     }
 
     fn day(&self) -> MutexGuard<'_, Day> {
         let mut d = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = clock::unix_now();
+        let now = self.clock.unix_now();
         if d.day_no != now.div_euclid(86_400) {
             // Pending rows carry their own day; only the totals reset.
             d.day_no = now.div_euclid(86_400);
@@ -117,7 +125,7 @@ impl Ledger {
                 d.totals.get(&key.name).copied().unwrap_or(0)
             };
             if used >= budget {
-                let now = clock::unix_now();
+                let now = self.clock.unix_now();
                 return Err(ApiError::rate_limited(
                     "budget_exceeded",
                     format!(
@@ -255,6 +263,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows[0].requests, 1);
+    }
+
+    #[tokio::test]
+    async fn budgets_reset_at_utc_midnight_and_rows_keep_their_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.sqlite")).await.unwrap();
+        let clock = Arc::new(hwc_ai_core::clock::ManualClock::at(1_795_305_600 - 2));
+        let ledger = Ledger::load_with(&store, clock.clone()).await.unwrap();
+        let k = key(None, Some(100));
+        ledger.admit(&k).unwrap();
+        let used = Tokens {
+            prompt: 90,
+            completion: 20,
+        };
+        ledger.record("k", "m", used);
+        assert_eq!(ledger.admit(&k).unwrap_err().code, "budget_exceeded");
+        clock.advance(Duration::from_secs(3));
+        assert_eq!(ledger.tokens_today("k"), 0, "a new UTC day");
+        ledger.admit(&k).unwrap();
+        ledger.flush(&store).await.unwrap();
+        let before = store.usage_on("2026-11-21").await.unwrap();
+        assert_eq!(
+            before.len(),
+            1,
+            "the tokens stay booked on the day they were used"
+        );
+        assert!(store.usage_on("2026-11-22").await.unwrap().is_empty());
     }
 
     #[tokio::test]

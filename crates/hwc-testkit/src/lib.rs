@@ -41,7 +41,9 @@ pub mod snapshot {
     use serde_json::Value;
 
     /// `v` with every leaf replaced by its type (`"<number>"`, `"<string>"`,
-    /// `"<bool>"`; null stays null): the shape of a `/status` document.
+    /// `"<bool>"`; null stays null) and keys sorted: the shape of a
+    /// `/status` document. Sorted because serde_json's key order depends on
+    /// whether some crate in the build enables its `preserve_order`.
     pub fn shape(v: &Value) -> Value {
         match v {
             Value::Null => Value::Null,
@@ -50,7 +52,14 @@ pub mod snapshot {
             Value::String(_) => "<string>".into(),
             Value::Array(a) => Value::Array(a.iter().map(shape).collect()),
             Value::Object(o) => {
-                Value::Object(o.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+                let mut entries: Vec<_> = o.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), shape(v)))
+                        .collect(),
+                )
             }
         }
     }
