@@ -238,11 +238,6 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// True when no token is configured.
-    pub fn is_empty(&self) -> bool {
-        self.token_files.is_empty() && self.tokens.is_empty()
-    }
-
     /// The key table from the files: every file read now. With no token
     /// configured, requests without a token are let in as `anonymous` when
     /// it is `Some` (a loopback default for read-mostly daemons) and

@@ -41,7 +41,7 @@ use std::path::PathBuf;
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 
 const GUARD_ENV: &str = "HWC_AI_PROCESS_GUARD";
@@ -251,7 +251,7 @@ impl Child {
     /// SIGKILL to the group. Returns the guard's exit status.
     pub async fn stop(&mut self) -> std::io::Result<ExitStatus> {
         if let Some(s) = self.exited {
-            self.kill_group(Signal::SIGKILL);
+            // `wait` already killed the group right after reaping the guard.
             return Ok(s);
         }
         self.kill_group(Signal::SIGTERM);
@@ -279,23 +279,35 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        self.kill_group(Signal::SIGKILL);
+        // Once the guard is reaped and its group killed, the group's id is
+        // free for the kernel to hand out again: signal it no more.
+        if self.exited.is_none() {
+            self.kill_group(Signal::SIGKILL);
+        }
     }
 }
 
+/// Logs the child's stderr line by line. A line is read at most
+/// `MAX_LOG_LINE` bytes at a time, so a child writing without newlines
+/// can't make the daemon buffer without bound; the rest of a longer line is
+/// skipped.
 async fn log_lines(name: String, stderr: tokio::process::ChildStderr) {
     let mut lines = BufReader::new(stderr);
     let mut buf = Vec::new();
+    let mut skipping = false;
     loop {
         buf.clear();
-        match lines.read_until(b'\n', &mut buf).await {
+        let limit = MAX_LOG_LINE as u64;
+        match (&mut lines).take(limit).read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {
-                buf.truncate(MAX_LOG_LINE);
-                let line = String::from_utf8_lossy(&buf);
-                let line = line.trim_end();
-                if !line.is_empty() {
-                    tracing::info!(child = %name, stream = "stderr", "{line}");
+                let ended = buf.last() == Some(&b'\n');
+                if !std::mem::replace(&mut skipping, !ended) {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end();
+                    if !line.is_empty() {
+                        tracing::info!(child = %name, stream = "stderr", "{line}");
+                    }
                 }
             }
         }
@@ -490,6 +502,9 @@ impl Supervisor {
                         last_exit,
                         retry_in_s: wait.as_secs_f64(),
                     });
+                    // Only the window counts; older restarts are forgotten.
+                    let window = self.policy.window.as_secs_f64();
+                    restarts.retain(|t| now - t < window);
                     restarts.push(now);
                     tokio::select! {
                         () = cancel.cancelled() => { set(ChildState::Stopped); return; }

@@ -37,7 +37,10 @@ impl TaskGroup {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handle = self.tracker.spawn(task(self.cancel.child_token()));
-        crate::sync::lock(&self.running).push((name, handle.abort_handle()));
+        let mut running = crate::sync::lock(&self.running);
+        // Tasks that ended (a job worker's run) need no handle kept.
+        running.retain(|(_, h)| !h.is_finished());
+        running.push((name, handle.abort_handle()));
     }
 
     /// Spawns a loop that runs until cancelled and then just stops: for
@@ -52,11 +55,6 @@ impl TaskGroup {
                 () = task => {}
             }
         });
-    }
-
-    /// The token the whole group is cancelled with.
-    pub fn token(&self) -> CancellationToken {
-        self.cancel.clone()
     }
 
     /// Number of tasks still running.

@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::llama::{self, http_get};
+use common::llama;
 use common::{metric, Router, ALICE};
 use futures_util::StreamExt;
+use hwc_testkit::http_get;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

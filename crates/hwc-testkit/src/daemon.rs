@@ -70,7 +70,8 @@ pub fn assert_systemd_contract(bin: &str, config: &str, files: &[(&str, &str)]) 
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
 
-    let mut child = command(bin, &cfg, dir.path())
+    let mut child = as_unit(Command::new(bin), &cfg, dir.path())
+        .stderr(Stdio::piped())
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "400000")
         .spawn()
@@ -129,12 +130,9 @@ pub fn assert_systemd_contract(bin: &str, config: &str, files: &[(&str, &str)]) 
     });
     let passed = crate::free_port();
     std::fs::write(&cfg, config.replace("{listen}", "127.0.0.1:1")).unwrap();
-    let mut child = Command::new(activate)
-        .args(["-l", &format!("127.0.0.1:{passed}"), bin, "--config"])
-        .arg(&cfg)
-        .current_dir(dir.path())
-        .env("CREDENTIALS_DIRECTORY", dir.path())
-        .env("STATE_DIRECTORY", dir.path())
+    let mut activated = Command::new(activate);
+    activated.args(["-l", &format!("127.0.0.1:{passed}"), bin]);
+    let mut child = as_unit(activated, &cfg, dir.path())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -158,16 +156,16 @@ pub fn assert_systemd_contract(bin: &str, config: &str, files: &[(&str, &str)]) 
     );
 }
 
-fn command(bin: &str, cfg: &Path, dir: &Path) -> Command {
-    let mut c = Command::new(bin);
+/// `c --config cfg` run the way its unit would: `dir` as working,
+/// credentials and state directory, no socket inherited by accident.
+fn as_unit(mut c: Command, cfg: &Path, dir: &Path) -> Command {
     c.arg("--config")
         .arg(cfg)
         .current_dir(dir)
         .env("CREDENTIALS_DIRECTORY", dir)
         .env("STATE_DIRECTORY", dir)
         .env_remove("LISTEN_FDS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::null());
     c
 }
 

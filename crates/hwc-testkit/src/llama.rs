@@ -60,7 +60,7 @@ impl Llama {
     }
 }
 
-pub use crate::http_get;
+use crate::http_get;
 
 /// Starts a llama-server on a free port and waits until it is healthy.
 pub fn start() -> Llama {
