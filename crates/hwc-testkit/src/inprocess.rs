@@ -1,7 +1,8 @@
-//! A daemon's `run_on` inside the test process, on a free loopback port,
-//! stopped through its shutdown future: the harness every daemon crate's
-//! integration tests share, so none wires a listener, a oneshot channel and
-//! a task by hand.
+//! A daemon, as its lib's `daemon(cfg)` builds it, served inside the test
+//! process on a free loopback port by the same `hwc_ai_core::server::run_on`
+//! that `main` uses, and stopped through its shutdown future: the harness
+//! every daemon crate's integration tests share, so none wires a listener,
+//! a oneshot channel and a task by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Debug;
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// The shutdown future handed to `run_on`: resolves when the test stops the
+/// The shutdown future handed to the daemon: resolves when the test stops the
 /// daemon (or drops its handle).
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -29,7 +30,8 @@ pub struct InProcess {
 
 impl InProcess {
     /// Binds a free port and spawns `run(listener, shutdown)`, e.g.
-    /// `InProcess::start(|l, s| hwc_model_router::run_on(cfg, l, s))`.
+    /// `InProcess::start(|l, s| server::run_on(l, build, s))`; most tests
+    /// want [`InProcess::daemon`].
     /// The daemon returning an error fails the test (at [`InProcess::stop`]).
     pub async fn start<F, Fut, E>(run: F) -> Self
     where
