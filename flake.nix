@@ -82,6 +82,25 @@
             pkgs.writeText "eval-${name}" (
               builtins.unsafeDiscardStringContext self.nixosConfigurations.${name}.config.system.build.toplevel.drvPath
             );
+          # A check that passes when every test of nix/eval/tests.nix holds
+          # under `evaluator`, and prints each failure otherwise.
+          moduleTests =
+            evaluator: args:
+            let
+              tests = import ./nix/eval/tests.nix ({ inherit lib; } // args);
+              failed = builtins.filter (t: !t.ok) tests.results;
+              total = toString (builtins.length tests.results);
+            in
+            pkgs.runCommand "hwc-ai-eval-tests-${lib.toLower evaluator}" { } (
+              if failed == [ ] then
+                "echo ${total} module evaluation tests passed against ${evaluator} > $out"
+              else
+                ''
+                  echo "${toString (builtins.length failed)} of ${total} module evaluation tests failed against ${evaluator}:" >&2
+                  echo ${lib.escapeShellArg (lib.concatMapStringsSep "\n" (t: "- ${t.name}: ${t.detail}") failed)} >&2
+                  exit 1
+                ''
+            );
           testArgs = {
             inherit pkgs self;
             smollm = pkgs.callPackage ./nix/test-model.nix { };
@@ -91,18 +110,22 @@
           eval-edge-p1000 = evalMachine "edge-p1000";
           eval-gpu-server = evalMachine "gpu-server";
 
-          # The lib.evalModules tests (scripts/check-nix.sh runs the same).
-          eval-tests =
-            let
-              tests = import ./nix/eval/tests.nix { inherit lib; };
-              failed = builtins.filter (t: !t.ok) tests.results;
-            in
-            pkgs.runCommand "hwc-ai-eval-tests" { } (
-              if failed == [ ] then
-                "echo ${toString (builtins.length tests.results)} module evaluation tests passed > $out"
-              else
-                "echo ${lib.escapeShellArg (builtins.toJSON failed)} >&2; exit 1"
-            );
+          # The module evaluation tests (nix/eval/tests.nix), twice: with the
+          # stand-ins of nixpkgs' modules (what tests/nix runs without
+          # nixpkgs), and against real NixOS, each configuration a
+          # lib.nixosSystem with the flake's nixosModules.default.
+          eval-tests = moduleTests "stand-ins" { };
+          eval-tests-nixos = moduleTests "NixOS" {
+            evalModules =
+              modules:
+              lib.nixosSystem {
+                modules = [
+                  self.nixosModules.default
+                  ./nix/eval/nixos-base.nix
+                ]
+                ++ modules;
+              };
+          };
 
           formatting = pkgs.runCommand "hwc-ai-nixfmt" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
             cd ${self}

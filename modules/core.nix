@@ -25,18 +25,10 @@ let
       option = "hwc.ai.openWebui.port";
       inherit (top.openWebui) port;
     }
-    ++ lib.optional top.router.enable {
-      option = "hwc.ai.router.port";
-      inherit (top.router) port;
-    }
-    ++ lib.optional top.healthProber.enable {
-      option = "hwc.ai.healthProber.port";
-      inherit (top.healthProber) port;
-    }
-    ++ lib.optional top.modelManager.enable {
-      option = "hwc.ai.modelManager.port";
-      inherit (top.modelManager) port;
-    }
+    ++ map (d: {
+      option = "hwc.ai.${d.attr}.port";
+      inherit (top.${d.attr}) port;
+    }) (builtins.filter (d: top.${d.attr}.enable) hlib.daemons)
     ++ lib.optional (top.monitoring.enable && top.monitoring.prometheus.enable) {
       option = "services.prometheus.port";
       inherit (config.services.prometheus) port;
@@ -103,6 +95,34 @@ in
       '';
     };
 
+    telemetry = {
+      otlpEndpoint = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "http://tempo.lan:4318";
+        description = ''
+          Where every hwc-ai daemon sends its traces: the base URL of an
+          OTLP/HTTP receiver (Tempo, Jaeger, an OpenTelemetry Collector; the
+          daemons post to `<url>/v1/traces`), as `telemetry.otlp_endpoint` of
+          each daemon's configuration. `null` (the default): no export. The
+          W3C `traceparent` of incoming requests is propagated to backends
+          either way; spans never hold prompts, completions or tool output
+          (docs/adr/0006-traces.md).
+        '';
+      };
+
+      sampleRatio = mkOption {
+        type = types.numbers.between 0 1;
+        default = 1.0;
+        example = 0.1;
+        description = ''
+          Fraction of the traces a daemon starts itself that are sampled
+          (`telemetry.sample_ratio`); a caller's sampled flag in
+          `traceparent` is honoured whatever this says.
+        '';
+      };
+    };
+
     packages = mkOption {
       type = types.lazyAttrsOf types.package;
       default = { };
@@ -128,6 +148,16 @@ in
             ) clashes
           )}
           Give each of them its own port (set one of the options named above).
+        '';
+      }
+      {
+        assertion =
+          top.telemetry.otlpEndpoint == null
+          || builtins.match "https?://[^/]+(/.*)?" top.telemetry.otlpEndpoint != null;
+        message = ''
+          hwc.ai.telemetry.otlpEndpoint = "${toString top.telemetry.otlpEndpoint}" is not an
+          http:// or https:// URL. Give the OTLP/HTTP receiver's base URL, for example
+          "http://127.0.0.1:4318" (the daemons append /v1/traces).
         '';
       }
       {

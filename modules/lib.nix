@@ -183,6 +183,14 @@ rec {
     else
       "vllm-${m.instance}";
 
+  # The hwc-ai daemons (../nix/daemons.nix, the only list of them).
+  daemons = import ../nix/daemons.nix;
+
+  # A daemon's registry entry by its option name (hwc.ai.<attr>).
+  daemon =
+    attr:
+    lib.findFirst (d: d.attr == attr) (throw "nix/daemons.nix has no daemon with attr = \"${attr}\"") daemons;
+
   # The `package` option of an hwc-ai daemon module: the flake's build
   # (hwc.ai.packages), else the overlay's, else an error saying how to get one.
   daemonPackageOption =

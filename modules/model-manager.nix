@@ -2,24 +2,13 @@
 # (hwc.ai.models) present, pinned and verified (docs/model-manager.md). Its
 # settings are rendered in the daemon's own schema; file models go in
 # `settings.file_models`. While it is disabled, Ollama models are pulled by
-# nixpkgs' loader (modules/models.nix).
-{
-  config,
-  lib,
-  pkgs,
-  ...
-}:
+# nixpkgs' loader (modules/models.nix). The options every daemon has come
+# from ./daemon.nix; the unit is ../nix/units/model-manager.nix.
+{ config, lib, ... }:
 let
-  inherit (lib)
-    mkOption
-    types
-    literalExpression
-    literalMD
-    ;
   top = config.hwc.ai;
   cfg = top.modelManager;
   hlib = import ./lib.nix { inherit lib; };
-  settingsFormat = pkgs.formats.toml { };
 
   # hwc.ai.models entries the manager downloads (llama.cpp GGUF files).
   fileModels = lib.filterAttrs (_: m: m.url != null) top.models;
@@ -29,55 +18,31 @@ let
   shared = fileModels != { };
 
   unit = import ../nix/units/model-manager.nix {
-    managerBin = lib.getExe cfg.package;
+    bin = lib.getExe cfg.package;
     inherit (cfg) configFile;
+    credentials = cfg.unitCredentials;
     user = if shared then hlib.modelsGroup else null;
   };
 in
 {
-  options.hwc.ai.modelManager = {
-    enable = lib.mkEnableOption "hwc-model-manager, which keeps the declared models pulled, pinned and verified";
-
-    package = hlib.daemonPackageOption { inherit top pkgs; } "hwc-model-manager";
-
-    host = mkOption {
-      type = types.str;
-      default = "127.0.0.1";
-      description = "Address of the model manager's HTTP API.";
-    };
-
-    port = mkOption {
-      type = types.port;
-      default = 8474;
-      description = "Port of the model manager's HTTP API.";
-    };
-
-    settings = mkOption {
-      type = types.submodule { freeformType = settingsFormat.type; };
-      default = { };
-      description = ''
-        hwc-model-manager's configuration, rendered to TOML. This module fills
-        in `server.listen`, the runtimes' addresses and a `[[models]]` entry
-        for every hwc.ai.models declaration.
+  imports = [
+    (import ./daemon.nix {
+      daemon = hlib.daemon "modelManager";
+      settingsGenerated = ''
+        This module also fills in the runtimes' addresses and a `[[models]]`
+        entry for every hwc.ai.models declaration; file models it does not
+        declare (safetensors for vLLM, say) go in `file_models`.
       '';
-    };
-
-    configFile = mkOption {
-      type = types.path;
-      readOnly = true;
-      default = settingsFormat.generate "hwc-model-manager.toml" cfg.settings;
-      defaultText = literalMD "the rendered settings";
-      description = "The rendered configuration file (read-only).";
-    };
-  };
+    })
+  ];
 
   config = lib.mkIf (top.enable && cfg.enable) {
     # Rendered in hwc-model-manager's own schema (docs/model-manager.md):
     # Ollama models and llama.cpp models with a url come from hwc.ai.models;
     # other file models (e.g. safetensors for vLLM) can be added in
     # settings.file_models.
+    hwc.ai.modelManager.unit = unit;
     hwc.ai.modelManager.settings = {
-      server.listen = hlib.listenAddress cfg.host cfg.port;
       ollama = lib.optionalAttrs top.runtimes.ollama.enable {
         url = "http://${config.services.ollama.host}:${toString config.services.ollama.port}";
       };
@@ -110,15 +75,11 @@ in
     users.groups.${hlib.modelsGroup} = lib.mkIf shared { };
 
     systemd.services.hwc-model-manager = {
-      description = unit.unitConfig.Description;
-      wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ];
       after = [
         "network-online.target"
       ]
       ++ lib.optional top.runtimes.ollama.enable "ollama.service";
-      unitConfig = builtins.removeAttrs unit.unitConfig [ "Description" ];
-      inherit (unit) serviceConfig;
     };
   };
 }

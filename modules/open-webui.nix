@@ -3,6 +3,14 @@
 # privacy rules as every other client. Checked against
 # nixos/modules/services/misc/open-webui.nix (options enable, package, host,
 # port, environment, environmentFile, openFirewall; `GET /health`).
+#
+# pkgs.open-webui is unfree in nixpkgs (pkgs/by-name/op/open-webui/package.nix:
+# meta.license = { fullName = "Open WebUI License"; free = false; }). Allowing
+# it is the host's decision, made where the host allows its other unfree
+# packages (nixpkgs.config), so this module sets no nixpkgs.config: that would
+# also break a host that passes nixpkgs.pkgs (nixpkgs then asserts
+# nixpkgs.config == { }). It turns nixpkgs' refusal into an assertion that
+# names the one line to add.
 {
   config,
   lib,
@@ -13,6 +21,20 @@ let
   inherit (lib) mkOption types literalExpression;
   top = config.hwc.ai;
   cfg = top.openWebui;
+  name = lib.getName cfg.package;
+  # nixpkgs' own verdict on the package (pkgs/stdenv/generic/check-meta.nix):
+  # meta.unfree (or a license with free = false) and meta.available = false:
+  # the package set it comes from refuses it. Read from the package, not from
+  # config.nixpkgs.config, so that it holds however that set was built
+  # (nixpkgs.config, or nixpkgs.pkgs from outside, which ignores it).
+  meta = cfg.package.meta or { };
+  unfree = meta.unfree or (lib.any (l: !(l.free or true)) (lib.toList (meta.license or [ ])));
+  unfreeRefused =
+    unfree
+    && !(meta.available or true)
+    # Refused for another reason too: nixpkgs' own message names it.
+    && !(meta.insecure or false || meta.broken or false || meta.unsupported or false);
+  license = meta.license.fullName or meta.license.shortName or "unknown";
 in
 {
   options.hwc.ai.openWebui = {
@@ -22,7 +44,13 @@ in
       type = types.package;
       default = pkgs.open-webui;
       defaultText = literalExpression "pkgs.open-webui";
-      description = "The Open WebUI package.";
+      description = ''
+        The Open WebUI package. nixpkgs marks it unfree (Open WebUI
+        License): allow it on the host with
+        `nixpkgs.config.allowUnfreePackages = [ "open-webui" ];` (or
+        `allowUnfree = true`), else evaluation stops with an assertion that
+        says so.
+      '';
     };
 
     host = mkOption {
@@ -72,6 +100,16 @@ in
 
   config = lib.mkIf (top.enable && cfg.enable) {
     assertions = [
+      {
+        assertion = !unfreeRefused;
+        message = ''
+          hwc.ai.openWebui: nixpkgs refuses ${name}, whose license (${license}) is unfree.
+          Allow this one package in the host's configuration:
+            nixpkgs.config.allowUnfreePackages = [ "${name}" ];
+          Where pkgs comes from outside (nixpkgs.pkgs, which ignores nixpkgs.config),
+          add "${name}" to allowUnfreePackages in the config it is imported with.
+        '';
+      }
       {
         assertion = top.router.enable;
         message = ''

@@ -1,9 +1,10 @@
 # hwc.ai.router: hwc-model-router, the OpenAI-compatible endpoint every
 # client shares. Its TOML configuration is rendered from `settings` (RFC 42,
 # every key in docs/router.md); backends and models default from what is
-# enabled, so a runtime is never listed twice. The unit is
-# ../nix/units/router.nix, the same source scripts/check-nix.sh scores and
-# tests/vm boots.
+# enabled, so a runtime is never listed twice. The options every daemon has
+# (enable, package, host, port, settings, ...) come from ./daemon.nix; the
+# unit is ../nix/units/router.nix, the same source tests/nix
+# scores and tests/vm boots.
 {
   config,
   lib,
@@ -20,6 +21,7 @@ let
   top = config.hwc.ai;
   cfg = top.router;
   hlib = import ./lib.nix { inherit lib; };
+  daemon = hlib.daemon "router";
   settingsFormat = pkgs.formats.toml { };
 
   endpoints = hlib.runtimeEndpoints config;
@@ -86,7 +88,7 @@ let
     // lib.mapAttrs' (name: b: lib.nameValuePair "backend-${name}" b.apiKeyFile) (
       lib.filterAttrs (_: b: b.apiKeyFile != null) cfg.cloudBackends
     )
-    // cfg.credentials;
+    // cfg.unitCredentials;
 
   finalBackends = cfg.settings.backends or [ ];
   backendNames = map (b: b.name or "<unnamed>") finalBackends;
@@ -99,12 +101,16 @@ let
   );
 
   # Loopback-only when the router listens on loopback and every backend URL
-  # is a loopback address: then the unit may also refuse any other IP.
+  # (and the trace collector's) is a loopback address: then the unit may also refuse any other IP.
   backendHosts = lib.concatMap (b: map hlib.hostOfUrl (b.urls or [ ])) finalBackends;
+  # The trace collector (hwc.ai.telemetry) counts as a peer too.
+  otlpHosts = lib.optional (top.telemetry.otlpEndpoint != null) (
+    hlib.hostOfUrl top.telemetry.otlpEndpoint
+  );
   allLoopback =
     hlib.isLoopback cfg.host
     && backendHosts != [ ]
-    && builtins.all (h: h != null && hlib.isLoopback h) backendHosts;
+    && builtins.all (h: h != null && hlib.isLoopback h) (backendHosts ++ otlpHosts);
 
   drainSeconds =
     let
@@ -114,7 +120,7 @@ let
     if m == null then 30 else lib.toInt (builtins.head m);
 
   unit = import ../nix/units/router.nix {
-    routerBin = lib.getExe cfg.package;
+    bin = lib.getExe cfg.package;
     inherit (cfg) configFile;
     inherit credentials;
     ipAddressAllow = if cfg.restrictToLoopback then [ "localhost" ] else null;
@@ -123,32 +129,26 @@ let
   };
 in
 {
+  imports = [
+    (import ./daemon.nix {
+      inherit daemon;
+      settingsGenerated = ''
+        This module also fills in `auth`, a `[[backends]]` entry for every
+        enabled runtime and cloud backend, and a `[models.<name>]` entry for
+        every declared model and vLLM instance; `backends` you add here are
+        appended, a `models.<name>.targets` you set replaces the generated one.
+      '';
+      settingsExample = literalExpression ''
+        {
+          aliases.default = "gpt-oss-20b";
+          auto = { default_model = "gpt-oss-20b"; strong_model = "gpt-oss-120b"; };
+          fallback.cooldown = "10s";
+        }
+      '';
+    })
+  ];
+
   options.hwc.ai.router = {
-    enable = lib.mkEnableOption "hwc-model-router, the OpenAI-compatible endpoint in front of every runtime";
-
-    package = hlib.daemonPackageOption { inherit top pkgs; } "hwc-model-router";
-
-    host = mkOption {
-      type = types.str;
-      default = "127.0.0.1";
-      example = "0.0.0.0";
-      description = "Address the router listens on (`server.listen`).";
-    };
-
-    port = mkOption {
-      type = types.port;
-      default = 8470;
-      description = "Port the router listens on (`server.listen`).";
-    };
-
-    url = mkOption {
-      type = types.str;
-      readOnly = true;
-      default = hlib.baseUrl cfg.host cfg.port;
-      defaultText = literalExpression ''"http://''${host}:''${port}"'';
-      description = "Base URL local clients reach the router at (read-only; `/v1` follows it).";
-    };
-
     keysFile = mkOption {
       type = types.nullOr types.str;
       default = null;
@@ -245,56 +245,11 @@ in
       );
     };
 
-    credentials = mkOption {
-      type = types.attrsOf types.str;
-      default = { };
-      example = {
-        vllm-remote-key = "/run/secrets/vllm-remote-key";
-      };
-      description = ''
-        Further files passed with `LoadCredential`, by credential name; a
-        `*_file` key in `settings` names them by that name.
-      '';
-    };
-
-    settings = mkOption {
-      type = types.submodule { freeformType = settingsFormat.type; };
-      default = { };
-      example = literalExpression ''
-        {
-          aliases.default = "gpt-oss-20b";
-          auto = { default_model = "gpt-oss-20b"; strong_model = "gpt-oss-120b"; };
-          fallback.cooldown = "10s";
-        }
-      '';
-      description = ''
-        hwc-model-router's configuration (every key in docs/router.md),
-        rendered to TOML. This module fills in `server.listen` (from
-        host/port), `auth`, a `[[backends]]` entry for every enabled runtime
-        and cloud backend, and a `[models.<name>]` entry for every declared
-        model and vLLM instance; `backends` you add here are appended, a
-        `models.<name>.targets` you set replaces the generated one.
-      '';
-    };
-
-    configFile = mkOption {
-      type = types.path;
-      readOnly = true;
-      default = settingsFormat.generate "hwc-model-router.toml" cfg.settings;
-      defaultText = literalMD "the rendered settings";
-      description = "The rendered configuration file (read-only).";
-    };
-
-    openFirewall = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Open `port` in the firewall (needs a non-loopback `host`).";
-    };
   };
 
   config = lib.mkIf (top.enable && cfg.enable) {
+    hwc.ai.router.unit = unit;
     hwc.ai.router.settings = {
-      server.listen = hlib.listenAddress cfg.host cfg.port;
       auth = {
         allow_anonymous = lib.mkDefault cfg.allowAnonymous;
       }
@@ -358,8 +313,6 @@ in
     ];
 
     systemd.services.hwc-model-router = {
-      description = unit.unitConfig.Description;
-      wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ];
       after = [
         "network-online.target"
@@ -367,10 +320,6 @@ in
       # Start after local runtimes so that the first requests find them;
       # not Requires=: the router serves (and falls back) without them.
       ++ map (e: e.unit) (builtins.filter (e: !(lib.hasPrefix "vllm-" e.backend)) endpoints);
-      unitConfig = builtins.removeAttrs unit.unitConfig [ "Description" ];
-      inherit (unit) serviceConfig;
     };
-
-    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ cfg.port ];
   };
 }

@@ -1,6 +1,6 @@
 # The systemd hardening baseline of every hwc-ai daemon.
 #
-# Plain Nix that needs nothing but builtins, so that scripts/check-nix.sh can
+# Plain Nix that needs nothing but builtins, so that tests/nix can
 # render a daemon's unit without nixpkgs and score it with
 # `systemd-analyze security --offline=true` (the modules in ../modules use the
 # very same attribute set). Values follow the shape of NixOS's

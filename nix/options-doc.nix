@@ -2,9 +2,9 @@
 # own declarations (name, type, default, example, description, file), for
 # docs/nixos.md. Needs nixpkgs' lib only:
 #
-#   NIXPKGS_LIB=... scripts/check-nix.sh --write-options-doc
+#   NIXPKGS_LIB=... python3 tests/nix/options_doc.py --write
 #
-# rewrites the generated part of docs/nixos.md; scripts/check-nix.sh fails
+# rewrites the generated part of docs/nixos.md; tests/nix fails
 # when that part is stale.
 { lib }:
 let

@@ -6,8 +6,8 @@
 #   pkgs.callPackage ./nix/packages.nix { }
 #   -> { hwc-model-router = <drv>; hwc-health-prober = <drv>; ...; hwc-ai = <all of them>; }
 #
-# A daemon appears once its crate exists under crates/, so the flake grows
-# with the workspace without edits here beyond the `daemons` list.
+# A daemon appears once it has an entry in ./daemons.nix; nothing here
+# names one.
 {
   lib,
   rustPlatform,
@@ -29,35 +29,16 @@ let
     ];
   };
 
-  # Every binary the flake ships, in the order the docs list them. A crate
-  # not yet in the workspace is skipped.
-  daemons = [
-    {
-      crate = "hwc-model-router";
-      description = "OpenAI-compatible gateway in front of Ollama, vLLM, llama.cpp and cloud providers";
-    }
-    {
-      crate = "hwc-health-prober";
-      description = "Probes every runtime and daemon, restarts failed units over D-Bus";
-    }
-    {
-      crate = "hwc-model-manager";
-      description = "Declared models: pull, pin, verify, update, prune, disk guard";
-    }
-    {
-      crate = "hwc-mcp-bridge";
-      description = "Streamable HTTP front for stdio MCP servers";
-    }
-    {
-      crate = "hwc-agent-runner";
-      description = "Operations agent: sessions, jobs, policy, approvals, audit";
-    }
-    {
-      crate = "hwc-ai";
-      description = "hwc-ai operator CLI";
-    }
-  ];
-  present = builtins.filter (d: builtins.pathExists (root + "/crates/${d.crate}/Cargo.toml")) daemons;
+  # Every binary the flake ships: the daemons of the registry (./daemons.nix),
+  # then the operator CLI once its crate exists.
+  binaries =
+    map (d: { inherit (d) crate description; }) (import ./daemons.nix)
+    ++ builtins.filter (b: builtins.pathExists (root + "/crates/${b.crate}/Cargo.toml")) [
+      {
+        crate = "hwc-ai";
+        description = "hwc-ai operator CLI";
+      }
+    ];
 
   build =
     { crate, description }:
@@ -90,7 +71,7 @@ let
     map (d: {
       name = d.crate;
       value = build d;
-    }) present
+    }) binaries
   );
 in
 byName

@@ -8,7 +8,8 @@
 #     and systemd-container (tests/vm), python3-yaml (scripts/check-alerts.sh);
 #   - a real MCP server from npm (the prober's mcp probe tests);
 #   - the real test runtime (scripts/test-runtime.sh);
-#   - a Python venv with the official openai SDK and pytest (tests/e2e).
+#   - a Python venv with the official openai SDK, pytest and tomli-w (tests/e2e,
+#     tests/nix).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai"
@@ -51,7 +52,7 @@ if [[ ! -f "$cache/npm/node_modules/@modelcontextprotocol/server-everything/dist
 fi
 
 venv="$cache/venv"
-req=tests/e2e/requirements.txt
+req=tests/requirements.txt
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum "$req" | cut -d' ' -f1)
 if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then

@@ -21,33 +21,17 @@ let
     host: port:
     "${if cfg.targetHost != null then cfg.targetHost else hlib.urlHost host}:${toString port}";
 
-  # Everything with metrics on this host: the enabled daemons and runtimes,
-  # each with the option that sets its bind address (for the warning below).
+  # Everything with metrics on this host: the enabled daemons (every one in
+  # ../../nix/daemons.nix serves /metrics) and runtimes, each with the
+  # option that sets its bind address (for the warning below).
   # Ollama has no /metrics: the prober's probe of it stands for it.
   scraped =
-    map
-      (d: {
-        name = "hwc-${d.component}";
-        inherit (d) component;
-        inherit (top.${d.attr}) host port;
-        option = "hwc.ai.${d.attr}.host";
-      })
-      (
-        lib.filter (d: top.${d.attr}.enable) [
-          {
-            attr = "router";
-            component = "router";
-          }
-          {
-            attr = "healthProber";
-            component = "health-prober";
-          }
-          {
-            attr = "modelManager";
-            component = "model-manager";
-          }
-        ]
-      )
+    map (d: {
+      name = "hwc-${d.component}";
+      inherit (d) component;
+      inherit (top.${d.attr}) host port;
+      option = "hwc.ai.${d.attr}.host";
+    }) (lib.filter (d: top.${d.attr}.enable) hlib.daemons)
     # llama-server runs with --metrics (modules/runtimes/llama-cpp.nix).
     ++ lib.optional rt.llamaCpp.enable {
       name = "hwc-llama-cpp";

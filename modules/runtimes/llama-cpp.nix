@@ -2,7 +2,8 @@
 # the package chosen by hwc.ai.acceleration. Checked against
 # nixos/modules/services/misc/llama-cpp.nix (options enable, package, model,
 # extraFlags, host, port; its unit has PrivateDevices=false and no
-# DevicePolicy, which this module tightens below).
+# DevicePolicy, which this module tightens below, and ProcSubset=pid, which
+# it relaxes for CUDA and ROCm).
 {
   config,
   lib,
@@ -171,6 +172,19 @@ in
         DevicePolicy = lib.mkOverride 90 "closed";
         DeviceAllow = hlib.gpuDeviceAllow top.acceleration;
         SupplementaryGroups = lib.mkIf (supplementaryGroups != [ ]) supplementaryGroups;
+
+        # Relaxation, GPU only: the GPU libraries read /proc beyond the
+        # service's own processes (the NVIDIA driver /proc/driver/nvidia,
+        # ROCm's thunk /proc/cpuinfo for its topology), which nixpkgs'
+        # ProcSubset=pid hides. nixpkgs' ollama unit, on the same ggml
+        # backends, and nix/units/vllm.nix relax it too.
+        ProcSubset = lib.mkIf (top.acceleration != null) (lib.mkOverride 90 "all");
+        # Kept from nixpkgs with a GPU too, unlike nix/units/vllm.nix:
+        # MemoryDenyWriteExecute (that unit needs it off for PyTorch/Triton's
+        # JIT; llama.cpp has none, its kernels are built ahead of time) and
+        # PrivateUsers (device access is checked against the kernel's IDs and
+        # the render/video groups, which the user namespace leaves as they
+        # are). nixpkgs' ollama unit keeps both with CUDA and ROCm.
       };
     };
   };

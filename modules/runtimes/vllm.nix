@@ -1,7 +1,7 @@
 # hwc.ai.runtimes.vllm: one systemd unit per vLLM instance. nixpkgs has a
 # vLLM package (python3Packages.vllm) but no service, so the unit is ours:
 # ../../nix/units/vllm.nix (builtins only, also scored by
-# scripts/check-nix.sh). Readiness: the unit is Type=exec and an
+# tests/nix). Readiness: the unit is Type=exec and an
 # ExecStartPost waits until GET /health answers, so `systemctl start`
 # returns, and units ordered after it start, only once the model is loaded
 # (docs/adr/0003-nixos-module-design.md).

@@ -1,6 +1,6 @@
 # Evaluate the hwc.ai modules with nixpkgs' `lib` alone: the modules plus the
 # stand-ins of ./stubs.nix, through lib.evalModules. Used by ./tests.nix
-# (scripts/check-nix.sh runs it when NIXPKGS_LIB is set) and by the flake's
+# (tests/nix runs it when NIXPKGS_LIB is set) and by the flake's
 # `eval-tests` check.
 { lib }:
 let
@@ -15,18 +15,9 @@ let
   };
 
   # What the flake's nixosModules.default puts in hwc.ai.packages: a package
-  # for every daemon crate present in the workspace.
-  daemons = [
-    "hwc-model-router"
-    "hwc-health-prober"
-    "hwc-model-manager"
-    "hwc-mcp-bridge"
-    "hwc-agent-runner"
-  ];
+  # for every daemon of the registry.
   packages = builtins.listToAttrs (
-    map (name: lib.nameValuePair name (fakePackage name)) (
-      builtins.filter (name: builtins.pathExists (root + "/crates/${name}/Cargo.toml")) daemons
-    )
+    map (d: lib.nameValuePair d.crate (fakePackage d.crate)) (import ../daemons.nix)
   );
 
   eval =

@@ -7,6 +7,9 @@
 #   nixos/modules/services/misc/ollama.nix       services.ollama.*
 #   nixos/modules/services/misc/llama-cpp.nix    services.llama-cpp.*
 #   nixos/modules/services/misc/open-webui.nix   services.open-webui.*
+#   nixos/modules/misc/nixpkgs.nix               nixpkgs.config (its merge), nixpkgs.pkgs
+#   pkgs/by-name/op/open-webui/package.nix,      pkgs.open-webui's meta.license (unfree)
+#     pkgs/stdenv/generic/check-meta.nix         and its refusal unless unfree is allowed
 #   nixos/modules/hardware/video/nvidia.nix      hardware.nvidia.*, services.xserver.videoDrivers
 #   nixos/modules/misc/assertions.nix            assertions, warnings
 #   nixos/lib/systemd-unit-options.nix           systemd.services.<name> (unitOption merge)
@@ -19,14 +22,60 @@
 #
 # What is not: packages are fake derivations (a name and a store path, never
 # built); the few NixOS namespaces the example machines set that our modules
-# never read (boot, fileSystems, nixpkgs, hardware.cpu...) are declared as
+# never read (boot, fileSystems, hardware.cpu...) are declared as
 # free-form values (`loose` below), unchecked. Everything else is strict: a
 # name that no module declares (a typo in hwc.ai.*, services.ollama.*...) is
 # an evaluation error, as on NixOS. The real thing is `nix flake check`
 # (flake.nix), which evaluates every machine against full nixpkgs.
-{ lib, ... }:
+{ lib, config, ... }:
 let
   inherit (lib) mkOption types;
+
+  # promTypes.scrape_config of nixpkgs' prometheus module, as strict as
+  # there: a submodule (an unknown key is an error), job_name required,
+  # static_configs a list of { targets; labels; }. Its keys that nixpkgs
+  # types as submodules we never set (tls_config, basic_auth, the *_sd_configs)
+  # are plain attribute sets here; the ones not listed are errors, as a key
+  # nixpkgs does not know is there.
+  optional =
+    type:
+    mkOption {
+      type = types.nullOr type;
+      default = null;
+    };
+  staticConfig = types.submodule {
+    options = {
+      targets = mkOption { type = types.listOf types.str; };
+      labels = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+      };
+    };
+  };
+  scrapeConfig = types.submodule {
+    options = {
+      job_name = mkOption { type = types.str; };
+      scrape_interval = optional types.str;
+      scrape_timeout = optional types.str;
+      metrics_path = optional types.str;
+      scheme = optional (
+        types.enum [
+          "http"
+          "https"
+        ]
+      );
+      honor_labels = optional types.bool;
+      params = optional (types.attrsOf (types.listOf types.str));
+      static_configs = optional (types.listOf staticConfig);
+      file_sd_configs = optional (types.listOf types.attrs);
+      relabel_configs = optional (types.listOf types.attrs);
+      metric_relabel_configs = optional (types.listOf types.attrs);
+      authorization = optional types.attrs;
+      basic_auth = optional types.attrs;
+      bearer_token_file = optional types.str;
+      tls_config = optional types.attrs;
+    };
+  };
 
   fakeDrv =
     name: extra:
@@ -65,6 +114,43 @@ let
 
   vllmOf = variant: { python3Packages.vllm = pkgWithMain "vllm${variant}" "vllm"; };
 
+  # pkgs/by-name/op/open-webui/package.nix: meta.license as there (unfree).
+  # meta.unfree, meta.available and the refusal to give it a store path as
+  # pkgs/stdenv/generic/check-meta.nix derives them from the nixpkgs config
+  # `nc` of the package set (allowUnfree, allowUnfreePackages,
+  # allowUnfreePredicate).
+  openWebuiFor =
+    nc:
+    let
+      drv =
+        pkgWithMain "open-webui" "open-webui"
+        // {
+          pname = "open-webui";
+          version = "0.6.40";
+        };
+      allowed =
+        nc.allowUnfree or false
+        || builtins.elem (lib.getName drv) (nc.allowUnfreePackages or [ ])
+        || lib.isFunction (nc.allowUnfreePredicate or null) && nc.allowUnfreePredicate drv;
+      refusal = "Refusing to evaluate package 'open-webui-0.6.40' in pkgs/by-name/op/open-webui/package.nix because it has an unfree license (‘Open WebUI License’)";
+    in
+    drv
+    // {
+      meta = drv.meta // {
+        license = {
+          fullName = "Open WebUI License";
+          url = "https://github.com/open-webui/open-webui/blob/0cef844168e97b70de2abee4c076cc30ffec6193/LICENSE";
+          free = false;
+        };
+        unfree = true;
+        available = allowed;
+      };
+    }
+    // lib.optionalAttrs (!allowed) {
+      outPath = throw refusal;
+      drvPath = throw refusal;
+    };
+
   tomlFormat = {
     type =
       let
@@ -94,7 +180,7 @@ let
       ollama-cuda = pkgWithMain "ollama-cuda" "ollama";
       ollama-rocm = pkgWithMain "ollama-rocm" "ollama";
       llama-cpp = llamaCpp { };
-      open-webui = pkgWithMain "open-webui" "open-webui";
+      open-webui = openWebuiFor { };
       curl = pkgWithMain "curl" "curl";
       coreutils = pkgWithMain "coreutils" "coreutils";
       pkgsCuda = vllmOf "-cuda";
@@ -105,6 +191,37 @@ let
       stdenv.hostPlatform.system = "x86_64-linux";
     }
     // vllmOf "";
+  # The package set for a nixpkgs config (pkgs.config is that config, as in nixpkgs).
+  pkgsFor =
+    nc:
+    pkgs
+    // {
+      config = nc;
+      open-webui = openWebuiFor nc;
+    };
+
+  # nixos/modules/misc/nixpkgs.nix: configType (attribute sets, or functions
+  # of { lib, pkgs }) and mergeConfig (lists concatenate, any other value:
+  # one definition wins; packageOverrides not modelled).
+  nixpkgsConfig =
+    let
+      optCall = f: x: if lib.isFunction f then f x else f;
+      pick =
+        _: values:
+        if builtins.isList (lib.head values) then lib.concatLists values else lib.head values;
+      mergeConfig =
+        lhs: rhs:
+        lib.zipAttrsWith pick [
+          (optCall lhs { inherit lib pkgs; })
+          (optCall rhs { inherit lib pkgs; })
+        ];
+    in
+    lib.mkOptionType {
+      name = "nixpkgs-config";
+      description = "nixpkgs config";
+      check = x: builtins.isAttrs x || lib.isFunction x;
+      merge = _: lib.foldr (def: mergeConfig def.value) { };
+    };
 
   # nixos/lib/systemd-unit-options.nix: lists concatenate, scalars must agree.
   unitOption = lib.mkOptionType {
@@ -183,8 +300,26 @@ in
       type = types.listOf types.anything;
       default = [ ];
     };
-    nixpkgs = loose;
     hardware.cpu = loose;
+
+    # nixos/modules/misc/nixpkgs.nix: `config` makes the pkgs of the modules
+    # (below), unless `pkgs` passes in a package set built elsewhere, which
+    # ignores `config` (null here for unset); the rest (hostPlatform...)
+    # free-form.
+    nixpkgs = mkOption {
+      type = types.submodule {
+        freeformType = types.lazyAttrsOf types.anything;
+        options.config = mkOption {
+          type = nixpkgsConfig;
+          default = { };
+        };
+        options.pkgs = mkOption {
+          type = types.nullOr types.raw;
+          default = null;
+        };
+      };
+      default = { };
+    };
     networking.hostName = mkOption {
       type = types.str;
       default = "nixos";
@@ -355,7 +490,7 @@ in
     };
 
     # nixos/modules/services/monitoring/prometheus/default.nix (the options
-    # hwc.ai.monitoring sets or reads; scrape configs as plain attribute sets)
+    # hwc.ai.monitoring sets or reads)
     services.prometheus = {
       enable = mkOption {
         type = types.bool;
@@ -370,7 +505,7 @@ in
         default = "0.0.0.0";
       };
       scrapeConfigs = mkOption {
-        type = types.listOf (types.attrsOf types.anything);
+        type = types.listOf scrapeConfig;
         default = [ ];
       };
       ruleFiles = mkOption {
@@ -461,7 +596,9 @@ in
     };
   };
 
-  config._module.args.pkgs = lib.mkDefault pkgs;
+  config._module.args.pkgs = lib.mkDefault (
+    if config.nixpkgs.pkgs != null then config.nixpkgs.pkgs else pkgsFor config.nixpkgs.config
+  );
 
   # The units the nixpkgs modules define, reduced to what ours override.
   imports = [
@@ -484,18 +621,56 @@ in
               };
             };
           })
+          # In full (nixpkgs' serviceConfig as there), so that the unit our
+          # module makes of it can be scored.
           (lib.mkIf config.services.llama-cpp.enable {
             systemd.services.llama-cpp = {
+              description = "LLaMA C++ server";
               wantedBy = [ "multi-user.target" ];
               serviceConfig = {
                 Type = "idle";
+                KillSignal = "SIGINT";
                 ExecStart =
                   let
                     c = config.services.llama-cpp;
                   in
                   "${c.package}/bin/llama-server --host ${c.host} --port ${toString c.port} -m ${c.model} ${lib.escapeShellArgs c.extraFlags}";
+                Restart = "on-failure";
+                RestartSec = 300;
                 PrivateDevices = false;
                 DynamicUser = true;
+                CapabilityBoundingSet = "";
+                RestrictAddressFamilies = [
+                  "AF_INET"
+                  "AF_INET6"
+                  "AF_UNIX"
+                ];
+                NoNewPrivileges = true;
+                PrivateMounts = true;
+                PrivateTmp = true;
+                PrivateUsers = true;
+                ProtectClock = true;
+                ProtectControlGroups = true;
+                ProtectHome = true;
+                ProtectKernelLogs = true;
+                ProtectKernelModules = true;
+                ProtectKernelTunables = true;
+                ProtectSystem = "strict";
+                MemoryDenyWriteExecute = true;
+                LockPersonality = true;
+                RemoveIPC = true;
+                RestrictNamespaces = true;
+                RestrictRealtime = true;
+                RestrictSUIDSGID = true;
+                SystemCallArchitectures = "native";
+                SystemCallFilter = [
+                  "@system-service"
+                  "~@privileged"
+                ];
+                SystemCallErrorNumber = "EPERM";
+                ProtectProc = "invisible";
+                ProtectHostname = true;
+                ProcSubset = "pid";
               };
             };
           })

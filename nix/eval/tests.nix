@@ -6,12 +6,24 @@
 #   nix-instantiate --eval --strict --json nix/eval/tests.nix --arg lib "import $NIXPKGS_LIB/lib"
 #
 # gives { results = [ { name; ok; detail; } ]; renders = { "<path>" = <text or JSON value>; }; }.
-# scripts/check-nix.sh prints the results, scores the rendered units and
-# feeds the rendered daemon configurations to the daemons' --check-config.
-{ lib }:
+# tests/nix runs each result as a test, scores the rendered units and feeds
+# the rendered daemon configurations to the daemons' --check-config.
+#
+# The same tests run against real NixOS in `nix flake check`
+# (`eval-tests-nixos`): the flake passes `evalModules`, which evaluates a
+# list of modules with lib.nixosSystem and the flake's nixosModules.default
+# (the srvos pattern). Where the two disagree, the stand-in is wrong.
+{
+  lib,
+  # null: the stand-ins of ./stubs.nix through lib.evalModules (nixpkgs' lib
+  # only). Else a function from a list of modules to an evaluated system
+  # (`{ config; options; ... }`) that includes the hwc.ai modules.
+  evalModules ? null,
+}:
 let
   h = import ./. { inherit lib; };
-  inherit (h) eval failedAssertions renderService;
+  inherit (h) failedAssertions renderService;
+  eval = if evalModules == null then h.eval else evalModules;
   inherit (lib) hasInfix;
 
   # -- helpers -----------------------------------------------------------
@@ -158,6 +170,37 @@ let
     }
   ];
 
+  # llama.cpp built with CUDA on an NVIDIA host.
+  llamaCuda = [
+    nvidiaHost
+    {
+      # CUDA is unfree.
+      nixpkgs.config.allowUnfree = true;
+      hwc.ai = {
+        enable = true;
+        acceleration = "cuda";
+        runtimes.llamaCpp = {
+          enable = true;
+          model = "/var/lib/models/small.gguf";
+        };
+        router = {
+          enable = true;
+          allowAnonymous = true;
+        };
+      };
+    }
+  ];
+
+  # Open WebUI on a host whose nixpkgs config does not allow unfree packages.
+  openWebuiHost = minimal ++ [
+    {
+      hwc.ai.openWebui = {
+        enable = true;
+        environmentFile = "/run/secrets/open-webui.env";
+      };
+    }
+  ];
+
   # The flake's outputs, with nixpkgs reduced to its lib: enough for
   # nixosModules (packages and checks need all of nixpkgs).
   flake =
@@ -175,13 +218,16 @@ let
     outputs;
   viaFlake =
     modules:
-    (lib.evalModules {
-      modules = [
-        ./stubs.nix
-        flake.nixosModules.default
-      ]
-      ++ modules;
-    }).config;
+    if evalModules != null then
+      (evalModules modules).config
+    else
+      (lib.evalModules {
+        modules = [
+          ./stubs.nix
+          flake.nixosModules.default
+        ]
+        ++ modules;
+      }).config;
 
   # -- the tests ---------------------------------------------------------
 
@@ -419,6 +465,39 @@ let
       ]
       && (sc c "llama-cpp").PrivateDevices
     ))
+    (holds "llama.cpp on the CPU keeps nixpkgs' W^X, user namespace and /proc subset" llamaCpu (
+      c:
+      let
+        s = sc c "llama-cpp";
+      in
+      s.MemoryDenyWriteExecute && s.PrivateUsers && s.ProcSubset == "pid" && s.DeviceAllow == [ ]
+    ))
+    (clean "llama.cpp with CUDA on an NVIDIA host" llamaCuda)
+    (holds "llama.cpp with CUDA: NVIDIA nodes, all of /proc, W^X and PrivateUsers kept" llamaCuda (
+      c:
+      let
+        s = sc c "llama-cpp";
+      in
+      s.DeviceAllow == [
+        "char-nvidiactl"
+        "char-nvidia-caps"
+        "char-nvidia-frontend"
+        "char-nvidia-uvm"
+      ]
+      && s.DevicePolicy == "closed"
+      && !s.PrivateDevices
+      && s.ProcSubset == "all"
+      && s.MemoryDenyWriteExecute
+      && s.PrivateUsers
+      && !(s ? SupplementaryGroups)
+    ))
+    (holds "rocm: llama.cpp sees all of /proc, keeps W^X and its user namespace" rocm (
+      c:
+      let
+        s = sc c "llama-cpp";
+      in
+      s.ProcSubset == "all" && s.MemoryDenyWriteExecute && s.PrivateUsers
+    ))
 
     # The flake's module wiring.
     (check "flake: one nixosModule per concern, default, two profiles" (
@@ -442,7 +521,7 @@ let
       let
         c = viaFlake minimal;
       in
-      c.hwc.ai.router.package.name == "hwc-model-router"
+      (c.hwc.ai.router.package.pname or c.hwc.ai.router.package.name) == "hwc-model-router"
       && hasInfix "-hwc-model-router/bin/hwc-model-router --config" (sc c "hwc-model-router").ExecStart
     ) "hwc.ai.router.package is not the flake's hwc-model-router")
 
@@ -585,9 +664,12 @@ let
       && (labels "hwc-vllm-gpt-oss-20b").model == "gpt-oss-20b"
       # the router binds 0.0.0.0: Prometheus on the host reaches it on loopback
       && (builtins.head jobs.hwc-router.static_configs).targets == [ "127.0.0.1:8470" ]
-      && c.hwc.ai.monitoring.scrapeConfigs == c.services.prometheus.scrapeConfigs
+      # nixpkgs fills in the scrape_config options left unset, so the jobs
+      # are compared by name there and whole in the exported file.
+      && map (j: j.job_name) c.hwc.ai.monitoring.scrapeConfigs
+        == map (j: j.job_name) c.services.prometheus.scrapeConfigs
       && builtins.fromJSON c.environment.etc."hwc-ai/prometheus/scrape-configs.json".text
-        == c.services.prometheus.scrapeConfigs
+        == c.hwc.ai.monitoring.scrapeConfigs
     ))
     (holds "monitoring: llama.cpp scraped with its model name" (
       llamaCpu ++ [ { hwc.ai.monitoring.enable = true; } ]
@@ -774,6 +856,28 @@ let
         };
       }
     ] "hwc.ai.router has no backend")
+    (rejects "Open WebUI refused as unfree: the message names the one line to add" openWebuiHost
+      ''
+        hwc.ai.openWebui: nixpkgs refuses open-webui, whose license (Open WebUI License) is unfree.
+        Allow this one package in the host's configuration:
+          nixpkgs.config.allowUnfreePackages = [ "open-webui" ];''
+    )
+    (holds "Open WebUI allowed by allowUnfreePackages: no failed assertion, its unit renders"
+      (openWebuiHost ++ [ { nixpkgs.config.allowUnfreePackages = [ "open-webui" ]; } ])
+      (
+        c:
+        lib.all (a: a.assertion) c.assertions
+        && hasInfix "open-webui serve --host 127.0.0.1 --port 3000" (sc c "open-webui").ExecStart
+      )
+    )
+    (clean "Open WebUI with an allowUnfreePredicate naming it" (
+      openWebuiHost
+      ++ [ { nixpkgs.config.allowUnfreePredicate = pkg: lib.getName pkg == "open-webui"; } ]
+    ))
+    (clean "Open WebUI with a pkgs built elsewhere that allows it (nixpkgs.pkgs)" (
+      openWebuiHost
+      ++ [ { nixpkgs.pkgs = (eval [ { nixpkgs.config.allowUnfree = true; } ])._module.args.pkgs; } ]
+    ))
     (rejects "Open WebUI without the router" [
       {
         hwc.ai = {
@@ -785,9 +889,19 @@ let
     (rejects "llama.cpp without a model" (minimal ++ [ { hwc.ai.runtimes.llamaCpp.enable = true; } ])
       "hwc.ai.runtimes.llamaCpp is enabled without a model"
     )
-  ];
+  ]
+  ++ import ./daemon-tests.nix {
+    inherit
+      lib
+      check
+      holds
+      rejects
+      throws
+      minimal
+      ;
+  };
 
-  # -- renders for scripts/check-nix.sh -------------------------------------
+  # -- renders for tests/nix -------------------------------------------------
 
   servicesOf =
     c: names:
@@ -800,22 +914,16 @@ let
     prefix: modules:
     let
       c = (eval modules).config;
-      ours = [
-        "hwc-model-router"
-        "hwc-health-prober"
-        "hwc-model-manager"
-      ]
-      ++ map (n: "vllm-${n}") (builtins.attrNames c.hwc.ai.runtimes.vllm.instances);
+      daemons = import ../daemons.nix;
+      enabled = builtins.filter (d: c.hwc.ai.${d.attr}.enable) daemons;
+      ours =
+        map (d: lib.removeSuffix ".service" d.unit) daemons
+        ++ map (n: "vllm-${n}") (builtins.attrNames c.hwc.ai.runtimes.vllm.instances)
+        ++ [ "llama-cpp" ];
     in
     lib.mapAttrs' (n: v: lib.nameValuePair "${prefix}/${n}" v) (
       servicesOf c ours
-      // lib.optionalAttrs c.hwc.ai.router.enable { "hwc-model-router.json" = c.hwc.ai.router.settings; }
-      // lib.optionalAttrs c.hwc.ai.healthProber.enable {
-        "hwc-health-prober.json" = c.hwc.ai.healthProber.settings;
-      }
-      // lib.optionalAttrs c.hwc.ai.modelManager.enable {
-        "hwc-model-manager.json" = c.hwc.ai.modelManager.settings;
-      }
+      // lib.listToAttrs (map (d: lib.nameValuePair "${d.crate}.json" c.hwc.ai.${d.attr}.settings) enabled)
     );
 in
 {
@@ -825,5 +933,6 @@ in
     // rendersOf "gpu-server" gpu
     // rendersOf "rocm" rocm
     // rendersOf "llama-cpu" llamaCpu
-    // rendersOf "llama-from-url" llamaFromUrl;
+    // rendersOf "llama-from-url" llamaFromUrl
+    // rendersOf "llama-cuda" llamaCuda;
 }

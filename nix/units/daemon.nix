@@ -2,7 +2,7 @@
 # serviceConfig; }` in the shape of NixOS's `systemd.services.<name>`.
 #
 # Builtins only (no nixpkgs, no lib): the NixOS modules (../../modules) and
-# the checks that run without nixpkgs (scripts/check-nix.sh, tests/vm) call
+# the checks that run without nixpkgs (tests/nix, tests/vm) call
 # this same function, so what is scored and booted there is what a NixOS host
 # runs.
 #

@@ -1,7 +1,8 @@
 # The hwc-health-prober unit, as plain data (builtins only). Used by
 # modules/health-prober.nix and by the checks that run without nixpkgs.
 {
-  proberBin,
+  # Path of the daemon's binary.
+  bin,
   configFile,
   credentials ? { },
   # The fixed system user the polkit rule names (modules/health-prober.nix).
@@ -9,7 +10,7 @@
 }:
 import ./daemon.nix {
   description = "hwc-ai health prober (probes runtimes and daemons, restarts failed units)";
-  execStart = "${proberBin} --config ${configFile}";
+  execStart = "${bin} --config ${configFile}";
   stateDirectory = "hwc-ai/prober";
   # Restarting a unit goes through systemd's D-Bus API, and polkit decides
   # by the caller's user name: a DynamicUser has no stable name to grant

@@ -1,7 +1,8 @@
 # The hwc-model-manager unit, as plain data (builtins only). Used by
 # modules/model-manager.nix and by the checks that run without nixpkgs.
 {
-  managerBin,
+  # Path of the daemon's binary.
+  bin,
   configFile,
   credentials ? { },
   # null: a DynamicUser (its state is private). A name: that fixed user and
@@ -11,7 +12,7 @@
 }:
 import ./daemon.nix {
   description = "hwc-ai model manager (declared models: pull, pin, verify, prune)";
-  execStart = "${managerBin} --config ${configFile}";
+  execStart = "${bin} --config ${configFile}";
   stateDirectory = "hwc-ai/models";
   inherit credentials user;
   watchdogSec = 60;

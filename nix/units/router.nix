@@ -2,7 +2,7 @@
 # modules/router.nix and by the checks that run without nixpkgs.
 {
   # Path of the hwc-model-router binary.
-  routerBin,
+  bin,
   # The rendered TOML configuration (a store path on NixOS).
   configFile,
   # Credential name -> host path: the keys file and backend API keys.
@@ -22,7 +22,7 @@
 }:
 import ./daemon.nix {
   description = "hwc-ai model router (OpenAI-compatible gateway)";
-  execStart = "${routerBin} --config ${configFile}";
+  execStart = "${bin} --config ${configFile}";
   # `systemctl reload`: SIGHUP re-reads the keys file (a file that does not
   # load is refused and the keys in force stay).
   execReload = "${killBin} -HUP $MAINPID";

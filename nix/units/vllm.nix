@@ -1,6 +1,6 @@
 # The unit of one vLLM instance, as plain data (builtins only). nixpkgs has no
 # vLLM service; modules/runtimes/vllm.nix calls this, and
-# scripts/check-nix.sh scores the same output.
+# tests/nix scores the same output.
 #
 # vLLM is a runtime, not an hwc-ai daemon: it does not speak sd_notify, so it
 # is Type=exec and readiness is an ExecStartPost that waits for GET /health

@@ -58,9 +58,14 @@ dump() {
 
 echo "guest: PID 1 is $(cat /proc/1/comm), $(systemctl --version | head -n 1)"
 install -d -m 0755 /etc/hwc-ai
-install -m 0644 /hwc-vmtest/router.toml /hwc-vmtest/prober.toml /etc/hwc-ai/
+install -m 0644 /hwc-vmtest/hwc-model-router.toml /hwc-vmtest/hwc-health-prober.toml /etc/hwc-ai/
 install -m 0400 /hwc-vmtest/router-keys.toml /etc/hwc-ai/
 install -m 0644 /hwc-vmtest/units/*.service /etc/systemd/system/
+# Every daemon of the registry (nix/daemons.nix) is here with its unit; the
+# sections below test each one.
+while read -r crate unit; do
+  check "registry: $crate has its binary and $unit" test -x "/opt/hwc-ai/bin/$crate" -a -f "/etc/systemd/system/$unit"
+done < <(python3 -c 'import json; [print(d["crate"], d["unit"]) for d in json.load(open("/hwc-vmtest/daemons.json"))]')
 
 # ---------------------------------------------------------------------------
 # Optional: a real llama-server behind the router.
@@ -268,7 +273,7 @@ sys.exit(0 if r == ["restarted"] * 3 + ["capped"] and a[1]["at"] - a[0]["at"] >=
   check "prober: systemctl stop -> inactive, Result=success" \
     test "$(prop hwc-health-prober ActiveState)/$(prop hwc-health-prober Result)" = inactive/success
 else
-  skip "prober: no hwc-health-prober binary given (HWC_PROBER_BIN)"
+  bad "prober: no hwc-health-prober binary in /opt/hwc-ai/bin"
 fi
 
 # ---------------------------------------------------------------------------
@@ -280,7 +285,7 @@ if [[ -x /opt/hwc-ai/bin/hwc-model-manager ]]; then
   install -d -m 0755 /srv/mirror
   head -c 300000 /dev/urandom >/srv/mirror/weights.gguf
   sum=$(sha256sum /srv/mirror/weights.gguf | cut -d' ' -f1)
-  sed "s/@SHA256@/$sum/" /hwc-vmtest/manager.toml >/etc/hwc-ai/manager.toml
+  sed "s/@SHA256@/$sum/" /hwc-vmtest/hwc-model-manager.toml >/etc/hwc-ai/hwc-model-manager.toml
   systemd-run --quiet --unit=model-mirror --property=DynamicUser=yes \
     python3 -m http.server 8000 --bind 127.0.0.1 --directory /srv/mirror
   wait_for 10 curl -sf -o /dev/null http://127.0.0.1:8000/weights.gguf
@@ -310,7 +315,7 @@ if [[ -x /opt/hwc-ai/bin/hwc-model-manager ]]; then
   check "manager: systemctl stop -> inactive, Result=success" \
     test "$(prop hwc-model-manager ActiveState)/$(prop hwc-model-manager Result)" = inactive/success
 else
-  skip "manager: no hwc-model-manager binary given (HWC_MANAGER_BIN)"
+  bad "manager: no hwc-model-manager binary in /opt/hwc-ai/bin"
 fi
 
 echo "guest: $pass passed, $fail failed"

@@ -1,29 +1,44 @@
 #!/usr/bin/env bash
-# The real-systemd tier: boots a throwaway Debian bookworm root with
-# systemd as PID 1 (systemd-nspawn, on this machine's kernel), installs the
+# The real-systemd tier: boots a throwaway Debian root of the host's own
+# release (bookworm on Debian 12, trixie on Debian 13) with systemd as PID 1 (systemd-nspawn, on this machine's kernel), installs the
 # hwc-ai daemons with their units rendered from the same Nix source the NixOS
 # modules use (tests/vm/units.nix -> nix/units), and runs tests/vm/guest.sh
 # inside: hardening holds, READY and the watchdog work, SIGTERM is clean, a
 # killed daemon comes back, the prober's polkit rule allows exactly its own
 # restarts.
 #
-#   HWC_ROUTER_BIN=target/debug/hwc-model-router tests/vm/run.sh
+#   HWC_BIN_DIR=target/debug tests/vm/run.sh
 #
 # Environment:
-#   HWC_ROUTER_BIN   the router binary (required)
-#   HWC_PROBER_BIN   the prober binary (default: beside the router, if built)
-#   HWC_MANAGER_BIN  the model manager binary (likewise)
+#   HWC_BIN_DIR      the directory with the cargo-built daemons (required):
+#                    every daemon of nix/daemons.nix must be there
 #   LLAMA_SERVER, HWC_TEST_MODEL
 #                    a llama-server and a GGUF (scripts/test-runtime.sh); when
 #                    given, a chat completion goes through the router
 #   HWC_VM_TIMEOUT   seconds for the whole boot and test (default 300)
-# The root file system is built once (debootstrap, about a minute) and cached
-# under ${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai/vm; every run boots it with
-# --volatile=overlay, so it stays pristine. Needs root.
+#   HWC_VM_SUITE     the Debian suite of the guest (default: the host's own,
+#                    VERSION_CODENAME in /etc/os-release)
+# The guest runs binaries built on the host (the daemons, llama-server), so it
+# must have the host's glibc and libstdc++: a guest older than the host fails
+# to load them. Hence the host's own release, not a fixed one. Supported
+# hosts: Debian 12 (bookworm) and 13 (trixie); another Debian-like host works
+# if debootstrap knows its codename (set HWC_VM_SUITE otherwise).
+# The root file system is built once per suite (debootstrap, about a minute)
+# and cached under ${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai/vm/<suite>; every
+# run boots it with --volatile=overlay, so it stays pristine. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=tests/vm
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai/vm"
+host_suite() {
+  # shellcheck disable=SC1091
+  (. /etc/os-release 2>/dev/null && printf '%s' "${VERSION_CODENAME:-}")
+}
+suite=${HWC_VM_SUITE:-$(host_suite)}
+[[ -n $suite ]] || {
+  printf 'tests/vm: cannot tell the host release (no VERSION_CODENAME in /etc/os-release); set HWC_VM_SUITE=bookworm or trixie\n' >&2
+  exit 2
+}
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai/vm/$suite"
 rootfs="$cache/rootfs"
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Kept in the stamp: change the list or the setup below and the root is rebuilt.
@@ -39,13 +54,15 @@ now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f} s')" "$1" "$(now)"; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, systemd-nspawn)"
-router_bin=${HWC_ROUTER_BIN:?set HWC_ROUTER_BIN to the hwc-model-router binary}
-[[ -x $router_bin ]] || die "HWC_ROUTER_BIN=$router_bin is not an executable"
-router_bin=$(realpath "$router_bin")
-prober_bin=${HWC_PROBER_BIN:-$(dirname "$router_bin")/hwc-health-prober}
-[[ -x $prober_bin ]] && prober_bin=$(realpath "$prober_bin") || prober_bin=""
-manager_bin=${HWC_MANAGER_BIN:-$(dirname "$router_bin")/hwc-model-manager}
-[[ -x $manager_bin ]] && manager_bin=$(realpath "$manager_bin") || manager_bin=""
+bin_dir=${HWC_BIN_DIR:?set HWC_BIN_DIR to the directory of the cargo-built daemons (target/debug)}
+bin_dir=$(realpath "$bin_dir")
+# The daemons, from the one registry (nix/daemons.nix): crate and unit.
+mapfile -t crates < <(nix-instantiate --eval --strict --json nix/daemons.nix |
+  python3 -c 'import json, sys; print("\n".join(d["crate"] for d in json.load(sys.stdin)))')
+((${#crates[@]})) || die "nix/daemons.nix lists no daemon"
+for crate in "${crates[@]}"; do
+  [[ -x $bin_dir/$crate ]] || die "$bin_dir/$crate is missing: build every daemon first (cargo build --workspace)"
+done
 
 t_all=$(now)
 
@@ -102,13 +119,15 @@ EOF
   rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
 }
 
-stamp=$(printf '%s\n%s\n' "$packages" "$(declare -f configure_rootfs)" | sha256sum | cut -d' ' -f1)
+stamp=$(printf '%s\n%s\n%s\n' "$suite" "$packages" "$(declare -f configure_rootfs)" | sha256sum | cut -d' ' -f1)
 if [[ ! -x $rootfs/bin/systemctl || "$(cat "$cache/rootfs.stamp" 2>/dev/null)" != "$stamp" ]]; then
   t=$(now)
-  log "building the Debian bookworm root (debootstrap, about a minute)"
+  log "building the Debian $suite root, the host's release (debootstrap, about a minute)"
   mkdir -p "$cache"
   rm -rf "$rootfs" "$rootfs.tmp"
-  debootstrap --variant=minbase --include="$packages" bookworm "$rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+  # The layout before roots were kept per suite.
+  rm -rf "$cache/../rootfs" "$cache/../rootfs.stamp" "$cache/../debootstrap.log"
+  debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
     die "debootstrap failed; see $cache/debootstrap.log"
   configure_rootfs "$rootfs.tmp"
   mv "$rootfs.tmp" "$rootfs"
@@ -124,18 +143,20 @@ nix-instantiate --eval --strict --json "$here/units.nix" |
   python3 -c 'import json, sys
 for name, text in json.load(sys.stdin).items():
     open(sys.argv[1] + "/" + name, "w").write(text)' "$work/units"
-cp "$here/guest.sh" "$here/router.toml" "$here/router-keys.toml" "$here/prober.toml" "$here/manager.toml" "$work/"
-
-binds=(--bind-ro="$work:/hwc-vmtest" --bind-ro="$router_bin:/opt/hwc-ai/bin/hwc-model-router")
-[[ -n $prober_bin ]] && binds+=(--bind-ro="$prober_bin:/opt/hwc-ai/bin/hwc-health-prober")
-[[ -n $manager_bin ]] && binds+=(--bind-ro="$manager_bin:/opt/hwc-ai/bin/hwc-model-manager")
+nix-instantiate --eval --strict --json nix/daemons.nix >"$work/daemons.json"
+cp "$here/guest.sh" "$here/router-keys.toml" "$work/"
+binds=(--bind-ro="$work:/hwc-vmtest")
+for crate in "${crates[@]}"; do
+  cp "$here/$crate.toml" "$work/"
+  binds+=(--bind-ro="$bin_dir/$crate:/opt/hwc-ai/bin/$crate")
+done
 if [[ -n ${LLAMA_SERVER:-} && -x ${LLAMA_SERVER:-} && -s ${HWC_TEST_MODEL:-} ]]; then
   binds+=(--bind-ro="$(dirname "$(realpath "$LLAMA_SERVER")"):/opt/llama/bin"
     --bind-ro="$(realpath "$HWC_TEST_MODEL"):/opt/llama/model.gguf")
 fi
 
 # --- boot and test -------------------------------------------------------------
-log "booting (systemd-nspawn -b), router $router_bin${prober_bin:+, prober $prober_bin}"
+log "booting Debian $suite (systemd-nspawn -b) with ${crates[*]} from $bin_dir"
 t=$(now)
 set +e
 # --register=no --keep-unit: the host's PID 1 is not systemd (no machined,
