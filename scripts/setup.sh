@@ -9,7 +9,8 @@
 #   - a real MCP server from npm (the prober's mcp probe tests);
 #   - the real test runtime (scripts/test-runtime.sh);
 #   - a Python venv with the official openai SDK, pytest and tomli-w (tests/e2e,
-#     tests/nix).
+#     tests/nix);
+#   - Arize Phoenix from PyPI, a real OTLP receiver for the trace tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai"
@@ -49,6 +50,20 @@ if [[ ! -f "$cache/npm/node_modules/@modelcontextprotocol/server-everything/dist
   log "installing $mcp_pkg from npm"
   mkdir -p "$cache/npm"
   npm install --silent --no-audit --no-fund --prefix "$cache/npm" "$mcp_pkg" >&2
+fi
+
+# A real OTLP receiver for the trace tests (hwc_testkit::phoenix): Arize
+# Phoenix accepts OTLP/HTTP and serves the stored spans back. Nothing lighter
+# with an OTLP receiver installs from Debian or PyPI (docs/adr/0006-traces.md).
+phoenix_pkg="arize-phoenix==20.26.1"
+phoenix="$cache/phoenix"
+if [[ ! -x "$phoenix/bin/phoenix" || "$(cat "$phoenix/.pkg" 2>/dev/null)" != "$phoenix_pkg" ]]; then
+  log "installing $phoenix_pkg from PyPI (the real OTLP receiver of the trace tests; about 2 minutes)"
+  rm -rf "$phoenix"
+  python3 -m venv "$phoenix"
+  "$phoenix/bin/pip" install --quiet --upgrade pip >&2
+  "$phoenix/bin/pip" install --quiet "$phoenix_pkg" >&2
+  echo "$phoenix_pkg" >"$phoenix/.pkg"
 fi
 
 venv="$cache/venv"

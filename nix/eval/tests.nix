@@ -201,6 +201,31 @@ let
     }
   ];
 
+  # Every daemon, with the options the builder gives them all set: named
+  # tokens, admin token files, traces to a collector. Rendered for the
+  # daemons' --check-config.
+  fleet = minimal ++ [
+    {
+      hwc.ai = {
+        telemetry = {
+          otlpEndpoint = "http://127.0.0.1:4318";
+          sampleRatio = 0.5;
+        };
+        healthProber = {
+          enable = true;
+          tokenFiles = [ "/run/secrets/hwc-ai/prober-admin" ];
+        };
+        modelManager = {
+          enable = true;
+          tokens.ops = {
+            file = "/run/secrets/hwc-ai/ops";
+            role = "reader";
+          };
+        };
+      };
+    }
+  ];
+
   # The flake's outputs, with nixpkgs reduced to its lib: enough for
   # nixosModules (packages and checks need all of nixpkgs).
   flake =
@@ -934,5 +959,6 @@ in
     // rendersOf "rocm" rocm
     // rendersOf "llama-cpu" llamaCpu
     // rendersOf "llama-from-url" llamaFromUrl
+    // rendersOf "fleet" fleet
     // rendersOf "llama-cuda" llamaCuda;
 }

@@ -139,6 +139,32 @@ impl<P> KeyRing<P> {
     pub fn replace(&self, table: KeyTable<P>) {
         *crate::sync::write(&self.current) = Arc::new(table);
     }
+
+    /// The SIGHUP hook of every daemon: puts what `load` reads in force, or,
+    /// when it fails, keeps the table in force (a typo in a file must never
+    /// lock every client out), and logs which, naming the keys `what`
+    /// ("keys", "auth tokens"). Returns the number of keys now in force.
+    pub fn reload_logged<E: std::fmt::Display>(
+        &self,
+        what: &str,
+        load: impl FnOnce() -> Result<KeyTable<P>, E>,
+    ) -> usize
+    where
+        P: Clone,
+    {
+        match load() {
+            Ok(table) => {
+                let n = table.len();
+                self.replace(table);
+                tracing::info!(count = n, "{what} reloaded");
+                n
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "{what} not reloaded; keeping the {what} in force");
+                self.current().len()
+            }
+        }
+    }
 }
 
 /// What a caller may do. Ordered: each role includes the ones before it
@@ -323,12 +349,8 @@ impl TokenAuth {
 
     /// [`TokenAuth::reload`] with the outcome logged: the SIGHUP hook.
     pub fn reload_logged(&self) {
-        match self.reload() {
-            Ok(n) => tracing::info!(tokens = n, "auth tokens reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "auth tokens not reloaded; keeping the tokens in force")
-            }
-        }
+        self.ring
+            .reload_logged("auth tokens", || self.config.key_table(self.anonymous));
     }
 }
 

@@ -9,8 +9,9 @@
 //! unknown-key errors, secrets from `LoadCredential` files, bearer-token auth,
 //! body/time/concurrency limits that shed load instead of queueing, request
 //! ids in logs, `/healthz` `/readyz` `/metrics`, sd_notify readiness and a
-//! watchdog that only pets while the daemon is healthy, and a bounded drain on
-//! SIGTERM.
+//! watchdog that only pets while the daemon is healthy, a bounded drain on
+//! SIGTERM, and W3C trace context in and out of every request with optional
+//! OTLP export ([`telemetry`]).
 
 pub mod auth;
 pub mod backoff;
@@ -29,5 +30,6 @@ pub mod shutdown;
 pub mod status;
 pub mod sync;
 pub mod tasks;
+pub mod telemetry;
 
 pub use error::ApiError;

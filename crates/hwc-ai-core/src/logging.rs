@@ -3,7 +3,8 @@
 //! Under systemd (`JOURNAL_STREAM` set) lines carry no timestamp or colour
 //! (journald adds its own) and start with a `<N>` syslog priority prefix,
 //! which journald turns into the entry's level, so `journalctl -p warning`
-//! works. Request spans put `request_id` on every line of a request.
+//! works. Request spans put `request_id` on every line of a request. The
+//! same subscriber carries the trace layer ([`crate::telemetry`]).
 
 use std::fmt;
 use tracing::{Event, Level, Subscriber};
@@ -38,31 +39,44 @@ where
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
-/// Calling it twice is harmless (tests do).
+/// Installs the global subscriber: the log output (filtered by `RUST_LOG`,
+/// else `default_filter`) and the trace layer of [`crate::telemetry`], which
+/// exports nothing until a daemon's `[telemetry]` says where. The two are
+/// filtered apart, so `RUST_LOG=warn` quiets logs without breaking
+/// `traceparent` propagation. Calling it twice is harmless (tests do).
 pub fn init(default_filter: &str) {
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Trace-only spans would repeat the request span's fields on every line.
+    let filter = filter.and(filter_fn(|meta| !crate::telemetry::is_trace_only(meta)));
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_target(true)
         .with_writer(std::io::stderr);
-    let result = if under_journald {
+    let output = if under_journald {
         let format = tracing_subscriber::fmt::format()
             .without_time()
             .with_ansi(false)
             .with_target(true);
-        builder
+        output
             .with_ansi(false)
             .event_format(SyslogPriority(format))
-            .try_init()
+            .boxed()
     } else {
         // Colour only for a person at a terminal, not for files and pipes.
-        builder
+        output
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init()
+            .boxed()
     };
+    let result = tracing_subscriber::registry()
+        .with(output.with_filter(filter))
+        .with(crate::telemetry::layer())
+        .try_init();
     // Already initialised: keep the first subscriber.
     let _ = result;
 }

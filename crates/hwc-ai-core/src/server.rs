@@ -100,6 +100,9 @@ pub enum ServerError {
     /// The accept loop failed.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// `[telemetry]` asked for an exporter that could not be set up.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// Everything [`serve`] needs from a daemon.
@@ -108,6 +111,8 @@ pub struct Daemon {
     pub name: &'static str,
     /// The `[server]` section.
     pub config: ServerConfig,
+    /// The `[telemetry]` section: where spans are exported, if anywhere.
+    pub telemetry: crate::telemetry::TelemetryConfig,
     /// The daemon's own API. Auth is the daemon's to add (with
     /// [`crate::auth::require_bearer`]), since only it knows its principals.
     pub api: Router,
@@ -125,13 +130,15 @@ pub struct Daemon {
 
 impl Daemon {
     /// A daemon with `api` and nothing else yet: always ready, its own
-    /// metrics registry (`hwc_<component>_*`), no reload, no tasks.
+    /// metrics registry (`hwc_<component>_*`), no reload, no tasks, no
+    /// trace export (set [`Daemon::telemetry`] from the config for that).
     pub fn new(name: &'static str, config: ServerConfig, api: Router) -> Self {
         let component = name.strip_prefix("hwc-").unwrap_or(name);
         let component = component.rsplit('-').next().unwrap_or(component);
         Self {
             name,
             config,
+            telemetry: crate::telemetry::TelemetryConfig::default(),
             api,
             health: Arc::new(crate::health::AlwaysReady),
             registry: crate::metrics::registry(component),
@@ -162,7 +169,9 @@ pub async fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
 
 /// Builds the full application: health and metrics routes, then the API
 /// behind body, time and concurrency limits, all with request ids, tracing
-/// and HTTP metrics.
+/// and HTTP metrics. Each API request (not the probes and `/metrics`, which
+/// would only flood a trace backend) gets a server span that continues the
+/// caller's W3C `traceparent` ([`crate::telemetry::server_span`]).
 pub fn app(daemon: Daemon) -> Router {
     let Daemon {
         config,
@@ -195,7 +204,8 @@ pub fn app(daemon: Daemon) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum_mw::from_fn(move |req: Request, next: Next| {
             reject_oversize(req, next, max_body)
-        }));
+        }))
+        .layer(axum_mw::from_fn(crate::telemetry::server_span));
 
     let live = health.clone();
     let ready = health;
@@ -363,7 +373,9 @@ where
 
 /// Serves a built `daemon` on `listener` until `shutdown`, then drains the
 /// requests in flight and after them the background tasks, together within
-/// `server.drain_timeout` (the tasks get at least a second).
+/// `server.drain_timeout` (the tasks get at least a second), and last
+/// flushes the trace exporter, if `[telemetry]` set one up (within what is
+/// left of the drain, at least a second and at most five).
 pub async fn serve_on(
     listener: TcpListener,
     mut daemon: Daemon,
@@ -371,6 +383,14 @@ pub async fn serve_on(
 ) -> Result<(), ServerError> {
     let name = daemon.name;
     let drain = daemon.config.drain_timeout;
+    let telemetry = match crate::telemetry::start(name, &daemon.telemetry) {
+        Ok(t) => t,
+        Err(e) => {
+            // Built but never served: its tasks must not outlive it.
+            daemon.tasks.shutdown(Duration::from_secs(1)).await;
+            return Err(e.into());
+        }
+    };
     let health = daemon.health.clone();
     let tasks = daemon.tasks.clone();
     let reload = spawn_reload(name, daemon.reload.take());
@@ -405,6 +425,7 @@ pub async fn serve_on(
         result = &mut server => {
             stop_helpers();
             tasks.shutdown(drain).await;
+            telemetry.shutdown(Duration::from_secs(5)).await;
             return match result {
                 Ok(r) => r.map_err(ServerError::Serve),
                 Err(e) => Err(ServerError::Serve(std::io::Error::other(e))),
@@ -436,6 +457,10 @@ pub async fn serve_on(
         .saturating_sub(started.elapsed())
         .max(Duration::from_secs(1));
     let stuck = tasks.shutdown(left).await;
+    let left = drain
+        .saturating_sub(started.elapsed())
+        .clamp(Duration::from_secs(1), Duration::from_secs(5));
+    telemetry.shutdown(left).await;
     tracing::info!(
         daemon = name,
         aborted_tasks = stuck.len(),

@@ -1,4 +1,4 @@
-//! The prober's configuration: `[server]`, `[defaults]`, `[healing]` and one
+//! The prober's configuration: `[server]`, `[telemetry]`, `[defaults]`, `[healing]` and one
 //! `[[targets]]` entry per thing to probe. docs/health-prober.md documents
 //! every key; examples/health-prober.toml is a full example.
 //!
@@ -8,6 +8,7 @@
 
 use hwc_ai_core::config::Validate;
 use hwc_ai_core::server::ServerConfig;
+use hwc_ai_core::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -31,6 +32,8 @@ pub struct ProberConfig {
     pub auth: crate::AuthConfig,
     /// The targets, checked and typed by [`ProberConfig::targets`].
     pub targets: Vec<Map<String, Value>>,
+    /// Trace export and sampling, shared by every daemon.
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for ProberConfig {
@@ -41,6 +44,7 @@ impl Default for ProberConfig {
             healing: HealingConfig::default(),
             auth: crate::AuthConfig::default(),
             targets: Vec::new(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -450,6 +454,7 @@ impl ProberConfig {
 impl Validate for ProberConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let mut p = self.server.problems();
+        p.extend(self.telemetry.problems());
         if let Err(mut t) = self.targets() {
             p.append(&mut t);
         }

@@ -85,6 +85,7 @@ pub async fn daemon(cfg: ProberConfig) -> Result<Daemon, StartError> {
         .targets()
         .map_err(|p| StartError::Targets(p.join("; ")))?;
     let mut daemon = Daemon::new("hwc-health-prober", cfg.server.clone(), axum::Router::new());
+    daemon.telemetry = cfg.telemetry.clone();
     let metrics = ProberMetrics::register(&mut daemon.registry);
     let prober = Arc::new(Prober::new(
         targets,

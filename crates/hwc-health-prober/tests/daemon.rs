@@ -25,8 +25,20 @@ fn check_config_accepts_the_example_and_names_bad_targets() {
         ("[[targets]]\nname = \"e\"\nkind = \"tcp\"\naddress = \"h:1\"\nrestart_unit = \"ollama\"\n", "restart_unit `ollama` needs its suffix"),
         ("[defaults]\nintervall = \"1s\"\n", "defaults.intervall"),
         ("[auth]\ntoken_files = [\"/nonexistent/token\"]\n", "cannot read secret file /nonexistent/token"),
+        ("[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\n", "telemetry.endpoint"),
+        ("[telemetry]\nsample_ratio = 2.0\n", "telemetry.sample_ratio is 2"),
+        ("[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n", "the exporter adds /v1/traces itself"),
     ];
     assert_check_config_rejects(BIN, &cases);
+    // `[telemetry]` is every daemon's (docs/router.md).
+    let tmp = tempfile::tempdir().unwrap();
+    let traced = tmp.path().join("traced.toml");
+    std::fs::write(
+        &traced,
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.25\n",
+    )
+    .unwrap();
+    assert_check_config_accepts(BIN, root, traced.to_str().unwrap());
 }
 
 #[test]

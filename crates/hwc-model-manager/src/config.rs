@@ -1,10 +1,12 @@
 //! What the manager is told to keep on the host: `[ollama]`, `[manager]`,
-//! `[[ollama_models]]`, `[[file_models]]`. docs/model-manager.md documents
+//! `[[ollama_models]]`, `[[file_models]]`; plus `[server]`, `[auth]` and
+//! `[telemetry]` like every daemon. docs/model-manager.md documents
 //! every key; examples/model-manager.toml is a full example.
 
 use crate::disk::Reserve;
 use hwc_ai_core::config::Validate;
 use hwc_ai_core::server::ServerConfig;
+use hwc_ai_core::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -29,6 +31,8 @@ pub struct ManagerConfig {
     pub ollama_models: Vec<OllamaModel>,
     /// Declared file models (llama.cpp, vLLM).
     pub file_models: Vec<FileModel>,
+    /// Trace export and sampling, shared by every daemon.
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for ManagerConfig {
@@ -40,6 +44,7 @@ impl Default for ManagerConfig {
             manager: ManagerSettings::default(),
             ollama_models: Vec::new(),
             file_models: Vec::new(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -212,6 +217,7 @@ fn is_hex64(s: &str) -> bool {
 impl Validate for ManagerConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let mut p = self.server.problems();
+        p.extend(self.telemetry.problems());
         if reqwest::Url::parse(&self.ollama.url).is_err() {
             p.push(format!("ollama.url `{}` does not parse; write a full URL such as \"http://127.0.0.1:11434\"", self.ollama.url));
         }

@@ -53,6 +53,7 @@ pub fn check(cfg: &ManagerConfig) -> Result<String, StartError> {
 /// the task group.
 pub async fn daemon(cfg: ManagerConfig) -> Result<Daemon, StartError> {
     let mut daemon = Daemon::new("hwc-model-manager", cfg.server.clone(), axum::Router::new());
+    daemon.telemetry = cfg.telemetry.clone();
     let metrics = ManagerMetrics::register(&mut daemon.registry);
     let auth = TokenAuth::load(&cfg.auth, Some(Role::Admin))?;
     let every = cfg.manager.update_interval;

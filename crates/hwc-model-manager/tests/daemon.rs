@@ -25,8 +25,20 @@ fn check_config_accepts_the_example_and_names_what_to_fix() {
         ("[[file_models]]\nname = \"m\"\ndir = \"/tmp/m\"\n[[file_models.files]]\nurl = \"http://h/m.gguf\"\n", "has no sha256"),
         ("[manager]\nreserve = \"10GB\"\n", "reserve"),
         ("[ollama]\nurll = \"x\"\n", "ollama.urll"),
+        ("[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\n", "telemetry.endpoint"),
+        ("[telemetry]\nsample_ratio = 2.0\n", "telemetry.sample_ratio is 2"),
+        ("[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n", "the exporter adds /v1/traces itself"),
     ];
     assert_check_config_rejects(BIN, &cases);
+    // `[telemetry]` is every daemon's (docs/router.md).
+    let tmp = tempfile::tempdir().unwrap();
+    let traced = tmp.path().join("traced.toml");
+    std::fs::write(
+        &traced,
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.25\n",
+    )
+    .unwrap();
+    assert_check_config_accepts(BIN, root, traced.to_str().unwrap());
 }
 
 #[test]

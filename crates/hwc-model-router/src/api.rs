@@ -211,6 +211,7 @@ async fn handle(
         key: key.clone(),
         request_id,
         started,
+        span: tracing::Span::current(),
     };
 
     if call.req.stream {

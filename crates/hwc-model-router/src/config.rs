@@ -1,9 +1,10 @@
 //! The router's configuration: `[server]`, `[auth]`, `[[backends]]`,
 //! `[models.*]`, `[aliases]`, `[auto]`, `[fallback]`, `[privacy]`,
-//! `[streaming]`, `[state]`. docs/router.md documents every key.
+//! `[streaming]`, `[state]`, `[telemetry]`. docs/router.md documents every key.
 
 use hwc_ai_core::config::Validate;
 use hwc_ai_core::server::ServerConfig;
+use hwc_ai_core::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub struct RouterConfig {
     pub streaming: StreamingConfig,
     /// Persistent state (usage, budgets, idempotency).
     pub state: StateConfig,
+    /// Trace export and sampling, shared by every daemon.
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for RouterConfig {
@@ -51,6 +54,7 @@ impl Default for RouterConfig {
             privacy: PrivacyConfig::default(),
             streaming: StreamingConfig::default(),
             state: StateConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -352,6 +356,7 @@ impl RouterConfig {
 impl Validate for RouterConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let mut p = self.server.problems();
+        p.extend(self.telemetry.problems());
         let mut seen = HashSet::new();
         for b in &self.backends {
             if !seen.insert(b.name.as_str()) {

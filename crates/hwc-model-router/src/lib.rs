@@ -105,6 +105,7 @@ pub async fn daemon(cfg: RouterConfig) -> Result<Daemon, StartError> {
     let ledger = Arc::new(Ledger::load(&store).await?);
 
     let mut daemon = Daemon::new("hwc-model-router", cfg.server.clone(), axum::Router::new());
+    daemon.telemetry = cfg.telemetry.clone();
     let metrics = RouterMetrics::register(&mut daemon.registry);
     proxy::init_backend_gauges(&table, &metrics);
     let engine = Arc::new(Engine {
@@ -163,13 +164,8 @@ pub async fn daemon(cfg: RouterConfig) -> Result<Daemon, StartError> {
     // SIGHUP re-reads the keys file; a file that does not load is refused
     // and the keys in force stay, so a typo never locks every client out.
     let auth = cfg.auth.clone();
-    daemon.reload = Some(Box::new(move || match keys::load(&auth) {
-        Ok(table) => {
-            let n = table.len();
-            keys.replace(table);
-            tracing::info!(keys = n, "keys reloaded");
-        }
-        Err(e) => tracing::error!(error = %e, "keys file rejected; keeping the keys in force"),
+    daemon.reload = Some(Box::new(move || {
+        keys.reload_logged("keys", || keys::load(&auth));
     }));
     daemon.health = Arc::new(RouterHealth { engine });
     Ok(daemon)

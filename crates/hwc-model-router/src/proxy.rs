@@ -21,9 +21,12 @@ use crate::usage::{Ledger, Tokens};
 use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use hwc_ai_core::telemetry;
 use hwc_ai_core::ApiError;
+use opentelemetry::trace::SpanKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Everything a request needs after auth and routing.
 pub struct Call {
@@ -37,6 +40,10 @@ pub struct Call {
     pub request_id: String,
     /// When the router received it.
     pub started: Instant,
+    /// The request's server span ([`hwc_ai_core::telemetry::server_span`]).
+    /// Each upstream attempt is a client span under it, and holding it here
+    /// keeps it open for as long as a stream runs.
+    pub span: tracing::Span,
 }
 
 /// The shared proxy state.
@@ -204,11 +211,39 @@ impl Engine {
             .set(i64::from(c.backend.is_up(Instant::now())));
     }
 
+    /// One attempt at `replica`, as a client span under the request's
+    /// span; the span is handed back with the response so that it covers
+    /// reading the answer too.
     async fn send(
         &self,
         call: &Call,
         c: &Candidate,
         replica: &Replica,
+    ) -> Result<(reqwest::Response, tracing::Span), SendError> {
+        let span = attempt_span(call, c, replica);
+        match self
+            .send_in(call, c, replica, &span)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(resp) => Ok((resp, span)),
+            Err(SendError::Retry(f)) => {
+                // An answered attempt has its status recorded already.
+                if !f.reason.starts_with("status_") {
+                    telemetry::record_error(&span, f.reason);
+                }
+                Err(SendError::Retry(f))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn send_in(
+        &self,
+        call: &Call,
+        c: &Candidate,
+        replica: &Replica,
+        span: &tracing::Span,
     ) -> Result<reqwest::Response, SendError> {
         let backend = c.backend.name().to_string();
         let retry = |reason, detail: String| {
@@ -225,13 +260,20 @@ impl Engine {
             &c.upstream_model,
             c.backend.config.default_max_tokens,
         )
-        .map_err(|e| SendError::Final(ApiError::invalid_request("untranslatable_request", e)))?;
-        let send = c
+        .map_err(|e| {
+            telemetry::record_error(span, "untranslatable_request");
+            SendError::Final(ApiError::invalid_request("untranslatable_request", e))
+        })?;
+        let mut request = c
             .backend
             .post(replica, call.req.endpoint.path())
-            .header("x-request-id", &call.request_id)
-            .body(body)
-            .send();
+            .header("x-request-id", &call.request_id);
+        // Trace context goes to local backends only: a cloud provider can't
+        // join our traces, and the ids would let it link requests together.
+        if c.backend.is_local() {
+            request = telemetry::inject_reqwest(span, request);
+        }
+        let send = request.body(body).send();
         let deadline = c.backend.config.first_token_timeout;
         let resp = match tokio::time::timeout(deadline, send).await {
             Err(_) => {
@@ -254,6 +296,7 @@ impl Engine {
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
+        telemetry::record_status(span, status.as_u16(), SpanKind::Client);
         if status.is_success() {
             return Ok(resp);
         }
@@ -352,7 +395,7 @@ impl Engine {
             let guard = replica.begin();
             let result = self.send(call, &c, &replica).await;
             guard.observe_head();
-            let resp = match result {
+            let (resp, _attempt) = match result {
                 Ok(r) => r,
                 Err(SendError::Final(e)) => {
                     upstream_time += t0.elapsed();
@@ -495,7 +538,7 @@ impl Engine {
                     }
                 };
                 guard.observe_head();
-                let resp = match sent {
+                let (resp, _attempt) = match sent {
                     Ok(r) => r,
                     Err(SendError::Final(e)) => {
                         replica.record_success(Instant::now(), &engine.fallback);
@@ -686,6 +729,31 @@ fn static_kind(kind: &str) -> &'static str {
         "server_error" => "server_error",
         _ => "invalid_request_error",
     }
+}
+
+/// The client span of one upstream attempt, child of the request's span:
+/// OTel HTTP client conventions (`http.request.method`, `server.address`,
+/// `server.port`, then the status) plus the backend's and model's
+/// configured names. Never the body, the URL path or a header.
+fn attempt_span(call: &Call, c: &Candidate, replica: &Replica) -> tracing::Span {
+    let url = reqwest::Url::parse(&replica.url).ok();
+    let host = url.as_ref().and_then(|u| u.host_str().map(str::to_owned));
+    let port = url.as_ref().and_then(reqwest::Url::port_or_known_default);
+    tracing::info_span!(
+        target: telemetry::SPAN_TARGET,
+        parent: &call.span,
+        "http.client",
+        otel.name = "POST",
+        otel.kind = "client",
+        http.request.method = "POST",
+        server.address = host.as_deref(),
+        server.port = port.map(i64::from),
+        hwc.backend = %c.backend.name(),
+        gen_ai.request.model = %c.upstream_model,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
 }
 
 /// Header value for the `x-hwc-route` header.

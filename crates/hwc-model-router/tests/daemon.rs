@@ -136,8 +136,20 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
         ("[auth]\nallow_anonymous = true\n[models.m]\ntargets = [{ backend = \"ghost\", model = \"x\" }]\n", "backend `ghost`, which is not defined"),
         ("[auth]\nkeys_file = \"/nonexistent/keys.toml\"\n", "cannot read secret file /nonexistent/keys.toml"),
         ("[auth]\nallow_anonymous = true\n[aliases]\ndefault = \"nothing\"\n", "alias `default` points to `nothing`"),
+        ("[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\n", "telemetry.endpoint"),
+        ("[telemetry]\nsample_ratio = 2.0\n", "telemetry.sample_ratio is 2"),
+        ("[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n", "the exporter adds /v1/traces itself"),
     ];
     assert_check_config_rejects(BIN, &cases);
+    // `[telemetry]` is every daemon's (docs/router.md).
+    let tmp = tempfile::tempdir().unwrap();
+    let traced = tmp.path().join("traced.toml");
+    std::fs::write(
+        &traced,
+        "[auth]\nallow_anonymous = true\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.25\n",
+    )
+    .unwrap();
+    assert_check_config_accepts(BIN, root, traced.to_str().unwrap());
 }
 
 #[test]
