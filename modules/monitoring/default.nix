@@ -209,8 +209,8 @@ in
             assertion = jobs != [ ];
             message = ''
               hwc.ai.monitoring is enabled but nothing on this host has metrics to scrape:
-              enable hwc.ai.router, hwc.ai.healthProber, hwc.ai.modelManager, llama.cpp or a
-              vLLM instance (Ollama has no /metrics; the health prober's probes stand for it),
+              enable ${lib.concatMapStringsSep ", " (d: "hwc.ai.${d.attr}") hlib.daemons}, llama.cpp
+              or a vLLM instance (Ollama has no /metrics; the health prober's probes stand for it),
               or set hwc.ai.monitoring.enable = false.
             '';
           }
