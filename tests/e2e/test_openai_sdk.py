@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import urllib.error
 import uuid
 import urllib.request
@@ -76,6 +77,8 @@ def test_chat_via_alias_default(alice: openai.OpenAI) -> None:
     completion = raw.parse()
     assert isinstance(completion, openai.types.chat.ChatCompletion)
     assert completion.object == "chat.completion"
+    # The name asked for, never llama-server's GGUF path.
+    assert completion.model == "default"
     assert len(completion.choices) == 1
     choice = completion.choices[0]
     assert choice.message.role == "assistant"
@@ -153,6 +156,61 @@ def test_stream_yields_deltas_and_final_usage(alice: openai.OpenAI) -> None:
     assert all(c.usage is None for c in chunks[:-1])
 
 
+def tokens_today(router: Router, key: str = "sk-alice", name: str = "alice") -> int:
+    status, body = http_get(router.url + "/status", headers={"Authorization": f"Bearer {key}"})
+    assert status == 200, body
+    return json.loads(body)["usage"]["tokens_by_key"].get(name, 0)
+
+
+def requests_total(router: Router, outcome: str) -> float:
+    """hwc_router_requests_total for model `small` with `outcome`."""
+    status, body = http_get(router.url + "/metrics")
+    assert status == 200
+    total = 0.0
+    for line in body.decode().splitlines():
+        if (line.startswith("hwc_router_requests_total{") and 'model="small"' in line
+                and f'outcome="{outcome}"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_for(what: str, check, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_stream_helper_usage_is_charged(router: Router, alice: openai.OpenAI,
+                                        include_usage: bool) -> None:
+    """The SDK's `chat.completions.stream()` helper closes the connection
+    as soon as it has `data: [DONE]`: the router still books the stream as
+    `ok` with its usage, and the key's budget sees it."""
+    ok, cancelled, before = (requests_total(router, "ok"), requests_total(router, "cancelled"),
+                             tokens_today(router))
+    extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+    with alice.chat.completions.stream(model="small", messages=HELLO, **GEN, **extra) as stream:
+        deltas = [e.delta for e in stream if e.type == "content.delta"]
+        try:
+            final = stream.get_final_completion()
+        except openai.LengthFinishReasonError as e:  # GEN's max_tokens reached
+            final = e.completion
+    assert "".join(deltas), "no content"
+    assert final.model == "small", final.model
+
+    wait_for("the stream booked as ok", lambda: requests_total(router, "ok") == ok + 1)
+    assert requests_total(router, "cancelled") == cancelled
+    used = tokens_today(router) - before
+    if include_usage:
+        assert final.usage is not None
+        assert used == final.usage.total_tokens, (used, final.usage)
+    else:
+        # The router asked llama-server for usage itself.
+        assert final.usage is None
+        assert used > 0
+
+
 def test_stream_without_usage_option(alice: openai.OpenAI) -> None:
     stream = alice.chat.completions.create(model="small", messages=HELLO, stream=True, **GEN)
     with stream:
@@ -165,7 +223,8 @@ def test_stream_closed_early_leaves_router_healthy(router: Router, alice: openai
         model="small", messages=HELLO, stream=True, max_tokens=64
     )
     with stream:
-        next(iter(stream))
+        first = next(iter(stream))
+    assert first.model == "small"
     # The router dropped the upstream request and still serves.
     completion = alice.chat.completions.create(model="small", messages=HELLO, **GEN)
     assert completion.choices[0].message.content

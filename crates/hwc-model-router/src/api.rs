@@ -1,5 +1,6 @@
 //! The HTTP API: OpenAI's endpoints, `GET /v1/models` and `GET /status`.
 
+use crate::balance::Contact;
 use crate::config::Privacy;
 use crate::config::{BackendKind, Locality};
 use crate::idempotency::{self, Claim, Idempotency};
@@ -337,7 +338,9 @@ fn api_created() -> i64 {
 }
 
 /// Version of the `/status` shape; bumped only on incompatible change.
-pub const STATUS_FORMAT: u32 = 1;
+/// 2: a backend's `up: bool` became `state` ([`BackendState`]), replicas
+/// gained `last_contact`.
+pub const STATUS_FORMAT: u32 = 2;
 
 /// The router's `/status` fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -357,10 +360,51 @@ pub struct BackendStatus {
     pub kind: BackendKind,
     /// Local or cloud.
     pub locality: Locality,
-    /// Some replica is in rotation.
-    pub up: bool,
+    /// Up, down, or not known yet.
+    pub state: BackendState,
     /// Its replicas.
     pub replicas: Vec<ReplicaStatus>,
+}
+
+/// What the router knows of a backend's health, from its own requests
+/// (it does not probe: the health prober does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendState {
+    /// A replica in rotation answered the last request it was sent.
+    Up,
+    /// Every replica is cooling down, or the last attempt at each failed.
+    Down,
+    /// Nothing to go by: no replica in rotation has answered, and not
+    /// all have failed (a backend no request has reached since start).
+    Unknown,
+}
+
+/// A replica's place in the rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaState {
+    /// Requests may go to it.
+    InRotation,
+    /// Skipped until its cooldown ends.
+    Cooling,
+}
+
+/// A backend's state from each replica's (in rotation, last contact).
+pub fn backend_state(replicas: &[(ReplicaState, Contact)]) -> BackendState {
+    let in_rotation = || {
+        replicas
+            .iter()
+            .filter(|(s, _)| *s == ReplicaState::InRotation)
+    };
+    if in_rotation().any(|(_, c)| *c == Contact::Answered) {
+        BackendState::Up
+    } else if in_rotation().next().is_none() || replicas.iter().all(|(_, c)| *c == Contact::Failed)
+    {
+        BackendState::Down
+    } else {
+        BackendState::Unknown
+    }
 }
 
 /// A replica in `/status`.
@@ -368,8 +412,10 @@ pub struct BackendStatus {
 pub struct ReplicaStatus {
     /// Its base URL.
     pub url: String,
-    /// `in_rotation` or `cooling`.
-    pub state: String,
+    /// In rotation or cooling.
+    pub state: ReplicaState,
+    /// How the last request to it went (`never` since start).
+    pub last_contact: Contact,
     /// Seconds of cooldown left.
     pub cooling_left_s: Option<f64>,
     /// Requests in flight.
@@ -394,12 +440,8 @@ pub fn status_of(engine: &Engine, key: &ApiKey) -> RouterStatus {
         .table
         .backends
         .values()
-        .map(|b| BackendStatus {
-            name: b.name().to_string(),
-            kind: b.kind(),
-            locality: b.config.locality,
-            up: b.is_up(now),
-            replicas: b
+        .map(|b| {
+            let replicas: Vec<ReplicaStatus> = b
                 .replicas
                 .iter()
                 .map(|r| {
@@ -407,17 +449,25 @@ pub fn status_of(engine: &Engine, key: &ApiKey) -> RouterStatus {
                     ReplicaStatus {
                         url: r.url.clone(),
                         state: if cooling.is_some() {
-                            "cooling"
+                            ReplicaState::Cooling
                         } else {
-                            "in_rotation"
-                        }
-                        .into(),
+                            ReplicaState::InRotation
+                        },
+                        last_contact: r.last_contact(),
                         cooling_left_s: cooling.map(|d| d.as_secs_f64()),
                         outstanding: r.outstanding(),
                         rtt_ewma_s: r.rtt_ewma(),
                     }
                 })
-                .collect(),
+                .collect();
+            let seen: Vec<_> = replicas.iter().map(|r| (r.state, r.last_contact)).collect();
+            BackendStatus {
+                name: b.name().to_string(),
+                kind: b.kind(),
+                locality: b.config.locality,
+                state: backend_state(&seen),
+                replicas,
+            }
         })
         .collect();
     backends.sort_by(|a, b| a.name.cmp(&b.name));
@@ -437,4 +487,42 @@ async fn status(
     Extension(key): Extension<Arc<ApiKey>>,
 ) -> Json<Envelope<RouterStatus>> {
     Json(api.status.wrap(status_of(&api.engine, &key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Contact::{Answered, Failed, Never};
+    use ReplicaState::{Cooling, InRotation};
+
+    #[test]
+    fn backend_state_from_replicas() {
+        let cases: &[(&[(ReplicaState, Contact)], BackendState)] = &[
+            (&[(InRotation, Never)], BackendState::Unknown),
+            (&[(InRotation, Answered)], BackendState::Up),
+            (&[(InRotation, Failed)], BackendState::Down),
+            (&[(Cooling, Failed)], BackendState::Down),
+            (
+                &[(Cooling, Failed), (InRotation, Never)],
+                BackendState::Unknown,
+            ),
+            (
+                &[(Cooling, Failed), (InRotation, Answered)],
+                BackendState::Up,
+            ),
+            (
+                &[(InRotation, Failed), (InRotation, Never)],
+                BackendState::Unknown,
+            ),
+            (
+                &[(InRotation, Failed), (InRotation, Failed)],
+                BackendState::Down,
+            ),
+            // Answered, then cooled by a 429's Retry-After.
+            (&[(Cooling, Answered)], BackendState::Down),
+        ];
+        for (replicas, want) in cases {
+            assert_eq!(backend_state(replicas), *want, "{replicas:?}");
+        }
+    }
 }

@@ -36,6 +36,19 @@ struct ReplicaState {
     window_requests: u32,
     window_failures: u32,
     cooling_until: Option<Instant>,
+    last_contact: Contact,
+}
+
+/// How the last attempt at a replica went, for `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Contact {
+    /// Not tried since the router started.
+    Never,
+    /// It answered (a 4xx about the request itself counts: it is alive).
+    Answered,
+    /// It failed (connect, timeout, 5xx, 429, a bad body, a cut stream).
+    Failed,
 }
 
 /// Whether a recorded failure started a cooldown (for metrics and logs).
@@ -62,6 +75,7 @@ impl Replica {
                 window_requests: 0,
                 window_failures: 0,
                 cooling_until: None,
+                last_contact: Contact::Never,
             }),
         }
     }
@@ -83,6 +97,11 @@ impl Replica {
             .cooling_until
             .and_then(|until| until.checked_duration_since(now))
             .filter(|d| !d.is_zero())
+    }
+
+    /// How the last attempt went, for `/status`.
+    pub fn last_contact(&self) -> Contact {
+        self.state().last_contact
     }
 
     /// Latency average in seconds, for `/status`.
@@ -113,6 +132,7 @@ impl Replica {
         roll_window(&mut s, now, cfg);
         s.window_requests += 1;
         s.consecutive_failures = 0;
+        s.last_contact = Contact::Answered;
     }
 
     /// Records a failure; `retry_after` is an upstream 429's delay.
@@ -127,6 +147,7 @@ impl Replica {
         s.window_requests += 1;
         s.window_failures += 1;
         s.consecutive_failures += 1;
+        s.last_contact = Contact::Failed;
         let ratio = f64::from(s.window_failures) / f64::from(s.window_requests);
         let by_rate =
             s.window_requests >= cfg.cooldown_min_requests && ratio >= cfg.cooldown_error_rate;

@@ -8,6 +8,15 @@
 //! first token is slow: then the head goes out with SSE keepalive comments,
 //! and a later failure before the first event can still fall over to the
 //! next candidate, since comments carry no content.
+//!
+//! Accounting never depends on how the client leaves. A stream is complete
+//! (outcome `ok`, its usage charged) as soon as its final event (`[DONE]`,
+//! or `response.completed`/`response.incomplete` on the Responses API) has
+//! been handed to the client, whatever the client does next: the openai
+//! SDK's stream helpers and Codex close the connection right there. A
+//! client that leaves before that is `cancelled`, and is still charged what
+//! the stream used so far (the upstream's usage if it came, else an
+//! estimate), so closing early is no way around a budget.
 
 use crate::balance::{Cooled, Replica};
 use crate::config::FallbackConfig;
@@ -27,6 +36,12 @@ use opentelemetry::trace::SpanKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
+
+/// How long an upstream may go on after its final event before the
+/// client's stream is ended anyway (what arrives meanwhile, usually just
+/// the end of the body, is passed on). Bounds the wait on an upstream that
+/// keeps the connection open after `[DONE]`.
+const DRAIN_GRACE: Duration = Duration::from_millis(250);
 
 /// Everything a request needs after auth and routing.
 pub struct Call {
@@ -376,8 +391,27 @@ impl Engine {
         )
     }
 
-    /// The non-streamed path: tries candidates until one answers.
+    /// The non-streamed path: tries candidates until one answers. A client
+    /// that leaves before the answer (the future is dropped) is recorded as
+    /// `cancelled` and charged the prompt estimate once a request went
+    /// upstream.
     pub async fn complete(&self, call: &Call) -> Result<Answer, ApiError> {
+        let mut watch = Unanswered {
+            engine: self,
+            call,
+            sent: false,
+            settled: false,
+        };
+        let result = self.complete_in(call, &mut watch).await;
+        watch.settled = true;
+        result
+    }
+
+    async fn complete_in(
+        &self,
+        call: &Call,
+        watch: &mut Unanswered<'_>,
+    ) -> Result<Answer, ApiError> {
         let mut tried: Vec<usize> = Vec::new();
         let mut failures: Vec<Failure> = Vec::new();
         let mut upstream_time = Duration::ZERO;
@@ -393,6 +427,7 @@ impl Engine {
             tried.push(Arc::as_ptr(&replica) as usize);
             let t0 = Instant::now();
             let guard = replica.begin();
+            watch.sent = true;
             let result = self.send(call, &c, &replica).await;
             guard.observe_head();
             let (resp, _attempt) = match result {
@@ -493,7 +528,7 @@ impl Engine {
     pub fn stream(self: Arc<Self>, call: Call) -> impl Stream<Item = Out> + Send + 'static {
         async_stream::stream! {
             let call = Arc::new(call);
-            let mut record = StreamRecord { engine: self.clone(), call: call.clone(), backend: String::from("none"), tokens: Tokens::default(), outcome: None, accounted: false };
+            let mut record = StreamRecord { engine: self.clone(), call: call.clone(), backend: String::from("none"), tokens: Tokens::default(), reported: false, sent: false, outcome: None, accounted: false };
             let engine = self;
             let mut committed = false;
             let mut tried: Vec<usize> = Vec::new();
@@ -520,6 +555,7 @@ impl Engine {
                 let deadline = tokio::time::Instant::now() + c.backend.config.first_token_timeout;
                 let guard = replica.begin();
                 let backend_name = c.backend.name().to_string();
+                record.sent = true;
 
                 // 1. The response head, with keepalives while it is slow.
                 let send = engine.send(call, &c, &replica);
@@ -609,17 +645,21 @@ impl Engine {
                 engine.metrics.ttft.get_or_create(&ModelBackend { model: call.route.model.clone(), backend: backend_name.clone() }).observe(ttft.as_secs_f64());
                 engine.metrics.overhead.observe(ttft.saturating_sub(upstream_time).as_secs_f64());
                 record.backend = backend_name.clone();
+                // The final event may be among the first ones already.
+                record.settle(&shape);
+                if shape.done() { record.complete(&c, &replica); }
                 if !committed { yield Out::Start(Some(backend_name.clone())); }
                 for b in pending.drain(..) { yield Out::Bytes(b); }
                 let idle = c.backend.config.first_token_timeout;
                 let mut cut: Option<String> = None;
-                loop {
+                let mut ended = false;
+                while !shape.done() {
                     let next = match tokio::time::timeout(idle, body.next()).await {
                         Err(_) => { cut = Some(format!("backend `{backend_name}` sent nothing for {}s", idle.as_secs_f64())); break; }
                         Ok(n) => n,
                     };
                     let bytes = match next {
-                        None => break,
+                        None => { ended = true; break; }
                         Some(Ok(b)) => b,
                         Some(Err(e)) => { cut = Some(format!("backend `{backend_name}` stream broke: {}", root_cause(&e))); break; }
                     };
@@ -627,37 +667,66 @@ impl Engine {
                         Ok(ev) => ev,
                         Err(e) => { cut = Some(e.to_string()); break; }
                     };
+                    let mut out: Vec<Bytes> = Vec::new();
                     for ev in events {
                         match shape.forward(ev) {
-                            Forward::Bytes(bs) => for b in bs { yield Out::Bytes(b); },
+                            Forward::Bytes(bs) => out.extend(bs),
                             Forward::UpstreamError(m) => { cut = Some(format!("backend `{backend_name}`: {m}")); break; }
                         }
                     }
+                    record.settle(&shape);
+                    if shape.done() {
+                        // Complete before its final event goes out: a
+                        // client may close the moment it has it.
+                        cut = None;
+                        record.complete(&c, &replica);
+                    }
+                    for b in out { yield Out::Bytes(b); }
                     if cut.is_some() { break; }
                 }
-                if let Some(ev) = parser.finish() {
-                    if let Forward::Bytes(bs) = shape.forward(ev) { for b in bs { yield Out::Bytes(b); } }
+                if !shape.done() {
+                    // An event the upstream did not end with a blank line.
+                    if let Some(ev) = parser.finish() {
+                        if let Forward::Bytes(bs) = shape.forward(ev) {
+                            record.settle(&shape);
+                            if shape.done() && cut.is_none() { record.complete(&c, &replica); }
+                            for b in bs { yield Out::Bytes(b); }
+                        }
+                    }
+                }
+                if record.outcome.is_some() {
+                    // Done. Pass on what still comes within a grace, so a
+                    // well-behaved upstream's connection can be reused and
+                    // one that holds it open can't hold the client.
+                    if !ended {
+                        let grace = tokio::time::sleep(DRAIN_GRACE);
+                        tokio::pin!(grace);
+                        loop {
+                            let next = tokio::select! {
+                                n = body.next() => n,
+                                _ = &mut grace => None,
+                            };
+                            let Some(Ok(bytes)) = next else { break };
+                            let Ok(events) = parser.push(&bytes) else { break };
+                            let mut out: Vec<Bytes> = Vec::new();
+                            for ev in events {
+                                if let Forward::Bytes(bs) = shape.forward(ev) { out.extend(bs); }
+                            }
+                            for b in out { yield Out::Bytes(b); }
+                        }
+                    }
+                    drop(guard);
+                    record.finish();
+                    return;
                 }
                 drop(guard);
-                record.tokens = shape.tokens();
-                if cut.is_none() && !shape.done() {
-                    cut = Some(format!("backend `{backend_name}` ended the stream without [DONE]"));
-                }
-                match cut {
-                    None => {
-                        replica.record_success(Instant::now(), &engine.fallback);
-                        engine.refresh_up(&c);
-                        record.outcome = Some("ok");
-                    }
-                    Some(msg) => {
-                        tracing::warn!(backend = %backend_name, detail = %msg, "stream cut after the first token; no fallback possible");
-                        let f = Failure { backend: backend_name.clone(), reason: "stream_error", detail: msg.clone(), retry_after: None };
-                        engine.fail(call, &c, &replica, &f);
-                        let e = ApiError::new(StatusCode::BAD_GATEWAY, "server_error", "stream_cut", format!("{msg}; the answer is incomplete"));
-                        yield Out::Bytes(sse::data_event(&e.to_json()));
-                        record.outcome = Some("stream_cut");
-                    }
-                }
+                let msg = cut.unwrap_or_else(|| format!("backend `{backend_name}` ended the stream before its final event ([DONE] or response.completed)"));
+                tracing::warn!(backend = %backend_name, detail = %msg, "stream cut after the first token; no fallback possible");
+                let f = Failure { backend: backend_name.clone(), reason: "stream_error", detail: msg.clone(), retry_after: None };
+                engine.fail(call, &c, &replica, &f);
+                let e = ApiError::new(StatusCode::BAD_GATEWAY, "server_error", "stream_cut", format!("{msg}; the answer is incomplete"));
+                record.outcome = Some("stream_cut");
+                yield Out::Bytes(sse::data_event(&e.to_json()));
                 record.finish();
                 return;
             }
@@ -674,29 +743,93 @@ impl Engine {
 }
 
 /// Accounts a stream once, however it ends; a client that goes away drops
-/// the stream, and the drop records it as cancelled.
+/// the stream, and the drop records it: `ok` if its final event was handed
+/// on already, else `cancelled`, with the tokens seen so far either way.
 struct StreamRecord {
     engine: Arc<Engine>,
     call: Arc<Call>,
     backend: String,
+    /// Usage so far: the upstream's, or the chunk estimate.
     tokens: Tokens,
+    /// `tokens` came from the upstream, not from counting chunks.
+    reported: bool,
+    /// A request went upstream, so its prompt was (being) processed.
+    sent: bool,
     /// How it ended; `None` until it does (a drop then means cancelled).
     outcome: Option<&'static str>,
     accounted: bool,
 }
 
 impl StreamRecord {
+    /// Takes the stream's usage so far.
+    fn settle(&mut self, shape: &StreamShape) {
+        self.tokens = shape.tokens();
+        self.reported = shape.reported();
+    }
+
+    /// The final event is about to go out: the stream is complete.
+    fn complete(&mut self, c: &Candidate, replica: &Replica) {
+        if self.outcome.is_some() {
+            return;
+        }
+        replica.record_success(Instant::now(), &self.engine.fallback);
+        self.engine.refresh_up(c);
+        self.outcome = Some("ok");
+    }
+
     fn finish(&mut self) {
         if self.accounted {
             return;
         }
         self.accounted = true;
         let outcome = self.outcome.unwrap_or("cancelled");
+        let mut tokens = self.tokens;
+        // Without the upstream's usage the prompt is estimated, so that a
+        // stream given up early still costs what it cost upstream.
+        if self.sent && !self.reported && matches!(outcome, "ok" | "cancelled" | "stream_cut") {
+            tokens.prompt = tokens.prompt.max(self.call.req.estimated_prompt_tokens());
+        }
         if outcome == "cancelled" {
-            tracing::info!(backend = %self.backend, "client went away; upstream request cancelled");
+            tracing::info!(
+                backend = %self.backend,
+                prompt_tokens = tokens.prompt,
+                completion_tokens = tokens.completion,
+                estimated = !self.reported,
+                "client went away before the final event; upstream request cancelled"
+            );
         }
         self.engine
-            .account(&self.call, &self.backend, outcome, self.tokens);
+            .account(&self.call, &self.backend, outcome, tokens);
+    }
+}
+
+/// Watches a non-streamed request: dropped unsettled, the client left
+/// before its answer.
+struct Unanswered<'a> {
+    engine: &'a Engine,
+    call: &'a Call,
+    sent: bool,
+    settled: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let tokens = Tokens {
+            prompt: if self.sent {
+                self.call.req.estimated_prompt_tokens()
+            } else {
+                0
+            },
+            completion: 0,
+        };
+        tracing::info!(
+            prompt_tokens = tokens.prompt,
+            "client went away before the answer; upstream request cancelled"
+        );
+        self.engine.account(self.call, "none", "cancelled", tokens);
     }
 }
 

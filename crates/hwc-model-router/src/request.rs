@@ -163,6 +163,14 @@ impl ClientRequest {
         })
     }
 
+    /// Prompt tokens charged when a backend never reported usage (a client
+    /// that left early, a backend that ignores `stream_options`): the
+    /// characters of message text divided by four, rounded up. Tool
+    /// schemas and images are not counted, so it errs low.
+    pub fn estimated_prompt_tokens(&self) -> u64 {
+        (self.signals().prompt_chars as u64).div_ceil(4)
+    }
+
     /// The signals the escalation rules read.
     pub fn signals(&self) -> Signals {
         let mut s = Signals {

@@ -1,15 +1,20 @@
 //! What differs between backend kinds on the wire: the request body sent,
 //! how a whole answer is read back, and how each streamed event becomes the
 //! bytes the client sees. OpenAI-compatible answers pass through with only
-//! the reasoning field renamed; Anthropic ones are translated.
+//! the reasoning field renamed and `model` set to the name the client asked
+//! for (a backend's own id, such as llama-server's GGUF path, never reaches
+//! the client); Anthropic ones are translated.
 
 use crate::backends::anthropic::{self, StreamTranslator};
 use crate::config::BackendKind;
 use crate::request::{ClientRequest, Endpoint};
 use crate::sse::{self, SseEvent};
 use crate::usage::Tokens;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The one name reasoning text comes out under, whatever the backend used
 /// (`reasoning_content` from llama.cpp and older vLLM, `thinking` from
@@ -73,17 +78,13 @@ pub fn read_answer(
             .iter()
             .any(|a| contains(body, a.as_bytes()))
     {
-        // The common case: nothing to rename, so only `usage` is read and
-        // the body passes on as it came.
-        #[derive(serde::Deserialize)]
-        struct UsageOnly {
-            usage: Option<Value>,
-        }
-        let answer: UsageOnly = serde_json::from_slice(body).map_err(not_json)?;
-        return Ok((
-            Bytes::copy_from_slice(body),
-            usage_of(answer.usage.as_ref()),
-        ));
+        // The common case: nothing to rename, so only the top level is
+        // split (values unparsed), `model` is replaced and `usage` read.
+        let (out, usage) = with_model(body, public_model).map_err(not_json)?;
+        let tokens = usage
+            .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
+            .map_or_else(Tokens::default, |u| usage_of(Some(&u)));
+        return Ok((Bytes::from(out), tokens));
     }
     let value: Value = serde_json::from_slice(body).map_err(not_json)?;
     match kind {
@@ -92,11 +93,9 @@ pub fn read_answer(
                 return Err(format!("answer is not a JSON object: {}", excerpt(body)));
             };
             let tokens = usage_of(obj.get("usage"));
-            let out = if rename_reasoning(&mut obj, "message") {
-                Bytes::from(serde_json::to_vec(&obj).map_err(|e| e.to_string())?)
-            } else {
-                Bytes::copy_from_slice(body)
-            };
+            rename_reasoning(&mut obj, "message");
+            set_model(&mut obj, public_model);
+            let out = Bytes::from(serde_json::to_vec(&obj).map_err(|e| e.to_string())?);
             Ok((out, tokens))
         }
         BackendKind::Anthropic => {
@@ -110,6 +109,113 @@ pub fn read_answer(
                     completion: u.completion_tokens,
                 },
             ))
+        }
+    }
+}
+
+/// The top-level fields of a JSON object in order, values unparsed.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+/// An object key, borrowed unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some(Key(k)) = m.next_key()? {
+                    let v: &'de RawValue = m.next_value()?;
+                    out.push((k, v));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `json` (an object) with its top-level `model` string, and that of a
+/// `response` object inside it (Responses API events), replaced by
+/// `model`; everything else is copied as it came. Also hands back the
+/// top-level `usage`, unparsed.
+fn with_model<'a>(
+    json: &'a [u8],
+    model: &str,
+) -> Result<(Vec<u8>, Option<&'a RawValue>), serde_json::Error> {
+    let fields: Fields<'a> = serde_json::from_slice(json)?;
+    let mut out = Vec::with_capacity(json.len() + model.len());
+    write_with_model(&fields, model, true, &mut out)?;
+    let usage = fields
+        .0
+        .iter()
+        .find(|(k, _)| k.as_ref() == "usage")
+        .map(|(_, v)| *v);
+    Ok((out, usage))
+}
+
+fn write_with_model(
+    fields: &Fields<'_>,
+    model: &str,
+    nested: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    out.push(b'{');
+    for (i, (k, v)) in fields.0.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k.as_ref())?;
+        out.push(b':');
+        let raw = v.get();
+        if k.as_ref() == "model" && raw.starts_with('"') {
+            serde_json::to_writer(&mut *out, model)?;
+        } else if nested && k.as_ref() == "response" && raw.starts_with('{') {
+            let inner: Fields<'_> = serde_json::from_str(raw)?;
+            write_with_model(&inner, model, false, out)?;
+        } else {
+            out.extend_from_slice(raw.as_bytes());
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// [`with_model`] on a parsed object.
+fn set_model(obj: &mut Map<String, Value>, model: &str) {
+    if let Some(v @ Value::String(_)) = obj.get_mut("model") {
+        *v = Value::String(model.to_owned());
+    }
+    if let Some(Value::Object(r)) = obj.get_mut("response") {
+        if let Some(v @ Value::String(_)) = r.get_mut("model") {
+            *v = Value::String(model.to_owned());
         }
     }
 }
@@ -203,16 +309,19 @@ pub fn excerpt(body: &[u8]) -> String {
 
 /// Per-stream state turning upstream events into client bytes.
 pub enum StreamShape {
-    /// OpenAI-compatible: pass through, rename reasoning, drop the usage
-    /// chunk the client did not ask for.
+    /// OpenAI-compatible: pass through, rename reasoning, set `model` to
+    /// the client's name, drop the usage chunk the client did not ask for.
     Openai {
+        /// The model name the client sees.
+        model: String,
         /// Client asked for the usage chunk.
         client_wants_usage: bool,
         /// Usage seen.
         tokens: Tokens,
         /// Content chunks seen (an estimate when no usage arrives).
         chunks: u64,
-        /// `[DONE]` (or `response.completed`) seen.
+        /// The final event seen: `[DONE]`, or for the Responses API
+        /// `response.completed` or `response.incomplete`.
         done: bool,
     },
     /// Anthropic: translated event by event.
@@ -232,6 +341,7 @@ impl StreamShape {
     pub fn new(kind: BackendKind, req: &ClientRequest, public_model: &str) -> Self {
         match kind {
             BackendKind::Openai => Self::Openai {
+                model: public_model.to_owned(),
                 client_wants_usage: req.include_usage,
                 tokens: Tokens::default(),
                 chunks: 0,
@@ -255,6 +365,7 @@ impl StreamShape {
     pub fn forward(&mut self, ev: SseEvent) -> Forward {
         match self {
             Self::Openai {
+                model,
                 client_wants_usage,
                 tokens,
                 chunks,
@@ -273,9 +384,17 @@ impl StreamShape {
                     || has("reasoning_content")
                     || has("\"thinking\"")
                     || has("\"error\"")
-                    || has("response.completed"))
+                    || has("response.completed")
+                    || has("response.incomplete"))
                 {
+                    // The common chunk: only `model` changes, without
+                    // parsing the rest (Responses deltas carry none).
                     *chunks += 1;
+                    if has("\"model\"") {
+                        if let Ok((json, _)) = with_model(ev.data.as_bytes(), model) {
+                            return Forward::Bytes(vec![rewrap(&ev, &json)]);
+                        }
+                    }
                     return Forward::Bytes(vec![ev.raw]);
                 }
                 let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(&ev.data) else {
@@ -289,11 +408,16 @@ impl StreamShape {
                         .unwrap_or("error inside the stream");
                     return Forward::UpstreamError(msg.to_string());
                 }
-                // Responses API: usage sits in the completed response.
-                if obj.get("type").and_then(Value::as_str) == Some("response.completed") {
+                set_model(&mut obj, model);
+                // Responses API: the final event holds the response and its
+                // usage (`incomplete` is final too: max_output_tokens).
+                if matches!(
+                    obj.get("type").and_then(Value::as_str),
+                    Some("response.completed" | "response.incomplete")
+                ) {
                     *tokens = usage_of(obj.get("response").and_then(|r| r.get("usage")));
                     *done = true;
-                    return Forward::Bytes(vec![ev.raw]);
+                    return Forward::Bytes(vec![reserialized(&ev, &obj)]);
                 }
                 let usage_only = obj.get("usage").is_some_and(|u| !u.is_null())
                     && obj
@@ -307,14 +431,8 @@ impl StreamShape {
                     return Forward::Bytes(Vec::new());
                 }
                 *chunks += 1;
-                if rename_reasoning(&mut obj, "delta") {
-                    match serde_json::to_string(&obj) {
-                        Ok(json) => Forward::Bytes(vec![rewrap(&ev, &json)]),
-                        Err(_) => Forward::Bytes(vec![ev.raw]),
-                    }
-                } else {
-                    Forward::Bytes(vec![ev.raw])
-                }
+                rename_reasoning(&mut obj, "delta");
+                Forward::Bytes(vec![reserialized(&ev, &obj)])
             }
             Self::Anthropic(t) => {
                 let name = ev.event.as_deref().unwrap_or("");
@@ -344,6 +462,18 @@ impl StreamShape {
         }
     }
 
+    /// Whether the upstream reported usage (so [`StreamShape::tokens`] is
+    /// not an estimate).
+    pub fn reported(&self) -> bool {
+        match self {
+            Self::Openai { tokens, .. } => *tokens != Tokens::default(),
+            Self::Anthropic(t) => {
+                let u = t.usage();
+                u.prompt_tokens > 0 || u.completion_tokens > 0
+            }
+        }
+    }
+
     /// Tokens for accounting: reported usage, or the chunk count as an
     /// estimate of completion tokens when the stream was cut.
     pub fn tokens(&self) -> Tokens {
@@ -369,10 +499,25 @@ impl StreamShape {
     }
 }
 
-fn rewrap(ev: &SseEvent, json: &str) -> Bytes {
-    match &ev.event {
-        Some(name) => sse::named_event(name, json),
-        None => sse::data_event(json),
+/// The event again, its data replaced by `json` (one line).
+fn rewrap(ev: &SseEvent, json: &[u8]) -> Bytes {
+    let name = ev.event.as_deref();
+    let mut b = BytesMut::with_capacity(json.len() + name.map_or(0, str::len) + 16);
+    if let Some(name) = name {
+        b.put_slice(b"event: ");
+        b.put_slice(name.as_bytes());
+        b.put_u8(b'\n');
+    }
+    b.put_slice(b"data: ");
+    b.put_slice(json);
+    b.put_slice(b"\n\n");
+    b.freeze()
+}
+
+fn reserialized(ev: &SseEvent, obj: &Map<String, Value>) -> Bytes {
+    match serde_json::to_vec(obj) {
+        Ok(json) => rewrap(ev, &json),
+        Err(_) => ev.raw.clone(),
     }
 }
 
@@ -416,6 +561,66 @@ mod tests {
         assert!(read_answer(BackendKind::Openai, b"<html>", "m")
             .unwrap_err()
             .contains("not JSON"));
+    }
+
+    #[test]
+    fn answers_carry_the_clients_model_name() {
+        // The common path: top level split, values copied as they came.
+        let body = br#"{"id":"x","model":"/models/smol.gguf","choices":[{"message":{"content":"say \"model\":\"a\""}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
+        let (out, t) = read_answer(BackendKind::Openai, body, "small").unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "small");
+        assert_eq!(v["choices"][0]["message"]["content"], "say \"model\":\"a\"");
+        assert_eq!(t.prompt + t.completion, 7);
+        // The reasoning path, and a Responses object.
+        let body = br#"{"model":"up","choices":[{"message":{"reasoning_content":"r"}}]}"#;
+        let (out, _) = read_answer(BackendKind::Openai, body, "small").unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out).unwrap()["model"],
+            "small"
+        );
+        let body = br#"{"object":"response","model":"up","output":[],"usage":{"input_tokens":2,"output_tokens":1}}"#;
+        let (out, t) = read_answer(BackendKind::Openai, body, "small").unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out).unwrap()["model"],
+            "small"
+        );
+        assert_eq!((t.prompt, t.completion), (2, 1));
+        // Keys with escapes survive; a non-string model is left alone.
+        let (out, _) = with_model(br#"{"a\"b":1,"model":null}"#, "m").unwrap();
+        assert_eq!(out, br#"{"a\"b":1,"model":null}"#);
+    }
+
+    #[test]
+    fn streamed_events_carry_the_clients_model_name() {
+        let mut shape = StreamShape::new(BackendKind::Openai, &req(true, true), "small");
+        let mut p = SseParser::default();
+        let events = p
+            .push(
+                b"data: {\"model\":\"/m.gguf\",\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n\
+                  data: {\"model\":\"/m.gguf\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n\
+                  event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"/m.gguf\",\"metadata\":{\"model\":\"mine\"}}}\n\n\
+                  event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n\
+                  event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"model\":\"/m.gguf\",\"usage\":{\"input_tokens\":9,\"output_tokens\":3}}}\n\n",
+            )
+            .unwrap();
+        let mut text = String::new();
+        for ev in events {
+            if let Forward::Bytes(b) = shape.forward(ev) {
+                for b in b {
+                    text.push_str(&String::from_utf8_lossy(&b));
+                }
+            }
+        }
+        assert!(!text.contains("gguf"), "{text}");
+        assert_eq!(text.matches("\"model\":\"small\"").count(), 4, "{text}");
+        assert!(text.contains("\"metadata\":{\"model\":\"mine\"}"), "{text}");
+        assert!(
+            text.contains("event: response.completed\ndata: {"),
+            "event names kept: {text}"
+        );
+        assert!(shape.done() && shape.reported());
+        assert_eq!((shape.tokens().prompt, shape.tokens().completion), (9, 3));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Against the real llama.cpp llama-server serving SmolLM2-135M-Instruct:
-//! chat, streaming, usage accounting, metrics, and a client disconnect that
+//! chat, streaming, the Responses API passed through, usage accounting,
+//! metrics, the model name clients see, and a client disconnect that
 //! cancels the generation upstream.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -23,6 +24,7 @@ async fn router_for(l: &llama::Llama) -> Router {
 name = "llama"
 kind = "openai"
 urls = ["{}"]
+responses_api = true
 [models.smol]
 targets = [{{ backend = "llama", model = "smollm2" }}]
 [aliases]
@@ -84,7 +86,7 @@ async fn chat_answers_and_usage_is_accounted() {
         status["usage"]["tokens_by_key"]["alice"],
         prompt + completion
     );
-    assert_eq!(status["backends"][0]["up"], true);
+    assert_eq!(status["backends"][0]["state"], "up");
     r.stop().await;
 }
 
@@ -195,5 +197,50 @@ async fn legacy_completions_pass_through() {
     let v: serde_json::Value = resp.json().await.unwrap();
     assert!(v["choices"][0]["text"].is_string(), "{v}");
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    r.stop().await;
+}
+
+/// Every `"model"` value in a text of JSON events or a JSON body.
+fn models_in(text: &str) -> Vec<String> {
+    text.split("\"model\":")
+        .skip(1)
+        .filter_map(|rest| rest.strip_prefix('"'))
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn answers_carry_the_requested_model_name_never_the_gguf_path() {
+    let r = router().await;
+    for model in ["smol", "default"] {
+        let chat = json!({"model": model, "max_tokens": 4,
+            "messages": [{"role": "user", "content": "Say hi."}]});
+        let resp = |path: &'static str, body: serde_json::Value| {
+            let req = r.post(path, ALICE).json(&body);
+            async move { req.send().await.unwrap().text().await.unwrap() }
+        };
+        let mut texts = vec![resp("/v1/chat/completions", chat.clone()).await];
+        let mut streamed = chat.clone();
+        streamed["stream"] = json!(true);
+        streamed["stream_options"] = json!({"include_usage": true});
+        texts.push(resp("/v1/chat/completions", streamed).await);
+        let responses = json!({"model": model, "input": "Say hi.", "max_output_tokens": 4});
+        texts.push(resp("/v1/responses", responses.clone()).await);
+        let mut streamed = responses;
+        streamed["stream"] = json!(true);
+        texts.push(resp("/v1/responses", streamed).await);
+        for text in texts {
+            let models = models_in(&text);
+            assert!(!models.is_empty(), "no model field: {text}");
+            assert!(models.iter().all(|m| m == model), "{models:?} in {text}");
+            assert!(!text.contains(".gguf"), "{text}");
+        }
+    }
+    let m = r.metrics().await;
+    assert_eq!(
+        metric(&m, "hwc_router_requests_total", &["outcome=\"ok\""]),
+        Some(8.0),
+        "{m}"
+    );
     r.stop().await;
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use hwc_ai_core::status::Envelope;
-use hwc_model_router::api::RouterStatus;
+use hwc_model_router::api::{BackendState, RouterStatus};
 use hwc_testkit::snapshot::{metric_families, shape};
 
 #[tokio::test]
@@ -27,7 +27,12 @@ async fn status_and_metrics_shapes() {
         .unwrap();
     let typed: Envelope<RouterStatus> = serde_json::from_value(status.clone()).unwrap();
     assert_eq!(typed.daemon, "hwc-model-router");
-    assert_eq!(typed.format, 1);
+    assert_eq!(typed.format, hwc_model_router::api::STATUS_FORMAT);
+    assert_eq!(
+        typed.body.backends[0].state,
+        BackendState::Unknown,
+        "never contacted: neither up nor down"
+    );
     insta::assert_json_snapshot!("status", shape(&status));
     insta::assert_snapshot!("metrics", metric_families(&r.metrics().await));
     r.stop().await;

@@ -1,5 +1,6 @@
 //! A scripted upstream, for faults a real server won't produce on demand
-//! (500s, hangs, slow first tokens, cut streams, 429s, garbage). Never used
+//! (500s, hangs, slow first tokens, cut streams, 429s, garbage, a stream
+//! whose connection stays open after its final event). Never used
 //! where the real llama-server can serve the test.
 
 use axum::body::Body;
@@ -28,6 +29,11 @@ pub enum Act {
     After(Duration, Box<Act>),
     /// SSE: each piece after its delay; then end (`true`) or cut the connection (`false`).
     Sse(Vec<(Duration, String)>, bool),
+    /// Fault injector: SSE pieces as in `Sse`, then the connection is held
+    /// open without another byte (as an upstream that is slow to close
+    /// after `[DONE]`, or one stalled mid-stream). Counted in
+    /// `dropped_streams` once the router lets go of it.
+    SseHold(Vec<(Duration, String)>),
 }
 
 /// A chat answer with `text`.
@@ -50,6 +56,43 @@ pub fn chunk(text: &str) -> String {
         json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"up",
                "choices":[{"index":0,"delta":{"content":text},"finish_reason":null}]})
     )
+}
+
+/// The pieces of [`stream_of`]: `words` `gap` apart, the usage chunk
+/// (7 prompt tokens, one completion token a word), `[DONE]`.
+pub fn stream_parts(words: &[&str], gap: Duration) -> Vec<(Duration, String)> {
+    match stream_of(words, gap) {
+        Act::Sse(parts, _) => parts,
+        _ => unreachable!(),
+    }
+}
+
+/// A Responses API stream of `words`, ending with `response.completed`
+/// whose usage is 11 input tokens and one output token a word.
+pub fn responses_parts(words: &[&str], gap: Duration) -> Vec<(Duration, String)> {
+    let ev = |v: Value| {
+        let name = v["type"].as_str().unwrap().to_string();
+        format!("event: {name}\ndata: {v}\n\n")
+    };
+    let response = |status: &str, usage: Value| json!({"id":"resp_1","object":"response","status":status,"model":"/up/model.gguf","output":[],"usage":usage});
+    let mut parts = vec![(
+        Duration::ZERO,
+        ev(json!({"type":"response.created","response":response("in_progress", Value::Null)})),
+    )];
+    for w in words {
+        parts.push((
+            gap,
+            ev(json!({"type":"response.output_text.delta","item_id":"msg_1","delta":w})),
+        ));
+    }
+    parts.push((
+        Duration::ZERO,
+        ev(
+            json!({"type":"response.completed","response":response("completed",
+            json!({"input_tokens":11,"output_tokens":words.len(),"total_tokens":11+words.len()}))}),
+        ),
+    ));
+    parts
 }
 
 /// A full stream of `words`, with usage and [DONE], `gap` apart.
@@ -192,6 +235,21 @@ fn run(
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         yield Err(std::io::Error::other("cut"));
                     }
+                };
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(stream))
+                    .unwrap()
+            }
+            Act::SseHold(parts) => {
+                let guard = DropCount(s.clone(), false);
+                let stream = async_stream::stream! {
+                    let _guard = guard;
+                    for (d, p) in parts {
+                        tokio::time::sleep(d).await;
+                        yield Ok::<Bytes, std::io::Error>(Bytes::from(p));
+                    }
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
                 };
                 Response::builder()
                     .header("content-type", "text/event-stream")
