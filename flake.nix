@@ -27,6 +27,7 @@
         router = ./modules/router.nix;
         health-prober = ./modules/health-prober.nix;
         model-manager = ./modules/model-manager.nix;
+        mcp-bridge = ./modules/mcp-bridge.nix;
         monitoring = ./modules/monitoring;
       };
 

@@ -11,6 +11,7 @@
     ./router.nix
     ./health-prober.nix
     ./model-manager.nix
+    ./mcp-bridge.nix
     ./monitoring
   ];
 }

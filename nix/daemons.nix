@@ -83,4 +83,21 @@
     ];
     doc = "docs/model-manager.md";
   }
+  {
+    crate = "hwc-mcp-bridge";
+    attr = "mcp";
+    component = "mcp-bridge";
+    description = "Streamable HTTP front for stdio MCP servers: supervised children, both protocol eras, tool policy";
+    port = 8471;
+    unit = "hwc-mcp-bridge.service";
+    unitFile = "mcp-bridge.nix";
+    probe = "hwc";
+    auth = "tokens";
+    settings = [
+      "server"
+      "auth"
+      "telemetry"
+    ];
+    doc = "docs/mcp-bridge.md";
+  }
 ]

@@ -66,6 +66,30 @@ if [[ ! -x "$phoenix/bin/phoenix" || "$(cat "$phoenix/.pkg" 2>/dev/null)" != "$p
   echo "$phoenix_pkg" >"$phoenix/.pkg"
 fi
 
+# --- hwc-mcp-bridge test peers (crates/hwc-mcp-bridge/tests) ---------------
+# The real PyPI stdio server `mcp-server-time` and the official PyPI `mcp` 1.x
+# client (streamablehttp_client, what Open WebUI runs), each in its own venv
+# so the server's and the client's `mcp` versions never have to agree.
+mcp_time_pkg="mcp-server-time==2026.10.19"
+mcp_time="$cache/mcp-time"
+if [[ ! -x "$mcp_time/bin/mcp-server-time" || "$(cat "$mcp_time/.pkg" 2>/dev/null)" != "$mcp_time_pkg" ]]; then
+  log "installing $mcp_time_pkg from PyPI"
+  rm -rf "$mcp_time"
+  python3 -m venv "$mcp_time"
+  "$mcp_time/bin/pip" install --quiet "$mcp_time_pkg" >&2
+  echo "$mcp_time_pkg" >"$mcp_time/.pkg"
+fi
+mcp_client_pkg="mcp>=1.20,<2"
+mcp_client="$cache/mcp-client"
+if [[ ! -x "$mcp_client/bin/python" || "$(cat "$mcp_client/.pkg" 2>/dev/null)" != "$mcp_client_pkg" ]]; then
+  log "installing $mcp_client_pkg from PyPI (the MCP client of the bridge tests)"
+  rm -rf "$mcp_client"
+  python3 -m venv "$mcp_client"
+  "$mcp_client/bin/pip" install --quiet "$mcp_client_pkg" >&2
+  echo "$mcp_client_pkg" >"$mcp_client/.pkg"
+fi
+# --- end of hwc-mcp-bridge test peers ---------------------------------------
+
 venv="$cache/venv"
 req=tests/requirements.txt
 stamp="$venv/.requirements.sha256"

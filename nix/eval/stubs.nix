@@ -183,6 +183,12 @@ let
       open-webui = openWebuiFor { };
       curl = pkgWithMain "curl" "curl";
       coreutils = pkgWithMain "coreutils" "coreutils";
+      gnused = pkgWithMain "gnused" "sed";
+      writeText = name: text: fakeDrv name { passthru.text = text; };
+      # pkgs/by-name/mc/mcp-server-*: packaged MCP servers (mainProgram as there).
+      mcp-server-time = pkgWithMain "mcp-server-time" "mcp-server-time";
+      mcp-server-git = pkgWithMain "mcp-server-git" "mcp-server-git";
+      mcp-server-filesystem = pkgWithMain "mcp-server-filesystem" "mcp-server-filesystem";
       pkgsCuda = vllmOf "-cuda";
       pkgsRocm = vllmOf "-rocm";
       cudaPackages = fakeDrv "cudaPackages" { };

@@ -531,6 +531,7 @@ let
         "default"
         "health-prober"
         "llama-cpp"
+        "mcp-bridge"
         "model-manager"
         "models"
         "monitoring"
@@ -915,6 +916,16 @@ let
       "hwc.ai.runtimes.llamaCpp is enabled without a model"
     )
   ]
+  ++ import ./mcp-tests.nix {
+    inherit
+      lib
+      clean
+      holds
+      rejects
+      throws
+      minimal
+      ;
+  }
   ++ import ./daemon-tests.nix {
     inherit
       lib
@@ -960,5 +971,27 @@ in
     // rendersOf "llama-cpu" llamaCpu
     // rendersOf "llama-from-url" llamaFromUrl
     // rendersOf "fleet" fleet
+    // rendersOf "mcp" (
+      minimal
+      ++ [
+        (
+          { pkgs, ... }:
+          {
+            nixpkgs.config.allowUnfreePackages = [ "open-webui" ];
+            hwc.ai.openWebui.enable = true;
+            hwc.ai.mcp = {
+              enable = true;
+              servers.time.package = pkgs.mcp-server-time;
+              servers.files = {
+                package = pkgs.mcp-server-filesystem;
+                args = [ "/srv/share" ];
+                readablePaths = [ "/srv/share" ];
+                jit = true;
+              };
+            };
+          }
+        )
+      ]
+    )
     // rendersOf "llama-cuda" llamaCuda;
 }

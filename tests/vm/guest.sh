@@ -30,7 +30,7 @@ skip() { echo "SKIP: $*"; }
 check() {
   local d=$1
   shift
-  if "$@"; then ok "$d"; else bad "$d"; fi
+  if "$@"; then ok "$d"; else bad "$d"; return 1; fi
 }
 # wait_for SECONDS CMD...: poll every 0.1 s.
 wait_for() {
@@ -316,6 +316,58 @@ if [[ -x /opt/hwc-ai/bin/hwc-model-manager ]]; then
     test "$(prop hwc-model-manager ActiveState)/$(prop hwc-model-manager Result)" = inactive/success
 else
   bad "manager: no hwc-model-manager binary in /opt/hwc-ai/bin"
+fi
+
+# ---------------------------------------------------------------------------
+# The MCP bridge: its children (and their grandchildren) never outlive it,
+# whether it is stopped or SIGKILLed, and it comes back serving.
+echo "== hwc-mcp-bridge"
+if [[ -x /opt/hwc-ai/bin/hwc-mcp-bridge ]]; then
+  install -m 0644 /hwc-vmtest/hwc-mcp-bridge.toml /etc/hwc-ai/
+  # Readable by the bridge's DynamicUser (/hwc-vmtest is root's 0700).
+  install -D -m 0644 /hwc-vmtest/fault_server.py /usr/local/lib/hwc-vmtest/fault_server.py
+  systemctl daemon-reload
+  mcp() {
+    # mcp SESSION BODY: one JSON-RPC POST; prints headers and body.
+    curl -s -D - -o - -X POST http://127.0.0.1:8471/mcp/fault \
+      -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+      -H 'MCP-Protocol-Version: 2025-11-25' ${1:+-H "Mcp-Session-Id: $1"} -d "$2"
+  }
+  init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"guest","version":"0"}}}'
+  session() { mcp "" "$init" | tr -d '\r' | sed -n 's/^[Mm]cp-[Ss]ession-[Ii]d: //p'; }
+  fork_call() { mcp "$1" '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fork","arguments":{}}}'; }
+  strays() { pgrep -f -c 'fault_server.py|sleep 600' || true; }
+  no_strays() { [[ $(strays) == 0 ]]; }
+  check "bridge: systemctl start returned after READY=1" systemctl start hwc-mcp-bridge.service
+  ready() { curl -sf http://127.0.0.1:8471/readyz >/dev/null; }
+  check "bridge: ready once its required server is up" wait_for 15 ready ||
+    { journalctl -u hwc-mcp-bridge.service -o cat --no-pager | grep -v readyz | tail -n 30 | sed 's/^/    /'; }
+  sid=$(session)
+  check "bridge: initialize gives a session id" test -n "$sid"
+  forked() { fork_call "$sid" | grep -q "\"result\""; }
+  check "bridge: a tool call reaches the child, which forks grandchildren" forked
+  check "bridge: the child and its grandchildren run ($(strays) processes)" test "$(strays)" -ge 3
+  score=$(exposure hwc-mcp-bridge.service)
+  check "bridge: exposure $score <= 1.5 as the running systemd scores it" within "$score" 1.5
+  systemctl stop hwc-mcp-bridge.service
+  check "bridge: systemctl stop -> inactive, Result=success" \
+    test "$(prop hwc-mcp-bridge ActiveState)/$(prop hwc-mcp-bridge Result)" = inactive/success
+  check "bridge: nothing of its children is left after stop" wait_for 5 no_strays
+  systemctl start hwc-mcp-bridge.service
+  wait_for 15 ready
+  sid=$(session)
+  fork_call "$sid" >/dev/null
+  pid=$(prop hwc-mcp-bridge MainPID)
+  kill -KILL "$pid"
+  check "bridge: nothing of its children is left after a SIGKILL" wait_for 10 no_strays
+  check "bridge: SIGKILLed, restarted by systemd" wait_for 15 main_pid_is_not hwc-mcp-bridge "$pid"
+  check "bridge: serving again after the restart" wait_for 15 ready
+  stale() { mcp "$sid" '{"jsonrpc":"2.0","id":3,"method":"tools/list"}' | head -n 1 | grep -q ' 404'; }
+  check "bridge: a session from before the restart gets 404 (clients re-initialize)" stale
+  check "bridge: never killed by its seccomp filter" no_sigsys hwc-mcp-bridge.service
+  systemctl stop hwc-mcp-bridge.service
+else
+  bad "bridge: no hwc-mcp-bridge binary in /opt/hwc-ai/bin"
 fi
 
 echo "guest: $pass passed, $fail failed"

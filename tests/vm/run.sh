@@ -144,7 +144,7 @@ nix-instantiate --eval --strict --json "$here/units.nix" |
 for name, text in json.load(sys.stdin).items():
     open(sys.argv[1] + "/" + name, "w").write(text)' "$work/units"
 nix-instantiate --eval --strict --json nix/daemons.nix >"$work/daemons.json"
-cp "$here/guest.sh" "$here/router-keys.toml" "$work/"
+cp "$here/guest.sh" "$here/router-keys.toml" crates/hwc-mcp-bridge/tests/fixtures/fault_server.py "$work/"
 binds=(--bind-ro="$work:/hwc-vmtest")
 for crate in "${crates[@]}"; do
   cp "$here/$crate.toml" "$work/"

@@ -70,3 +70,32 @@ pub fn everything() -> McpServer {
     }
     McpServer { port, child }
 }
+
+/// The PyPI `mcp-server-time` stdio server (a real MCP server), installed
+/// by scripts/setup.sh into its own venv; `HWC_MCP_TIME` overrides.
+pub fn time_server() -> PathBuf {
+    let path = std::env::var_os("HWC_MCP_TIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::llama::cache().join("mcp-time/bin/mcp-server-time"));
+    assert!(
+        path.exists(),
+        "{} is missing; run scripts/setup.sh",
+        path.display()
+    );
+    path
+}
+
+/// The Python of the venv holding the official PyPI `mcp` 1.x client (what
+/// Open WebUI runs), installed by scripts/setup.sh; `HWC_MCP_CLIENT_PYTHON`
+/// overrides.
+pub fn client_python() -> PathBuf {
+    let path = std::env::var_os("HWC_MCP_CLIENT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::llama::cache().join("mcp-client/bin/python"));
+    assert!(
+        path.exists(),
+        "{} is missing; run scripts/setup.sh",
+        path.display()
+    );
+    path
+}

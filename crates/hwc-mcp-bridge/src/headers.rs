@@ -1,0 +1,304 @@
+//! Header rules: `Origin` and `Host` validation (DNS rebinding), protocol
+//! version negotiation, and the 2026-07-28 standard request headers
+//! (`Mcp-Method`, `Mcp-Name`) checked against the body.
+//!
+//! The `Mcp-Method`/`Mcp-Name` check is ported from the official Rust SDK
+//! `rmcp` 3.11.0, `src/transport/common/mcp_headers.rs`
+//! (`validate_request_headers`, `extract_name`, `decode_header_value`,
+//! `header_str`), Copyright the rmcp authors, licensed Apache-2.0 (as is
+//! this project). Changes: no `Mcp-Param-*` checks yet (they need the
+//! tool's cached input schema), errors as plain strings.
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use serde_json::Value;
+
+/// The session-era revisions served, newest first.
+pub const SESSION_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+/// The stateless revision served.
+pub const STATELESS_VERSION: &str = "2026-07-28";
+/// Every revision served, newest first.
+pub const ALL_VERSIONS: [&str; 4] = [STATELESS_VERSION, "2025-11-25", "2025-06-18", "2025-03-26"];
+/// `_meta` key carrying the protocol version of a stateless request.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+const HEADER_MCP_METHOD: &str = "Mcp-Method";
+const HEADER_MCP_NAME: &str = "Mcp-Name";
+const BASE64_PREFIX: &str = "=?base64?";
+const BASE64_SUFFIX: &str = "?=";
+
+/// The version to answer a session-era `initialize` with: the client's
+/// when served, else the newest served.
+pub fn negotiate(requested: Option<&str>) -> &'static str {
+    requested
+        .and_then(|r| SESSION_VERSIONS.iter().find(|v| **v == r))
+        .copied()
+        .unwrap_or(SESSION_VERSIONS[0])
+}
+
+/// Ok when `origin` is absent or listed; the offending value otherwise.
+pub fn check_origin(origin: Option<&str>, allowed: &[String]) -> Result<(), String> {
+    match origin {
+        None => Ok(()),
+        Some(o) if allowed.iter().any(|a| a.eq_ignore_ascii_case(o)) => Ok(()),
+        Some(o) => Err(format!(
+            "Origin `{o}` is not allowed; add it to http.allowed_origins if this web page may use the bridge"
+        )),
+    }
+}
+
+/// The host part of a `Host` header value: `[::1]:8471` → `::1`,
+/// `localhost:8471` → `localhost`.
+pub fn host_of(value: &str) -> &str {
+    if let Some(rest) = value.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match value.rsplit_once(':') {
+        // A bare IPv6 address has more than one colon: no port to strip.
+        Some((h, port)) if !h.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => value,
+    }
+}
+
+/// Ok when `host` (a `Host` header value) is in `allowed` (port ignored);
+/// a missing Host is refused (HTTP/1.1 requires it).
+pub fn check_host(host: Option<&str>, allowed: &[String]) -> Result<(), String> {
+    let Some(h) = host else {
+        return Err("no Host header".into());
+    };
+    let name = host_of(h);
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "Host `{h}` is not allowed; add `{name}` to http.allowed_hosts if clients reach the bridge under that name"
+        ))
+    }
+}
+
+/// Methods whose `Mcp-Name` comes from `params.name`.
+const NAME_FROM_NAME: &[&str] = &["tools/call", "prompts/get"];
+/// Methods whose `Mcp-Name` comes from `params.uri`.
+const NAME_FROM_URI: &[&str] = &[
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+/// Methods whose `Mcp-Name` comes from `params.taskId` (tasks extension).
+const NAME_FROM_TASK_ID: &[&str] = &["tasks/get", "tasks/update", "tasks/cancel"];
+
+/// The `Mcp-Name` value for a request, if its method carries one.
+fn extract_name(method: &str, params: Option<&Value>) -> Option<String> {
+    let params = params?;
+    let key = if NAME_FROM_NAME.contains(&method) {
+        "name"
+    } else if NAME_FROM_URI.contains(&method) {
+        "uri"
+    } else if NAME_FROM_TASK_ID.contains(&method) {
+        "taskId"
+    } else {
+        return None;
+    };
+    params.get(key)?.as_str().map(str::to_owned)
+}
+
+/// Reverses the `=?base64?...?=` sentinel; `None` for invalid Base64/UTF-8.
+fn decode_header_value(value: &str) -> Option<String> {
+    match value
+        .strip_prefix(BASE64_PREFIX)
+        .and_then(|inner| inner.strip_suffix(BASE64_SUFFIX))
+    {
+        Some(inner) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(inner)
+                .ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(value.to_owned()),
+    }
+}
+
+/// The sole value of `name`; duplicates and non-visible-ASCII values are errors.
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(format!("duplicate {name} header"));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| format!("{name} header contains invalid characters"))
+}
+
+/// Checks `Mcp-Method` and `Mcp-Name` against the request body: `Err`
+/// (the reason) maps to JSON-RPC -32020, HTTP 400.
+pub fn validate_request_headers(headers: &HeaderMap, request: &Value) -> Result<(), String> {
+    let Some(method) = request.get("method").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let params = request.get("params");
+    match header_str(headers, HEADER_MCP_METHOD)? {
+        None => return Err("missing required Mcp-Method header".to_owned()),
+        Some(value) if value != method => {
+            return Err(format!(
+                "Mcp-Method header `{value}` does not match body method `{method}`"
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Some(expected) = extract_name(method, params) {
+        match header_str(headers, HEADER_MCP_NAME)? {
+            None => return Err(format!("missing required Mcp-Name header for `{method}`")),
+            Some(raw) => {
+                let decoded = decode_header_value(raw)
+                    .ok_or_else(|| "Mcp-Name header is not valid Base64".to_owned())?;
+                if decoded != expected {
+                    return Err(format!(
+                        "Mcp-Name header `{decoded}` does not match body value `{expected}`"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `MCP-Protocol-Version` header, if present and readable.
+pub fn protocol_version_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderName, HeaderValue};
+    use serde_json::json;
+
+    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(negotiate(Some("2025-06-18")), "2025-06-18");
+        assert_eq!(negotiate(Some("2025-03-26")), "2025-03-26");
+        assert_eq!(negotiate(Some("2024-11-05")), "2025-11-25");
+        assert_eq!(negotiate(Some("2026-07-28")), "2025-11-25");
+        assert_eq!(negotiate(None), "2025-11-25");
+    }
+
+    #[test]
+    fn origin_and_host() {
+        let allowed = vec!["http://webui.lan:8080".to_string()];
+        assert!(check_origin(None, &allowed).is_ok());
+        assert!(check_origin(Some("http://webui.lan:8080"), &allowed).is_ok());
+        assert!(check_origin(Some("http://evil.example"), &allowed)
+            .unwrap_err()
+            .contains("evil"));
+        let hosts: Vec<String> = ["127.0.0.1", "localhost", "::1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for (h, ok) in [
+            ("127.0.0.1:8471", true),
+            ("localhost", true),
+            ("LOCALHOST:1", true),
+            ("[::1]:8471", true),
+            ("::1", true),
+            ("evil.example:8471", false),
+            ("127.0.0.1.evil:80", false),
+        ] {
+            assert_eq!(check_host(Some(h), &hosts).is_ok(), ok, "{h}");
+        }
+        assert!(check_host(None, &hosts).is_err());
+    }
+
+    #[test]
+    fn standard_headers_against_the_body() {
+        let call = json!({"method": "tools/call", "params": {"name": "get_current_time"}});
+        type Row<'a> = (Vec<(&'a str, &'a str)>, &'a Value, Result<(), &'a str>);
+        let table: Vec<Row> = vec![
+            (
+                vec![
+                    ("Mcp-Method", "tools/call"),
+                    ("Mcp-Name", "get_current_time"),
+                ],
+                &call,
+                Ok(()),
+            ),
+            (
+                vec![
+                    ("Mcp-Method", "tools/call"),
+                    ("Mcp-Name", "=?base64?Z2V0X2N1cnJlbnRfdGltZQ==?="),
+                ],
+                &call,
+                Ok(()),
+            ),
+            (
+                vec![("Mcp-Name", "get_current_time")],
+                &call,
+                Err("missing required Mcp-Method"),
+            ),
+            (
+                vec![("Mcp-Method", "tools/list")],
+                &call,
+                Err("does not match body method"),
+            ),
+            (
+                vec![("Mcp-Method", "tools/call")],
+                &call,
+                Err("missing required Mcp-Name"),
+            ),
+            (
+                vec![("Mcp-Method", "tools/call"), ("Mcp-Name", "other")],
+                &call,
+                Err("does not match body value"),
+            ),
+            (
+                vec![("Mcp-Method", "tools/call"), ("Mcp-Name", "=?base64?!!?=")],
+                &call,
+                Err("not valid Base64"),
+            ),
+            (
+                vec![
+                    ("Mcp-Method", "tools/call"),
+                    ("Mcp-Method", "tools/call"),
+                    ("Mcp-Name", "get_current_time"),
+                ],
+                &call,
+                Err("duplicate"),
+            ),
+        ];
+        for (headers, body, want) in table {
+            let got = validate_request_headers(&hm(&headers), body);
+            match want {
+                Ok(()) => assert!(got.is_ok(), "{headers:?}: {got:?}"),
+                Err(w) => assert!(
+                    got.as_ref().unwrap_err().contains(w),
+                    "{headers:?}: {got:?}"
+                ),
+            }
+        }
+        let list = json!({"method": "tools/list"});
+        assert!(validate_request_headers(&hm(&[("Mcp-Method", "tools/list")]), &list).is_ok());
+        let read = json!({"method": "resources/read", "params": {"uri": "file:///x"}});
+        assert!(validate_request_headers(
+            &hm(&[("Mcp-Method", "resources/read"), ("Mcp-Name", "file:///x")]),
+            &read
+        )
+        .is_ok());
+    }
+}

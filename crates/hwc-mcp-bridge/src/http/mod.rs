@@ -1,0 +1,247 @@
+//! The bridge's HTTP API: `/mcp/{server}` (both protocol eras),
+//! `/servers`, `/status`, behind Origin/Host validation and bearer auth.
+
+pub mod forward;
+pub mod session_era;
+pub mod stateless;
+
+use crate::config::HttpConfig;
+use crate::headers;
+use crate::jsonrpc;
+use crate::metrics::BridgeMetrics;
+use crate::session::Sessions;
+use crate::status;
+use crate::upstream::Upstream;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use hwc_ai_core::auth::{Principal, TokenAuth};
+use hwc_ai_core::status::StatusHeader;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Everything a request handler needs.
+pub struct Bridge {
+    /// The servers, by name.
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// Session-era sessions.
+    pub sessions: Sessions,
+    /// The bridge's metrics.
+    pub metrics: BridgeMetrics,
+    /// `/status` envelope header.
+    pub header: StatusHeader,
+    /// `[http]`.
+    pub http: HttpConfig,
+    /// Host values accepted.
+    pub hosts: Vec<String>,
+}
+
+impl Bridge {
+    /// Updates the open-sessions gauge of `server`.
+    pub fn sessions_changed(&self, server: &str) {
+        self.metrics
+            .sessions_open(server, self.sessions.count(server));
+    }
+}
+
+/// A JSON-RPC message as the HTTP answer, with `status`.
+pub fn rpc(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+/// A JSON-RPC error without id, with `status`.
+pub fn rpc_error(status: StatusCode, code: i64, message: impl Into<String>) -> Response {
+    rpc(status, jsonrpc::error(Value::Null, code, message))
+}
+
+/// The routes, each behind auth, all behind Origin/Host validation.
+pub fn routes(bridge: Arc<Bridge>, auth: &TokenAuth) -> Router {
+    let api = Router::new()
+        .route(
+            "/mcp/{server}",
+            get(get_mcp).post(post_mcp).delete(delete_mcp),
+        )
+        .route("/servers", get(status::servers))
+        .route("/status", get(status::status))
+        .with_state(bridge.clone());
+    auth.protect(api)
+        .layer(axum::middleware::map_response(www_authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            bridge,
+            origin_and_host,
+        ))
+}
+
+/// 401s say how to authenticate (RFC 9110 requires `WWW-Authenticate`).
+async fn www_authenticate(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"hwc-mcp-bridge\""),
+        );
+    }
+    resp
+}
+
+/// DNS-rebinding protection: an `Origin` not listed, or a `Host` not
+/// listed, gets 403 before anything else.
+async fn origin_and_host(State(b): State<Arc<Bridge>>, req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let origin = h
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("<invalid>"));
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if let Err(why) = headers::check_origin(origin, &b.http.allowed_origins)
+        .and_then(|()| headers::check_host(host, &b.hosts))
+    {
+        tracing::warn!(reason = %why, "request refused");
+        return rpc_error(StatusCode::FORBIDDEN, jsonrpc::FORBIDDEN, why);
+    }
+    next.run(req).await
+}
+
+fn no_server(server: &str) -> Response {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        jsonrpc::INVALID_REQUEST,
+        format!("no MCP server named `{server}` here; GET /servers lists them"),
+    )
+}
+
+fn out_of_scope(server: &str) -> Response {
+    rpc_error(
+        StatusCode::FORBIDDEN,
+        jsonrpc::FORBIDDEN,
+        crate::policy::Denial::ServerOutOfScope.message(server, ""),
+    )
+}
+
+/// The `Mcp-Session-Id` header, if any.
+pub fn session_id(h: &HeaderMap) -> Option<&str> {
+    h.get("mcp-session-id").and_then(|v| v.to_str().ok())
+}
+
+/// Whether the client accepts an SSE answer.
+pub fn accepts_sse(h: &HeaderMap) -> bool {
+    h.get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"))
+}
+
+/// Which era a POST belongs to: stateless when it says 2026-07-28 in
+/// the `MCP-Protocol-Version` header or in `_meta`, never for `initialize`
+/// or a request carrying a session id.
+pub fn is_stateless(h: &HeaderMap, msg: &Value) -> bool {
+    if jsonrpc::method(msg) == "initialize" || session_id(h).is_some() {
+        return false;
+    }
+    headers::protocol_version_header(h) == Some(headers::STATELESS_VERSION)
+        || jsonrpc::meta_get(msg, headers::META_PROTOCOL_VERSION).and_then(Value::as_str)
+            == Some(headers::STATELESS_VERSION)
+}
+
+async fn post_mcp(
+    State(b): State<Arc<Bridge>>,
+    Path(server): Path<String>,
+    Extension(p): Extension<Principal>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(up) = b.upstreams.get(&server).cloned() else {
+        return no_server(&server);
+    };
+    if !crate::policy::server_in_scope(p.scopes.as_deref(), &server) {
+        return out_of_scope(&server);
+    }
+    let msg: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::PARSE_ERROR,
+                format!("the body is not JSON: {e}"),
+            )
+        }
+    };
+    if msg.is_array() {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_REQUEST,
+            "JSON-RPC batches are not supported; send one message per POST",
+        );
+    }
+    if jsonrpc::kind(&msg) == jsonrpc::Kind::Invalid
+        || msg.get("jsonrpc").and_then(Value::as_str) != Some("2.0")
+    {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_REQUEST,
+            "not a JSON-RPC 2.0 request, notification or response (it needs \"jsonrpc\": \"2.0\" and a method or a result)",
+        );
+    }
+    if let Some(v) = headers::protocol_version_header(&h) {
+        let fresh = session_id(&h).is_none() && jsonrpc::method(&msg) != "initialize";
+        if fresh && !headers::ALL_VERSIONS.contains(&v) {
+            return stateless::unsupported_version(jsonrpc::id(&msg), v);
+        }
+    }
+    if is_stateless(&h, &msg) {
+        stateless::post(&b, up, &p, &h, msg).await
+    } else {
+        session_era::post(&b, up, &p, &h, msg).await
+    }
+}
+
+async fn get_mcp(State(b): State<Arc<Bridge>>, Path(server): Path<String>) -> Response {
+    if !b.upstreams.contains_key(&server) {
+        return no_server(&server);
+    }
+    // No server-initiated stream in this version (2026-07-28 has none at all).
+    let mut r = rpc_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        jsonrpc::INVALID_REQUEST,
+        "GET streams are not offered by this bridge; POST requests to this endpoint",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+    r
+}
+
+async fn delete_mcp(
+    State(b): State<Arc<Bridge>>,
+    Path(server): Path<String>,
+    Extension(p): Extension<Principal>,
+    h: HeaderMap,
+) -> Response {
+    if !b.upstreams.contains_key(&server) {
+        return no_server(&server);
+    }
+    let Some(id) = session_id(&h) else {
+        let mut r = rpc_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            jsonrpc::INVALID_REQUEST,
+            "DELETE ends a session and needs its Mcp-Session-Id (stateless 2026-07-28 requests have none)",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    };
+    if b.sessions.close(id, &server, &p.name) {
+        b.sessions_changed(&server);
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        rpc_error(
+            StatusCode::NOT_FOUND,
+            jsonrpc::SESSION_NOT_FOUND,
+            "no such session",
+        )
+    }
+}
