@@ -17,6 +17,22 @@ pub struct DaemonArgs {
     pub check_config: bool,
 }
 
+/// A daemon binary's flags, parsed after the one thing that must come
+/// first: when [`crate::process`] re-executes this binary as a child's guard,
+/// the command line is the child's, not ours, and the guard runs instead
+/// (`Err` carries its exit code). Every daemon's `main` starts here, so none
+/// can forget it:
+///
+/// ```ignore
+/// let args = match hwc_ai_core::cli::parse::<Args>() { Ok(a) => a, Err(code) => return code };
+/// ```
+pub fn parse<A: clap::Parser>() -> Result<A, std::process::ExitCode> {
+    match crate::process::guard_if_requested() {
+        Some(code) => Err(code),
+        None => Ok(A::parse()),
+    }
+}
+
 /// The whole `main` of a daemon: load the layered config, answer
 /// `--check-config` with `check`'s summary (exit 0) or its error (exit 2),
 /// else `build` the daemon from it and [`crate::server::run`] it: bind or

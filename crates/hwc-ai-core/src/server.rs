@@ -221,8 +221,9 @@ pub fn app(daemon: Daemon) -> Router {
         .route("/metrics", get(metrics::serve_metrics).with_state(registry));
 
     let request_id = HeaderName::from_static("x-request-id");
-    probes
-        .merge(api)
+    // Request spans and their failure lines for the API only: a probe's 503
+    // while not ready is an answer, not a failure, and the prober polls it.
+    let api = api
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::not_found(
                 "unknown_endpoint",
@@ -237,23 +238,26 @@ pub fn app(daemon: Daemon) -> Router {
                 format!("{method} is not allowed on {}", uri.path()),
             )
         })
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }));
+    probes
+        .merge(api)
         .layer(axum_mw::from_fn_with_state(
             http_metrics,
             metrics::track_http,
         ))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), SequentialRequestId::new()))
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                        let id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-");
-                        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-                    }),
-                )
+                .layer(SetRequestIdLayer::new(
+                    request_id.clone(),
+                    SequentialRequestId::new(),
+                ))
                 .layer(PropagateRequestIdLayer::new(request_id)),
         )
 }

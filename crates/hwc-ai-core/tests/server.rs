@@ -165,3 +165,59 @@ async fn drain_finishes_the_request_in_flight_then_the_tasks() {
         "no longer listening"
     );
 }
+
+/// Not ready, always: what a daemon whose required peer is down answers.
+struct NeverReady;
+impl hwc_ai_core::health::Health for NeverReady {
+    fn readiness(&self) -> Result<(), String> {
+        Err("the test's peer is down".into())
+    }
+}
+
+/// Counts the ERROR events emitted while it is the thread's subscriber.
+#[derive(Clone, Default)]
+struct ErrorCount(Arc<std::sync::atomic::AtomicUsize>);
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCount {
+    fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *e.metadata().level() == tracing::Level::ERROR {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_probe_answering_not_ready_is_no_error_but_an_api_500_is() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let errors = ErrorCount::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(errors.clone()));
+    let api = Router::new().route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }));
+    let mut d = daemon(api, |_| {});
+    d.health = Arc::new(NeverReady);
+    let router = app(d);
+    for _ in 0..3 {
+        let r = router.clone().oneshot(get_req("/readyz")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(
+        errors.0.load(Ordering::SeqCst),
+        0,
+        "a polled /readyz must not log errors"
+    );
+    let r = router.clone().oneshot(get_req("/boom")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        errors.0.load(Ordering::SeqCst),
+        1,
+        "an API 500 is still logged"
+    );
+    // Fallbacks keep their JSON bodies after the split.
+    let r = router.clone().oneshot(get_req("/nowhere")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body_json(r).await["error"]["code"], "unknown_endpoint");
+    let r = router
+        .oneshot(Request::post("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -14,7 +14,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match hwc_ai_core::cli::parse::<Args>() {
+        Ok(args) => args,
+        Err(guard_exit) => return guard_exit,
+    };
     run_daemon(
         "hwc-health-prober",
         &args.daemon,

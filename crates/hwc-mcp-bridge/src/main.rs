@@ -13,12 +13,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    // Before clap: a child's guard is this binary re-executed with the
-    // child's command line, which is not ours to parse.
-    if let Some(code) = hwc_ai_core::process::guard_if_requested() {
-        return code;
-    }
-    let args = Args::parse();
+    let args = match hwc_ai_core::cli::parse::<Args>() {
+        Ok(args) => args,
+        Err(guard_exit) => return guard_exit,
+    };
     run_daemon(
         "hwc-mcp-bridge",
         &args.daemon,

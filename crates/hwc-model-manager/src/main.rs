@@ -24,7 +24,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match hwc_ai_core::cli::parse::<Args>() {
+        Ok(args) => args,
+        Err(guard_exit) => return guard_exit,
+    };
     match args.command {
         Some(Command::Plan { daemon }) => run_command(
             "hwc-model-manager",
