@@ -88,6 +88,20 @@ if [[ ! -x "$mcp_client/bin/python" || "$(cat "$mcp_client/.pkg" 2>/dev/null)" !
   "$mcp_client/bin/pip" install --quiet "$mcp_client_pkg" >&2
   echo "$mcp_client_pkg" >"$mcp_client/.pkg"
 fi
+# The official MCP conformance suite (tests/conformance.rs): 0.1.16 for the
+# session era, 0.2.0-alpha.12 (its own prefix) for the 2026-07-28 scenarios.
+# Its fixture server runs on the mcp-client venv above.
+conformance_install() { # <prefix> <version>
+  local dir="$cache/$1" ver="$2" have
+  have=$(node -p "require('$dir/node_modules/@modelcontextprotocol/conformance/package.json').version" 2>/dev/null || true)
+  if [[ "$have" != "$ver" ]]; then
+    log "installing @modelcontextprotocol/conformance@$ver from npm into $dir"
+    mkdir -p "$dir"
+    npm install --silent --no-audit --no-fund --save-exact --prefix "$dir" "@modelcontextprotocol/conformance@$ver" >&2
+  fi
+}
+conformance_install conformance 0.1.16
+conformance_install conformance-2026 0.2.0-alpha.12
 # --- end of hwc-mcp-bridge test peers ---------------------------------------
 
 venv="$cache/venv"

@@ -36,11 +36,26 @@ pub fn negotiate(requested: Option<&str>) -> &'static str {
         .unwrap_or(SESSION_VERSIONS[0])
 }
 
-/// Ok when `origin` is absent or listed; the offending value otherwise.
-pub fn check_origin(origin: Option<&str>, allowed: &[String]) -> Result<(), String> {
+/// Ok when `origin` is absent, listed, or the bridge's own origin (its
+/// authority equals the request's `Host`, which `check_host` then
+/// validates: a same-origin request is no DNS-rebinding vector, and the
+/// conformance suite's `dns-rebinding-protection` sends one); the
+/// offending value otherwise.
+pub fn check_origin(
+    origin: Option<&str>,
+    host: Option<&str>,
+    allowed: &[String],
+) -> Result<(), String> {
+    let same_origin = |o: &str| {
+        let authority = o
+            .strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"));
+        matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+    };
     match origin {
         None => Ok(()),
         Some(o) if allowed.iter().any(|a| a.eq_ignore_ascii_case(o)) => Ok(()),
+        Some(o) if same_origin(o) => Ok(()),
         Some(o) => Err(format!(
             "Origin `{o}` is not allowed; add it to http.allowed_origins if this web page may use the bridge"
         )),
@@ -203,11 +218,19 @@ mod tests {
     #[test]
     fn origin_and_host() {
         let allowed = vec!["http://webui.lan:8080".to_string()];
-        assert!(check_origin(None, &allowed).is_ok());
-        assert!(check_origin(Some("http://webui.lan:8080"), &allowed).is_ok());
-        assert!(check_origin(Some("http://evil.example"), &allowed)
+        let host = Some("127.0.0.1:8471");
+        assert!(check_origin(None, host, &allowed).is_ok());
+        assert!(check_origin(Some("http://webui.lan:8080"), host, &allowed).is_ok());
+        assert!(check_origin(Some("http://evil.example"), host, &allowed)
             .unwrap_err()
             .contains("evil"));
+        // The bridge's own origin (same authority as Host) is accepted;
+        // another port or name on the same machine is not.
+        assert!(check_origin(Some("http://127.0.0.1:8471"), host, &allowed).is_ok());
+        assert!(check_origin(Some("http://127.0.0.1:3000"), host, &allowed).is_err());
+        assert!(check_origin(Some("http://localhost:8471"), host, &allowed).is_err());
+        assert!(check_origin(Some("http://127.0.0.1:8471"), None, &allowed).is_err());
+        assert!(check_origin(Some("null"), Some("null"), &allowed).is_err());
         let hosts: Vec<String> = ["127.0.0.1", "localhost", "::1"]
             .iter()
             .map(|s| s.to_string())

@@ -49,8 +49,19 @@ struct CallInfo {
     started: Instant,
 }
 
+/// Results that are a `CacheableResult` in 2026-07-28 (SEP-2549): they
+/// must carry `ttlMs` and `cacheScope`.
+const CACHEABLE: &[&str] = &[
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
 /// Forwards a request to the child and answers the client.
-/// `stateless`: mark results with `resultType` (2026-07-28).
+/// `stateless`: mark results with `resultType` (2026-07-28), and
+/// cacheable ones with `ttlMs` / `cacheScope`.
 pub async fn request(
     b: &Arc<Bridge>,
     up: Arc<Upstream>,
@@ -156,6 +167,14 @@ pub async fn request(
             if stateless {
                 if let Some(r) = out.get_mut("result").and_then(Value::as_object_mut) {
                     r.entry("resultType").or_insert_with(|| json!("complete"));
+                    if CACHEABLE.contains(&method.as_str()) {
+                        // The child (session era) gives no caching hints:
+                        // 0 ms (it may change its lists at any time, and no
+                        // list_changed reaches clients), private (tools/list
+                        // is filtered by the caller's token).
+                        r.entry("ttlMs").or_insert_with(|| json!(0));
+                        r.entry("cacheScope").or_insert_with(|| json!("private"));
+                    }
                 }
             }
             out

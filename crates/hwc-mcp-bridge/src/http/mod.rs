@@ -88,8 +88,8 @@ async fn www_authenticate(mut resp: Response) -> Response {
     resp
 }
 
-/// DNS-rebinding protection: an `Origin` not listed, or a `Host` not
-/// listed, gets 403 before anything else.
+/// DNS-rebinding protection: an `Origin` not listed (and not the bridge's
+/// own), or a `Host` not listed, gets 403 before anything else.
 async fn origin_and_host(State(b): State<Arc<Bridge>>, req: Request, next: Next) -> Response {
     let h = req.headers();
     let origin = h
@@ -99,7 +99,7 @@ async fn origin_and_host(State(b): State<Arc<Bridge>>, req: Request, next: Next)
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    if let Err(why) = headers::check_origin(origin, &b.http.allowed_origins)
+    if let Err(why) = headers::check_origin(origin, host, &b.http.allowed_origins)
         .and_then(|()| headers::check_host(host, &b.hosts))
     {
         tracing::warn!(reason = %why, "request refused");
