@@ -21,6 +21,8 @@ pub const STATELESS_VERSION: &str = "2026-07-28";
 pub const ALL_VERSIONS: [&str; 4] = [STATELESS_VERSION, "2025-11-25", "2025-06-18", "2025-03-26"];
 /// `_meta` key carrying the protocol version of a stateless request.
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `_meta` key of a 2026-07-28 request's client capabilities.
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 const HEADER_MCP_METHOD: &str = "Mcp-Method";
 const HEADER_MCP_NAME: &str = "Mcp-Name";

@@ -588,3 +588,107 @@ async fn readyz_is_false_while_a_required_server_is_down_and_servers_says_why() 
     assert!(r.text.contains("not running"), "{}", r.text);
     b.stop().await;
 }
+
+/// 2026-07-28 rules the bridge enforces itself: `_meta` with protocol
+/// version and client capabilities (-32602, HTTP 400), removed and unknown
+/// methods (-32601, HTTP 404, the child never asked), a child's -32601
+/// (HTTP 404); the same methods stay served in the session era.
+#[tokio::test]
+async fn stateless_meta_and_method_rules() {
+    let b = Bridge::start(&fault_server("f", "")).await;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let post = |method: &'static str, params: Value, id: u64| {
+        let b = &b;
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            b.post(
+                "f",
+                None,
+                &body,
+                &[
+                    ("mcp-protocol-version", "2026-07-28"),
+                    ("mcp-method", method),
+                ],
+            )
+            .await
+        }
+    };
+    // clientInfo is optional.
+    let r = post("tools/list", json!({"_meta": meta}), 1).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        tool_names(&r.body).contains(&"echo".to_string()),
+        "{}",
+        r.text
+    );
+
+    for (params, want) in [
+        (json!({}), "needs params._meta"),
+        (
+            json!({"_meta": {"io.modelcontextprotocol/clientCapabilities": {}}}),
+            "io.modelcontextprotocol/protocolVersion",
+        ),
+        (
+            json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
+            "io.modelcontextprotocol/clientCapabilities",
+        ),
+        (
+            json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": []}}),
+            "io.modelcontextprotocol/clientCapabilities",
+        ),
+    ] {
+        let r = post("server/discover", params, 7).await;
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_i64(), &r.body["id"]),
+            (400, Some(-32602), &json!(7)),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains(want), "want {want}: {}", r.text);
+    }
+
+    for method in [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "unknown/method",
+        "subscriptions/listen",
+    ] {
+        let r = post(method, json!({"_meta": meta}), 9).await;
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_i64(), &r.body["id"]),
+            (404, Some(-32601), &json!(9)),
+            "{method}: {}",
+            r.text
+        );
+    }
+    // The child does not serve prompts: its -32601 is HTTP 404 here.
+    let r = post("prompts/list", json!({"_meta": meta}), 10).await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_i64()),
+        (404, Some(-32601)),
+        "{}",
+        r.text
+    );
+
+    // The session era keeps initialize and ping, and a child's -32601 is 200.
+    let sid = b.init("f").await;
+    for (method, want) in [("ping", 200), ("prompts/list", 200)] {
+        let r = b
+            .post(
+                "f",
+                Some(&sid),
+                &json!({"jsonrpc": "2.0", "id": 11, "method": method}),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, want, "{method}: {}", r.text);
+    }
+    b.stop().await;
+}

@@ -191,7 +191,17 @@ pub async fn request(
                 },
             )
             .await;
-        return rpc(StatusCode::OK, finish(answer));
+        let out = finish(answer);
+        // 2026-07-28: a method the server does not implement is HTTP 404
+        // (the child answers -32601 for, say, prompts/list without prompts).
+        let status = if stateless
+            && out.pointer("/error/code").and_then(Value::as_i64) == Some(jsonrpc::METHOD_NOT_FOUND)
+        {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        return rpc(status, out);
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
     let stream = async_stream::stream! {

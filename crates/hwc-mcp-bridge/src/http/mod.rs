@@ -137,10 +137,12 @@ pub fn accepts_sse(h: &HeaderMap) -> bool {
 }
 
 /// Which era a POST belongs to: stateless when it says 2026-07-28 in
-/// the `MCP-Protocol-Version` header or in `_meta`, never for `initialize`
-/// or a request carrying a session id.
+/// the `MCP-Protocol-Version` header or in `_meta`, never for a request
+/// carrying a session id. An `initialize` saying 2026-07-28 is stateless
+/// too (and refused there: that revision removed it); one that does not
+/// opens a session.
 pub fn is_stateless(h: &HeaderMap, msg: &Value) -> bool {
-    if jsonrpc::method(msg) == "initialize" || session_id(h).is_some() {
+    if session_id(h).is_some() {
         return false;
     }
     headers::protocol_version_header(h) == Some(headers::STATELESS_VERSION)
@@ -243,5 +245,41 @@ async fn delete_mcp(
             jsonrpc::SESSION_NOT_FOUND,
             "no such session",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn era_of_a_post() {
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25"}});
+        assert!(!is_stateless(&headers(&[]), &init));
+        // An initialize that says 2026-07-28 is of that era (and refused there).
+        assert!(is_stateless(
+            &headers(&[("mcp-protocol-version", "2026-07-28")]),
+            &init
+        ));
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list",
+            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}});
+        assert!(is_stateless(&headers(&[]), &list));
+        assert!(!is_stateless(
+            &headers(&[
+                ("mcp-session-id", "s"),
+                ("mcp-protocol-version", "2026-07-28")
+            ]),
+            &list
+        ));
     }
 }

@@ -4,7 +4,9 @@
 //! body (-32020). `server/discover` is synthesized from the child's cached
 //! initialize result; the rest goes to the child with the bridge's own
 //! `io.modelcontextprotocol/*` `_meta` keys removed (the child speaks the
-//! session era).
+//! session era). A request must carry `_meta` with the protocol version
+//! and the client capabilities (-32602, HTTP 400); a method this revision
+//! removed or never had is -32601 with HTTP 404, before the child.
 
 use super::{forward, rpc, rpc_error, Bridge};
 use crate::headers;
@@ -54,18 +56,109 @@ pub async fn post(
     if let Err(why) = headers::validate_request_headers(h, &msg) {
         return mismatch(why);
     }
-    match jsonrpc::method(&msg) {
-        "server/discover" => discover(&up, id),
-        "ping" => rpc(
-            StatusCode::OK,
-            jsonrpc::result(id, json!({"resultType": "complete"})),
-        ),
-        _ => {
+    if let Err(why) = check_meta(&msg) {
+        return rpc(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::error(id, jsonrpc::INVALID_PARAMS, why),
+        );
+    }
+    match method_route(jsonrpc::method(&msg)) {
+        Route::Discover => discover(&up, id),
+        Route::NotFound(why) => method_not_found(id, why),
+        Route::Child => {
             let mut msg = msg;
             forward::strip_owned_meta(&mut msg);
             forward::request(b, up, p, msg, None, super::accepts_sse(h), true).await
         }
     }
+}
+
+/// Methods of the session era that 2026-07-28 removed: answered -32601
+/// (HTTP 404) in the stateless era, never passed to the child.
+const REMOVED_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+/// Methods of 2026-07-28 (besides `server/discover`) that go to the child;
+/// `tasks/*` (the tasks extension) goes too. `subscriptions/listen` is not
+/// offered (no server-initiated stream in this bridge).
+const CHILD_METHODS: &[&str] = &[
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "completion/complete",
+];
+
+/// Where a stateless request goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Discover,
+    Child,
+    /// -32601, HTTP 404, with the reason.
+    NotFound(&'static str),
+}
+
+fn method_route(method: &str) -> Route {
+    if method == "server/discover" {
+        Route::Discover
+    } else if REMOVED_METHODS.contains(&method) {
+        Route::NotFound("removed in protocol revision 2026-07-28")
+    } else if CHILD_METHODS.contains(&method) || method.starts_with("tasks/") {
+        Route::Child
+    } else {
+        Route::NotFound("not a method of protocol revision 2026-07-28 served here")
+    }
+}
+
+/// A 2026-07-28 request needs `params._meta` with the protocol version
+/// and the client capabilities (an object); `clientInfo` is optional.
+fn check_meta(msg: &Value) -> Result<(), String> {
+    let Some(meta) = msg.pointer("/params/_meta").and_then(Value::as_object) else {
+        return Err(
+            "a 2026-07-28 request needs params._meta (protocol version and client capabilities)"
+                .into(),
+        );
+    };
+    if !meta
+        .get(headers::META_PROTOCOL_VERSION)
+        .is_some_and(Value::is_string)
+    {
+        return Err(format!(
+            "params._meta needs `{}`",
+            headers::META_PROTOCOL_VERSION
+        ));
+    }
+    if !meta
+        .get(headers::META_CLIENT_CAPABILITIES)
+        .is_some_and(Value::is_object)
+    {
+        return Err(format!(
+            "params._meta needs `{}` (an object; {{}} when none)",
+            headers::META_CLIENT_CAPABILITIES
+        ));
+    }
+    Ok(())
+}
+
+/// -32601 with HTTP 404: what 2026-07-28 requires for a method a server
+/// does not implement.
+fn method_not_found(id: Value, why: &str) -> Response {
+    rpc(
+        StatusCode::NOT_FOUND,
+        jsonrpc::error(
+            id,
+            jsonrpc::METHOD_NOT_FOUND,
+            format!("Method not found: {why}"),
+        ),
+    )
 }
 
 /// A request whose `MCP-Protocol-Version` is not served at all (no
@@ -105,4 +198,58 @@ fn discover(up: &Upstream, id: Value) -> Response {
         result["_meta"] = json!({"io.modelcontextprotocol/serverInfo": info});
     }
     rpc(StatusCode::OK, jsonrpc::result(id, result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_of_the_stateless_era() {
+        assert_eq!(method_route("server/discover"), Route::Discover);
+        for m in [
+            "tools/call",
+            "resources/read",
+            "completion/complete",
+            "tasks/get",
+        ] {
+            assert_eq!(method_route(m), Route::Child, "{m}");
+        }
+        for m in REMOVED_METHODS {
+            assert!(
+                matches!(method_route(m), Route::NotFound(w) if w.contains("removed")),
+                "{m}"
+            );
+        }
+        for m in [
+            "unknown/method",
+            "subscriptions/listen",
+            "",
+            "notifications/initialized",
+        ] {
+            assert!(matches!(method_route(m), Route::NotFound(_)), "{m}");
+        }
+    }
+
+    #[test]
+    fn meta_needs_version_and_capabilities() {
+        let ok = json!({"params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}
+        }}});
+        assert!(check_meta(&ok).is_ok());
+        for bad in [
+            json!({}),
+            json!({"params": {}}),
+            json!({"params": {"_meta": 1}}),
+            json!({"params": {"_meta": {"io.modelcontextprotocol/clientCapabilities": {}}}}),
+            json!({"params": {"_meta": {"io.modelcontextprotocol/protocolVersion": 2026,
+                "io.modelcontextprotocol/clientCapabilities": {}}}}),
+            json!({"params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}),
+            json!({"params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": null}}}),
+        ] {
+            assert!(check_meta(&bad).is_err(), "{bad}");
+        }
+    }
 }
