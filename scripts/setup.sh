@@ -52,42 +52,30 @@ if [[ ! -f "$cache/npm/node_modules/@modelcontextprotocol/server-everything/dist
   npm install --silent --no-audit --no-fund --prefix "$cache/npm" "$mcp_pkg" >&2
 fi
 
+# pip_venv DIR PKG EXE [WHY]: PKG installed into its own venv $cache/DIR
+# (kept while DIR/.pkg names PKG and DIR/bin/EXE exists).
+pip_venv() {
+  local dir="$cache/$1" pkg="$2" exe="$3" why="${4:-}"
+  if [[ ! -x "$dir/bin/$exe" || "$(cat "$dir/.pkg" 2>/dev/null)" != "$pkg" ]]; then
+    log "installing $pkg from PyPI${why:+ ($why)}"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --upgrade pip >&2
+    "$dir/bin/pip" install --quiet "$pkg" >&2
+    echo "$pkg" >"$dir/.pkg"
+  fi
+}
 # A real OTLP receiver for the trace tests (hwc_testkit::phoenix): Arize
 # Phoenix accepts OTLP/HTTP and serves the stored spans back. Nothing lighter
 # with an OTLP receiver installs from Debian or PyPI (docs/adr/0006-traces.md).
-phoenix_pkg="arize-phoenix==20.26.1"
-phoenix="$cache/phoenix"
-if [[ ! -x "$phoenix/bin/phoenix" || "$(cat "$phoenix/.pkg" 2>/dev/null)" != "$phoenix_pkg" ]]; then
-  log "installing $phoenix_pkg from PyPI (the real OTLP receiver of the trace tests; about 2 minutes)"
-  rm -rf "$phoenix"
-  python3 -m venv "$phoenix"
-  "$phoenix/bin/pip" install --quiet --upgrade pip >&2
-  "$phoenix/bin/pip" install --quiet "$phoenix_pkg" >&2
-  echo "$phoenix_pkg" >"$phoenix/.pkg"
-fi
+pip_venv phoenix "arize-phoenix==20.26.1" phoenix "the real OTLP receiver of the trace tests; about 2 minutes"
 
 # --- hwc-mcp-bridge test peers (crates/hwc-mcp-bridge/tests) ---------------
 # The real PyPI stdio server `mcp-server-time` and the official PyPI `mcp` 1.x
 # client (streamablehttp_client, what Open WebUI runs), each in its own venv
 # so the server's and the client's `mcp` versions never have to agree.
-mcp_time_pkg="mcp-server-time==2026.10.19"
-mcp_time="$cache/mcp-time"
-if [[ ! -x "$mcp_time/bin/mcp-server-time" || "$(cat "$mcp_time/.pkg" 2>/dev/null)" != "$mcp_time_pkg" ]]; then
-  log "installing $mcp_time_pkg from PyPI"
-  rm -rf "$mcp_time"
-  python3 -m venv "$mcp_time"
-  "$mcp_time/bin/pip" install --quiet "$mcp_time_pkg" >&2
-  echo "$mcp_time_pkg" >"$mcp_time/.pkg"
-fi
-mcp_client_pkg="mcp>=1.20,<2"
-mcp_client="$cache/mcp-client"
-if [[ ! -x "$mcp_client/bin/python" || "$(cat "$mcp_client/.pkg" 2>/dev/null)" != "$mcp_client_pkg" ]]; then
-  log "installing $mcp_client_pkg from PyPI (the MCP client of the bridge tests)"
-  rm -rf "$mcp_client"
-  python3 -m venv "$mcp_client"
-  "$mcp_client/bin/pip" install --quiet "$mcp_client_pkg" >&2
-  echo "$mcp_client_pkg" >"$mcp_client/.pkg"
-fi
+pip_venv mcp-time "mcp-server-time==2026.10.19" mcp-server-time
+pip_venv mcp-client "mcp>=1.20,<2" python "the MCP client of the bridge tests"
 # The official MCP conformance suite (tests/conformance.rs): 0.1.16 for the
 # session era, 0.2.0-alpha.12 (its own prefix) for the 2026-07-28 scenarios.
 # Its fixture server runs on the mcp-client venv above.

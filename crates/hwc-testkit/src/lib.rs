@@ -18,6 +18,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A command that runs `program` (give it args and env as usual) in the
+/// background of a shell which kills it when its stdin, a pipe of ours,
+/// closes: so a peer dies with the test process however that ends, even
+/// SIGKILLed. Its output goes to `log`, or nowhere.
+pub fn held_by_pipe(
+    program: &std::path::Path,
+    log: Option<&std::path::Path>,
+) -> std::process::Command {
+    const SCRIPT: &str = r#"
+        "$0" "$@" >"$HWC_TESTKIT_HELD_LOG" 2>&1 &
+        pid=$!
+        cat >/dev/null
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    "#;
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(SCRIPT)
+        .arg(program)
+        .env(
+            "HWC_TESTKIT_HELD_LOG",
+            log.unwrap_or(std::path::Path::new("/dev/null")),
+        )
+        .stdin(std::process::Stdio::piped());
+    cmd
+}
+
 /// Status and body of a plain HTTP/1.0 GET on loopback, without an async
 /// runtime; `None` when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {

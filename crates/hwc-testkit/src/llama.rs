@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -97,22 +97,11 @@ pub fn start_with_model(model: &std::path::Path) -> Llama {
 /// dies with the test process like [`spawn_on`]'s.
 pub fn spawn_model_on(port: u16, model: &std::path::Path) -> Llama {
     let (server, _) = runtime();
-    let script = r#"
-        "$0" "$@" >/dev/null 2>&1 &
-        pid=$!
-        cat >/dev/null
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    "#;
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(&server)
+    let child = crate::held_by_pipe(&server, None)
         .args(["-m"])
         .arg(model)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--metrics", "-c", "2048", "-t", "2", "-np", "2"])
-        .stdin(Stdio::piped())
         .spawn()
         .expect("cannot start llama-server");
     Llama { port, child }

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// The `phoenix` executable, or a panic saying how to get it.
@@ -93,25 +93,14 @@ pub fn start() -> Phoenix {
     let dir = tempfile::tempdir().unwrap();
     let port = crate::free_port();
     let grpc = crate::free_port();
-    // A shell holds it and kills it when its stdin (our pipe) closes, so
-    // it dies with the test process.
-    let script = r#"
-        "$0" serve >"$PHOENIX_WORKING_DIR/phoenix.log" 2>&1 &
-        pid=$!
-        cat >/dev/null
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    "#;
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(&bin)
+    // It dies with the test process (held by our pipe).
+    let child = crate::held_by_pipe(&bin, Some(&dir.path().join("phoenix.log")))
+        .arg("serve")
         .env("PHOENIX_WORKING_DIR", dir.path())
         .env("PHOENIX_HOST", "127.0.0.1")
         .env("PHOENIX_PORT", port.to_string())
         .env("PHOENIX_GRPC_PORT", grpc.to_string())
         .env("PHOENIX_TELEMETRY_ENABLED", "false")
-        .stdin(Stdio::piped())
         .spawn()
         .expect("cannot start Phoenix");
     let phoenix = Phoenix {
