@@ -94,14 +94,7 @@ fn tokens(m: &str, kind: &str) -> f64 {
 }
 
 async fn tokens_today(r: &Router, key: &str, name: &str) -> u64 {
-    let v: serde_json::Value = r
-        .get("/status", key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = r.status(key).await;
     v["usage"]["tokens_by_key"][name].as_u64().unwrap()
 }
 
@@ -333,14 +326,7 @@ max_attempts = 1
     );
     let r = Router::start(&cfg).await;
     let states = || async {
-        let v: serde_json::Value = r
-            .get("/status", ALICE)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: serde_json::Value = r.status(ALICE).await;
         let b = v["backends"].as_array().unwrap().clone();
         b.iter()
             .map(|b| {

@@ -321,14 +321,7 @@ async fn idempotent_answers_and_budgets_survive_a_restart() {
         resp.headers().get("idempotent-replayed").is_none(),
         "stored per key"
     );
-    let status: serde_json::Value = r
-        .get("/status", LIMITED_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value = r.status(LIMITED_KEY).await;
     assert_eq!(status["usage"]["tokens_by_key"]["limited"], 30);
     assert!(
         status["usage"]["tokens_by_key"].get("alice").is_none(),

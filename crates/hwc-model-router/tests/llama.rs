@@ -74,14 +74,7 @@ async fn chat_answers_and_usage_is_accounted() {
         metric(&m, "hwc_router_overhead_seconds_count", &[]),
         Some(1.0)
     );
-    let status: serde_json::Value = r
-        .get("/status", ALICE)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value = r.status(ALICE).await;
     assert_eq!(
         status["usage"]["tokens_by_key"]["alice"],
         prompt + completion

@@ -17,14 +17,7 @@ async fn status_and_metrics_shapes() {
         common::dead_url()
     ))
     .await;
-    let status: serde_json::Value = r
-        .get("/status", common::ALICE)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value = r.status(common::ALICE).await;
     let typed: Envelope<RouterStatus> = serde_json::from_value(status.clone()).unwrap();
     assert_eq!(typed.daemon, "hwc-model-router");
     assert_eq!(typed.format, hwc_model_router::api::STATUS_FORMAT);

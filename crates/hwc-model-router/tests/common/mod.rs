@@ -109,6 +109,17 @@ impl Router {
             .unwrap()
     }
 
+    /// The `/status` document, as `key` sees it.
+    pub async fn status(&self, key: &str) -> serde_json::Value {
+        self.get("/status", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         client()
