@@ -30,6 +30,7 @@ need npm npm
 need nix-instantiate nix-bin
 need debootstrap debootstrap
 need systemd-nspawn systemd-container
+need bwrap bubblewrap
 python3 -c 'import yaml' 2>/dev/null || apt_pkgs+=(python3-yaml)
 apt_install() {
   log "installing Debian packages: $*"
