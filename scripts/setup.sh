@@ -31,6 +31,8 @@ need nix-instantiate nix-bin
 need debootstrap debootstrap
 need systemd-nspawn systemd-container
 need bwrap bubblewrap
+# A real PostgreSQL for the agent runner's shared store (tests start their own cluster).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
 python3 -c 'import yaml' 2>/dev/null || apt_pkgs+=(python3-yaml)
 apt_install() {
   log "installing Debian packages: $*"

@@ -8,8 +8,11 @@
 //! class. docs/agent-runner.md is the operator's guide; ADR 0009 says why
 //! shell lines are judged as a deliberate subset of the shell language.
 
+pub mod approval;
+pub mod audit;
 pub mod cli;
 pub mod policy;
+pub mod store;
 
 /// The daemon's name.
 pub const NAME: &str = "hwc-agent-runner";

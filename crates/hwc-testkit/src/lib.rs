@@ -6,6 +6,7 @@ pub mod inprocess;
 pub mod llama;
 pub mod mcp;
 pub mod phoenix;
+pub mod postgres;
 
 /// A loopback TCP port that was free a moment ago (the kernel's pick). For
 /// a peer that binds it itself, or for an address nothing listens on.
