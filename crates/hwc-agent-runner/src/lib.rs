@@ -11,7 +11,10 @@
 pub mod approval;
 pub mod audit;
 pub mod cli;
+pub mod exec;
 pub mod policy;
+pub mod redact;
+pub mod sandbox;
 pub mod store;
 
 /// The daemon's name.
