@@ -148,3 +148,135 @@ pub fn explain_text(policy: &Policy, env: &str, line: &str, d: &Decision) -> Str
     }
     out
 }
+
+/// `hwc-agent-runner audit …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole chain and every signed checkpoint; exit 1 at any break.
+    Verify {
+        /// The database; the `[store]` of `--config` when absent.
+        #[arg(long)]
+        database: Option<String>,
+        /// The checkpoint key's public half (hex); derived from the
+        /// configured key file when absent.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a new Ed25519 checkpoint key (the seed, hex) to FILE and print
+    /// its public half.
+    Keygen {
+        /// Where to write it (created with mode 0600; never overwritten).
+        file: PathBuf,
+    },
+}
+
+/// Runs an `audit` subcommand.
+pub fn audit(cmd: &AuditCommand, daemon: &hwc_ai_core::cli::DaemonArgs) -> ExitCode {
+    match cmd {
+        AuditCommand::Keygen { file } => {
+            let key = crate::audit::CheckpointKey::generate("hwc-agent-runner");
+            match crate::write_private(file, &key.seed_hex()) {
+                Ok(()) => {
+                    println!("{}", key.public_hex());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hwc-agent-runner: {}: {e}", file.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+        AuditCommand::Verify {
+            database,
+            public_key,
+            json,
+        } => {
+            let cfg: crate::config::RunnerConfig =
+                match hwc_ai_core::config::load(daemon.config.as_deref()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("hwc-agent-runner: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+            let url = match database {
+                Some(u) => u.clone(),
+                None => match crate::store_url(&cfg) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        eprintln!("hwc-agent-runner: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            let public = match public_key {
+                Some(hexkey) => match hex::decode(hexkey.trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+                {
+                    Some(k) => Some(k),
+                    None => {
+                        eprintln!(
+                            "hwc-agent-runner: --public-key is not a 64-digit hex Ed25519 key"
+                        );
+                        return ExitCode::from(2);
+                    }
+                },
+                None => crate::checkpoint_key(&cfg)
+                    .ok()
+                    .map(|k| k.signing.verifying_key()),
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("hwc-agent-runner: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = rt.block_on(async {
+                let store = crate::store::Store::open(&url).await?;
+                crate::audit::verify(&store, public.as_ref()).await
+            });
+            match result {
+                Err(e) => {
+                    eprintln!("hwc-agent-runner: {e}");
+                    ExitCode::from(2)
+                }
+                Ok(v) => {
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    } else if v.ok() {
+                        println!(
+                            "audit OK: {} records, head {}, {} signed checkpoints verified{}",
+                            v.records,
+                            v.head,
+                            v.checkpoints,
+                            if public.is_none() {
+                                " (no key: checkpoints not checked)"
+                            } else {
+                                ""
+                            }
+                        );
+                    } else {
+                        println!("audit BROKEN: {} problems", v.breaks.len());
+                        for b in &v.breaks {
+                            println!("  record {}: {}", b.seq, b.problem);
+                        }
+                    }
+                    if v.ok() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,15 +1,18 @@
-//! `hwc-agent-runner`: the policy commands.
+//! `hwc-agent-runner`: the daemon (no subcommand), or one of its commands.
 
 use clap::Parser;
-use hwc_agent_runner::cli::{self, PolicyCommand};
+use hwc_agent_runner::cli::{self, AuditCommand, PolicyCommand};
+use hwc_ai_core::cli::{run_daemon, DaemonArgs};
 use std::process::ExitCode;
 
 /// Operations agent for hwc-ai, gated by an R0-R3 policy.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
+    #[command(flatten)]
+    daemon: DaemonArgs,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(clap::Subcommand)]
@@ -17,6 +20,9 @@ enum Command {
     /// Check a policy file, or explain a decision.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Verify the audit chain, or make a checkpoint key.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +31,13 @@ fn main() -> ExitCode {
         Err(guard_exit) => return guard_exit,
     };
     match &args.command {
-        Command::Policy(cmd) => cli::policy(cmd),
+        Some(Command::Policy(cmd)) => cli::policy(cmd),
+        Some(Command::Audit(cmd)) => cli::audit(cmd, &args.daemon),
+        None => run_daemon(
+            hwc_agent_runner::NAME,
+            &args.daemon,
+            hwc_agent_runner::check,
+            hwc_agent_runner::daemon,
+        ),
     }
 }

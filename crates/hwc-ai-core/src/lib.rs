@@ -29,6 +29,7 @@ pub mod server;
 pub mod shutdown;
 pub mod status;
 pub mod sync;
+pub mod systemd;
 pub mod tasks;
 pub mod telemetry;
 

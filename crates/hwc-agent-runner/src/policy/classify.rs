@@ -26,6 +26,10 @@ pub enum Subject<'a> {
     Shell(&'a str),
     /// A typed tool call in words: `systemctl restart ollama.service`.
     Words(&'a [String]),
+    /// A typed tool call that acts on several things, one command each
+    /// (`file patch a.rs`, `file patch .git/config`): judged like a
+    /// command line of them, so every one must pass.
+    Commands(&'a [Vec<String>]),
 }
 
 /// A proposed action.
@@ -137,6 +141,18 @@ pub fn classify(policy: &Policy, env: &str, proposal: &Proposal<'_>) -> Decision
             words: words.to_vec(),
             redirects: Vec::new(),
         }],
+        Subject::Commands([]) => {
+            let reason = "the tool named nothing to act on".to_string();
+            return finish(vec![deny(String::new(), None, reason.clone())], reason);
+        }
+        Subject::Commands(commands) => commands
+            .iter()
+            .map(|words| SimpleCommand {
+                assignments: Vec::new(),
+                words: words.clone(),
+                redirects: Vec::new(),
+            })
+            .collect(),
     };
     let mut parts: Vec<PartDecision> = commands
         .iter()

@@ -51,7 +51,7 @@ impl Probers {
                 .await
                 .map(|_| Verdict::Ok)
                 .map_err(|e| format!("cannot connect to {}: {e}", c.address)),
-            Check::SystemdUnit(c) => self.systemd.unit_verdict(&c.unit).await,
+            Check::SystemdUnit(c) => systemd::unit_verdict(&self.systemd, &c.unit).await,
         };
         match result {
             Ok(Verdict::Ok) => Outcome::Up(start.elapsed()),

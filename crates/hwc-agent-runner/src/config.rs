@@ -1,0 +1,295 @@
+//! The runner's configuration: `[server]`, `[telemetry]`, `[auth]` (tokens
+//! with roles: requester, approver, admin), `[store]`, `[policy]`,
+//! `[audit]`, `[model]`, `[limits]`, `[sandbox]`, `[tools]`, `[retention]`.
+//! docs/agent-runner.md documents every key; examples/agent-runner.toml is
+//! a full example.
+
+use crate::sandbox::SandboxConfig;
+use hwc_ai_core::auth::AuthConfig;
+use hwc_ai_core::config::Validate;
+use hwc_ai_core::server::ServerConfig;
+use hwc_ai_core::telemetry::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default port of the runner.
+pub const DEFAULT_PORT: u16 = 8472;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnerConfig {
+    /// Listener and limits shared by every daemon.
+    pub server: ServerConfig,
+    /// Trace export.
+    pub telemetry: TelemetryConfig,
+    /// Bearer tokens with roles; there is no anonymous access.
+    pub auth: AuthConfig,
+    /// Where jobs, events, approvals and the audit live.
+    pub store: StoreConfig,
+    /// The policy file.
+    pub policy: PolicyConfig,
+    /// Checkpoint signing.
+    pub audit: AuditConfig,
+    /// The model router.
+    pub model: ModelConfig,
+    /// Default and maximum budgets of a job.
+    pub limits: LimitsConfig,
+    /// The shell sandbox.
+    pub sandbox: SandboxConfig,
+    /// What the tools may reach.
+    pub tools: ToolsConfig,
+    /// How long tool output is kept.
+    pub retention: RetentionConfig,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::on_port(DEFAULT_PORT),
+            telemetry: TelemetryConfig::default(),
+            auth: AuthConfig::default(),
+            store: StoreConfig::default(),
+            policy: PolicyConfig::default(),
+            audit: AuditConfig::default(),
+            model: ModelConfig::default(),
+            limits: LimitsConfig::default(),
+            sandbox: SandboxConfig::default(),
+            tools: ToolsConfig::default(),
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (relative: under `$STATE_DIRECTORY`) or `postgres://…`.
+    pub url: String,
+    /// A file holding the whole URL instead (for a PostgreSQL password;
+    /// relative: under `$CREDENTIALS_DIRECTORY`).
+    pub url_file: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://agent-runner.db".into(),
+            url_file: None,
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// The policy file; the built-in policy (examples/agent-policy.toml)
+    /// when absent.
+    pub file: Option<PathBuf>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The Ed25519 seed that signs checkpoints (a systemd credential);
+    /// absent: `audit-signing.key` in the state directory, created on first start.
+    pub signing_key_file: Option<PathBuf>,
+    /// The key's name in signed notes.
+    pub key_name: String,
+    /// A checkpoint every this many records (and on shutdown).
+    pub checkpoint_every: i64,
+    /// This host's name in records; the system's hostname when empty.
+    pub host: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            signing_key_file: None,
+            key_name: "hwc-agent-runner".into(),
+            checkpoint_every: 256,
+            host: String::new(),
+        }
+    }
+}
+
+/// How the model is asked for tool calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolCalling {
+    /// OpenAI `tools` and `tool_calls` (gpt-oss, Qwen, Llama 3.1+).
+    #[default]
+    Native,
+    /// `response_format: json_schema` with the tool and argument choices as
+    /// enums: for backends and models without native tool calling (the
+    /// backend enforces the schema while decoding).
+    JsonSchema,
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The router's OpenAI base URL.
+    pub url: String,
+    /// A file holding the router API key (relative: under `$CREDENTIALS_DIRECTORY`).
+    pub api_key_file: Option<PathBuf>,
+    /// The model alias a job uses unless it names one.
+    pub default_alias: String,
+    /// How tool calls are asked for.
+    pub tool_calling: ToolCalling,
+    /// One request's limit.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Attempts on 429/503 and connection errors (Retry-After honoured).
+    pub max_attempts: u32,
+    /// Temperature sent with every request.
+    pub temperature: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8470/v1".into(),
+            api_key_file: None,
+            default_alias: "auto".into(),
+            tool_calling: ToolCalling::Native,
+            request_timeout: Duration::from_secs(300),
+            max_attempts: 5,
+            temperature: 0.2,
+        }
+    }
+}
+
+/// `[limits]`: budgets (a job may ask for less, never more).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Model turns per job.
+    pub max_steps: u32,
+    /// Prompt plus completion tokens per job.
+    pub max_tokens: u64,
+    /// Wall-clock time per job (time waiting for approval counts).
+    #[serde(with = "humantime_serde")]
+    pub max_wall: Duration,
+    /// Jobs running at once on this runner; more wait in `queued`.
+    pub max_running_jobs: usize,
+    /// Bytes of one tool result sent to the model.
+    pub max_tool_result_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_steps: 40,
+            max_tokens: 400_000,
+            max_wall: Duration::from_secs(3600),
+            max_running_jobs: 4,
+            max_tool_result_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// `[tools]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// Prometheus' base URL for `prometheus_query`.
+    pub prometheus_url: String,
+    /// Repositories a job may name (`repo`); each job works in its own git
+    /// worktree of one, under the state directory.
+    pub repositories: Vec<PathBuf>,
+    /// Where job workspaces are made (relative: under `$STATE_DIRECTORY`).
+    pub workspaces: PathBuf,
+    /// `systemctl` and `journalctl` (the host's, found in PATH by default).
+    pub systemctl: PathBuf,
+    /// `journalctl`.
+    pub journalctl: PathBuf,
+    /// `git`.
+    pub git: PathBuf,
+    /// Lines `journal` returns at most.
+    pub max_journal_lines: u32,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            prometheus_url: "http://127.0.0.1:9090".into(),
+            repositories: Vec::new(),
+            workspaces: PathBuf::from("workspaces"),
+            systemctl: PathBuf::from("systemctl"),
+            journalctl: PathBuf::from("journalctl"),
+            git: PathBuf::from("git"),
+            max_journal_lines: 500,
+        }
+    }
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Tool output (in events) older than this is removed; the audit keeps
+    /// its hash.
+    #[serde(with = "humantime_serde")]
+    pub tool_output: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            tool_output: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl Validate for RunnerConfig {
+    fn validate(&self) -> Result<(), Vec<String>> {
+        let mut p = self.server.problems();
+        p.extend(self.telemetry.problems());
+        if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres"))
+            && self.store.url_file.is_none()
+        {
+            p.push(format!(
+                "[store] url = \"{}\" must start with sqlite:// or postgres://",
+                crate::store::redact_url(&self.store.url)
+            ));
+        }
+        if !self.model.url.starts_with("http://") && !self.model.url.starts_with("https://") {
+            p.push(format!(
+                "[model] url = \"{}\" must be an http(s) URL",
+                self.model.url
+            ));
+        }
+        if self.model.default_alias.trim().is_empty() {
+            p.push(
+                "[model] default_alias is empty; name the router alias jobs use (gpt-oss-20b)"
+                    .into(),
+            );
+        }
+        if self.model.max_attempts == 0 {
+            p.push("[model] max_attempts must be at least 1".into());
+        }
+        if self.limits.max_steps == 0 || self.limits.max_running_jobs == 0 {
+            p.push("[limits] max_steps and max_running_jobs must be at least 1".into());
+        }
+        if self.audit.checkpoint_every < 1 {
+            p.push("[audit] checkpoint_every must be at least 1".into());
+        }
+        if self.sandbox.timeout > self.sandbox.max_timeout {
+            p.push("[sandbox] timeout is longer than max_timeout".into());
+        }
+        if self.auth.token_files.is_empty() && self.auth.tokens.is_empty() {
+            p.push("[auth] has no tokens: the runner has no anonymous access; add [[auth.tokens]] with role = \"requester\", \"approver\" or \"admin\"".into());
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(p)
+        }
+    }
+}

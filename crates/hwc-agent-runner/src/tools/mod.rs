@@ -1,0 +1,275 @@
+//! The agent's tools. Each one [`Tool::plan`]s a call first: arguments
+//! checked against its schema and normalised, the words the policy judges,
+//! the target, and a rollback plan where it can generate one. The loop
+//! classifies the plan, records it, waits for approvals if needed, and only
+//! then [`Tool::run`]s exactly the planned arguments (their digest is what
+//! was approved).
+//!
+//! [`host`] inspects the host (systemctl, journal, facts) and changes unit
+//! state over D-Bus; [`net`] GETs fleet endpoints and queries Prometheus;
+//! [`files`] reads and changes files in the job's workspace; [`git`] works
+//! in the job's worktree; [`shell`] runs a line in the sandbox.
+
+pub mod files;
+pub mod git;
+pub mod host;
+pub mod net;
+pub mod schema;
+pub mod shell;
+
+use crate::config::ToolsConfig;
+use crate::model::ToolSpec;
+use crate::policy::Risk;
+use crate::sandbox::SandboxConfig;
+use hwc_ai_core::systemd::Systemd;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a tool needs from the job and the runner.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The job's workspace (its git worktree when it names a repository).
+    pub workspace: PathBuf,
+    /// The job's environment.
+    pub environment: String,
+    /// This host's name.
+    pub host: String,
+    /// The sandbox.
+    pub sandbox: SandboxConfig,
+    /// Paths the sandbox hides (state, credentials).
+    pub hidden: Vec<PathBuf>,
+    /// Tool settings.
+    pub tools: ToolsConfig,
+    /// For `http_get` and Prometheus.
+    pub http: reqwest::Client,
+    /// The system bus.
+    pub systemd: Arc<Systemd>,
+}
+
+/// How an action shows in the event stream (Codex's item types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// A command ran (shell, systemctl, journal, …).
+    CommandExecution,
+    /// Files changed.
+    FileChange,
+    /// A read-only lookup (HTTP GET, Prometheus, a file read).
+    ToolCall,
+}
+
+/// What the policy judges for a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanSubject {
+    /// A shell line, parsed by the policy.
+    Shell(String),
+    /// Typed words, one command per thing acted on.
+    Commands(Vec<Vec<String>>),
+}
+
+/// A call, checked and ready to be judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Planned {
+    /// The tool.
+    pub tool: String,
+    /// The arguments that will run (normalised; the digest covers them).
+    pub arguments: Value,
+    /// What the policy judges.
+    pub subject: PlanSubject,
+    /// What it acts on (host, unit, path).
+    pub target: String,
+    /// How to undo it, when it changes something.
+    pub rollback: Option<String>,
+    /// The class the model claimed, if it did.
+    pub claimed: Option<Risk>,
+    /// One line for approvers and events: `systemctl restart ollama.service`.
+    pub summary: String,
+    /// Event item type.
+    pub item: ItemKind,
+    /// Whether the policy granted network access (set by the loop from the
+    /// decision; the shell sandbox reads it).
+    #[serde(default)]
+    pub network: bool,
+}
+
+/// What a run returned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ToolOutput {
+    /// Text for the model (redacted by the loop before it goes anywhere).
+    pub text: String,
+    /// Whether it did what was asked.
+    pub ok: bool,
+    /// Exit code, for commands.
+    pub exit_code: Option<i64>,
+    /// SHA-256 of the whole output.
+    pub output_hash: String,
+    /// Duration.
+    pub duration_ms: i64,
+    /// Files changed, for `file_change` items.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+}
+
+/// A call that can't be planned or run: told to the model, never a crash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ToolError(pub String);
+
+impl ToolError {
+    /// An error from anything displayable.
+    pub fn new(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// One tool.
+#[async_trait::async_trait]
+pub trait Tool: Send + Sync {
+    /// Its name, description and argument schema.
+    fn spec(&self) -> ToolSpec;
+
+    /// Checks and normalises `args` into a plan (may look at the host, to
+    /// record a unit's state for its rollback, say).
+    async fn plan(&self, args: &Value, ctx: &Ctx) -> Result<Planned, ToolError>;
+
+    /// Runs a plan exactly as planned.
+    async fn run(&self, planned: &Planned, ctx: &Ctx) -> Result<ToolOutput, ToolError>;
+}
+
+/// The tools by name.
+#[derive(Clone)]
+pub struct Toolbox {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl Toolbox {
+    /// Every tool.
+    pub fn all() -> Self {
+        let list: Vec<Arc<dyn Tool>> = vec![
+            Arc::new(host::SystemctlStatus),
+            Arc::new(host::ListUnits),
+            Arc::new(host::Journal),
+            Arc::new(host::HostFacts),
+            Arc::new(host::UnitControl),
+            Arc::new(net::HttpGet),
+            Arc::new(net::PrometheusQuery),
+            Arc::new(files::ReadFile),
+            Arc::new(files::SearchFiles),
+            Arc::new(files::WriteFile),
+            Arc::new(files::ApplyPatch),
+            Arc::new(git::Git),
+            Arc::new(shell::Shell),
+        ];
+        Self {
+            tools: list.into_iter().map(|t| (t.spec().name, t)).collect(),
+        }
+    }
+
+    /// Only the named tools (a session's read-only set, a job's grants).
+    pub fn only(&self, names: &[&str]) -> Self {
+        Self {
+            tools: self
+                .tools
+                .iter()
+                .filter(|(n, _)| names.contains(&n.as_str()))
+                .map(|(n, t)| (n.clone(), t.clone()))
+                .collect(),
+        }
+    }
+
+    /// A tool by name.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.get(name)
+    }
+
+    /// The names.
+    pub fn names(&self) -> Vec<&str> {
+        self.tools.keys().map(String::as_str).collect()
+    }
+
+    /// Specs for the model.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.values().map(|t| t.spec()).collect()
+    }
+}
+
+/// Tools that only read: what a chat session may use.
+pub const READ_ONLY: &[&str] = &[
+    "systemctl_status",
+    "list_units",
+    "journal",
+    "host_facts",
+    "http_get",
+    "prometheus_query",
+    "read_file",
+    "search_files",
+];
+
+/// A unit name as systemd accepts it, with `.service` added when it has no
+/// suffix; an error naming the rule otherwise.
+pub fn unit_name(raw: &str) -> Result<String, ToolError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 255
+        && !raw.starts_with('-')
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@._:-\\".contains(c));
+    if !ok {
+        return Err(ToolError(format!(
+            "`{raw}` is not a unit name (letters, digits and @._:-\\ only, not starting with -)"
+        )));
+    }
+    Ok(if raw.contains('.') {
+        raw.to_string()
+    } else {
+        format!("{raw}.service")
+    })
+}
+
+/// The string argument `key`, or an error naming it.
+pub fn str_arg<'a>(args: &'a Value, key: &str) -> Result<&'a str, ToolError> {
+    args[key]
+        .as_str()
+        .ok_or_else(|| ToolError(format!("`{key}` must be a string")))
+}
+
+/// The exec invocation every host command shares: fixed argv, a plain
+/// environment, the sandbox's timeout and capture size.
+pub fn host_invocation(ctx: &Ctx, argv: Vec<String>) -> crate::exec::Invocation {
+    crate::exec::Invocation {
+        argv,
+        env: vec![
+            ("PATH".into(), ctx.sandbox.path.clone()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("SYSTEMD_PAGER".into(), String::new()),
+            ("SYSTEMD_COLORS".into(), "0".into()),
+        ],
+        cwd: Some(ctx.workspace.clone()),
+        timeout: ctx.sandbox.timeout,
+        keep: ctx.sandbox.keep_bytes,
+    }
+}
+
+/// Runs a host command (never a shell) and reports it as a tool output.
+pub async fn run_host(ctx: &Ctx, argv: Vec<String>) -> Result<ToolOutput, ToolError> {
+    let o = crate::exec::run(&host_invocation(ctx, argv))
+        .await
+        .map_err(ToolError::new)?;
+    Ok(ToolOutput {
+        text: o.for_model(),
+        ok: o.success(),
+        exit_code: Some(o.code_for_record()),
+        output_hash: o.output_hash.clone(),
+        duration_ms: o.duration.as_millis() as i64,
+        changes: Vec::new(),
+    })
+}
+
+/// A program from the tools config as an argv word.
+pub fn program(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
