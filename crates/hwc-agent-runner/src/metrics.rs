@@ -1,4 +1,5 @@
-//! The runner's metrics (`hwc_agent_*`), low-cardinality by construction:
+//! The runner's metrics (`hwc_runner_*`, the prefix core gives every
+//! daemon from its name's last word), low-cardinality by construction:
 //! tools come from the toolbox, risk and decision from fixed sets, job
 //! states from [`crate::job::JobState`]; tokens are counted by model alias,
 //! per-job numbers are in `/status` and the report.
@@ -59,7 +60,7 @@ pub struct RunnerMetrics {
 }
 
 impl RunnerMetrics {
-    /// Registers them (prefix `hwc_agent`).
+    /// Registers them (prefix `hwc_runner`).
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             jobs: Family::default(),

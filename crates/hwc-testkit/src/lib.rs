@@ -7,6 +7,7 @@ pub mod llama;
 pub mod mcp;
 pub mod phoenix;
 pub mod postgres;
+pub mod scripted;
 
 /// A loopback TCP port that was free a moment ago (the kernel's pick). For
 /// a peer that binds it itself, or for an address nothing listens on.

@@ -2,7 +2,8 @@
 //! for fault injection, and the real llama-server for everything else.
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
-pub mod scripted;
+#[allow(unused_imports)]
+pub use hwc_testkit::scripted;
 
 #[allow(unused_imports)] // not every test binary starts a llama-server
 pub use hwc_testkit::llama;

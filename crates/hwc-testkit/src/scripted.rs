@@ -1,7 +1,10 @@
-//! A scripted upstream, for faults a real server won't produce on demand
-//! (500s, hangs, slow first tokens, cut streams, 429s, garbage, a stream
-//! whose connection stays open after its final event). Never used
-//! where the real llama-server can serve the test.
+//! A scripted OpenAI-compatible upstream, for faults a real server won't
+//! produce on demand (500s, hangs, slow first tokens, cut streams, 429s,
+//! garbage, a stream whose connection stays open after its final event) and
+//! for exact tool calls a small real model won't make (the agent runner's
+//! gate tests). Never used where the real llama-server can serve the test.
+//! Shared by the router's and the agent runner's tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use axum::body::Body;
 use axum::extract::State;
@@ -118,6 +121,58 @@ struct Shared {
     dropped: AtomicUsize,
 }
 
+/// A streamed assistant turn that calls `name` with `arguments` (JSON text,
+/// sent in two pieces as servers do), with usage and `[DONE]`.
+pub fn tool_call(name: &str, arguments: &str) -> Act {
+    let mid = arguments.len() / 2;
+    let mid = (0..=mid)
+        .rev()
+        .find(|i| arguments.is_char_boundary(*i))
+        .unwrap_or(0);
+    let delta = |d: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"up",
+                   "choices":[{"index":0,"delta":d,"finish_reason":null}]})
+        )
+    };
+    let parts = vec![
+        (
+            Duration::ZERO,
+            delta(json!({"role":"assistant","reasoning_content":"checking"})),
+        ),
+        (
+            Duration::ZERO,
+            delta(
+                json!({"tool_calls":[{"index":0,"id":format!("call_{name}"),"type":"function",
+            "function":{"name":name,"arguments":&arguments[..mid]}}]}),
+            ),
+        ),
+        (
+            Duration::ZERO,
+            delta(json!({"tool_calls":[{"index":0,"function":{"arguments":&arguments[mid..]}}]})),
+        ),
+        (
+            Duration::ZERO,
+            format!(
+                "data: {}\n\n",
+                json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"up",
+            "choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})
+            ),
+        ),
+        (
+            Duration::ZERO,
+            format!(
+                "data: {}\n\n",
+                json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"up","choices":[],
+            "usage":{"prompt_tokens":100,"completion_tokens":20}})
+            ),
+        ),
+        (Duration::ZERO, "data: [DONE]\n\n".into()),
+    ];
+    Act::Sse(parts, true)
+}
+
 /// A running scripted upstream.
 #[derive(Clone)]
 pub struct Upstream {
@@ -175,6 +230,11 @@ impl Upstream {
     /// The path, headers and JSON body of request `i`.
     pub fn request(&self, i: usize) -> (String, HeaderMap, Value) {
         self.shared.bodies.lock().unwrap()[i].clone()
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<(String, HeaderMap, Value)> {
+        self.shared.bodies.lock().unwrap().clone()
     }
 }
 
