@@ -3,6 +3,8 @@
 //! drives tests/llama.rs): investigation and report, approvals and every
 //! way around them, denials, malformed calls, router faults.
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 mod common;
 
 use common::{finish, Runner, ALICE, BOB, CAROL, RITA, ROOT};
