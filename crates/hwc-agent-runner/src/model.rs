@@ -219,21 +219,40 @@ impl ModelClient {
     }
 }
 
-/// The schema of one answer in JSON-schema mode: either a tool call, its
-/// arguments constrained by that tool's schema, or the final answer.
+/// The schema of one answer in JSON-schema mode: a call of one of the
+/// tools, its arguments constrained by that tool's schema.
 pub fn call_schema(tools: &[ToolSpec]) -> Value {
     let variants: Vec<Value> = tools
         .iter()
         .map(|t| {
             json!({
                 "type": "object",
-                "properties": {"tool": {"const": t.name}, "arguments": t.parameters},
+                "properties": {"tool": {"const": t.name}, "arguments": decodable(&t.parameters)},
                 "required": ["tool", "arguments"],
                 "additionalProperties": false,
             })
         })
         .collect();
     json!({"anyOf": variants})
+}
+
+/// `schema` without the bounds a decoding grammar can't hold: llama.cpp
+/// expands `maxLength`/`maxItems` into repetitions and refuses more than
+/// a few thousand, and numeric bounds are not all supported. The runner
+/// checks every bound itself when the call comes back ([`crate::tools::schema`]).
+pub fn decodable(schema: &Value) -> Value {
+    match schema {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "maxLength" | "maxItems" | "minimum" | "maximum")
+                })
+                .map(|(k, v)| (k.clone(), decodable(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(decodable).collect()),
+        other => other.clone(),
+    }
 }
 
 #[derive(Default)]

@@ -25,6 +25,11 @@ pub struct Runner {
 
 /// The `[auth]` and path settings every test runner has.
 pub fn base_toml(dir: &Path, model_url: &str) -> String {
+    base_toml_with(dir, model_url, "")
+}
+
+/// [`base_toml`] with `model_extra` lines in its `[model]` table.
+pub fn base_toml_with(dir: &Path, model_url: &str, model_extra: &str) -> String {
     for (name, tok) in [
         ("alice", ALICE),
         ("bob", BOB),
@@ -46,6 +51,7 @@ checkpoint_every = 5
 [model]
 url = "{model_url}"
 max_attempts = 4
+{model_extra}
 [tools]
 workspaces = "{ws}"
 [[auth.tokens]]
@@ -90,13 +96,26 @@ impl Runner {
         r
     }
 
+    /// A runner whose `[model]` table also has `model_extra`.
+    pub async fn start_with_model_keys(model_url: &str, model_extra: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut r = Self::start_full(&dir, model_url, model_extra, "").await;
+        r._tmp = Some(tmp);
+        r
+    }
+
     /// A runner with its state in `dir`.
     pub async fn start_in(dir: &Path, model_url: &str, extra: &str) -> Self {
+        Self::start_full(dir, model_url, "", extra).await
+    }
+
+    async fn start_full(dir: &Path, model_url: &str, model_extra: &str, extra: &str) -> Self {
         if !dir.join("audit.key").exists() {
             let k = hwc_agent_runner::audit::CheckpointKey::generate("hwc-agent-runner");
             std::fs::write(dir.join("audit.key"), k.seed_hex()).unwrap();
         }
-        let full = format!("{}{extra}", base_toml(dir, model_url));
+        let full = format!("{}{extra}", base_toml_with(dir, model_url, model_extra));
         let cfg: RunnerConfig = hwc_ai_core::config::load_str(&full)
             .unwrap_or_else(|e| panic!("test config rejected: {e}\n{full}"));
         let daemon = InProcess::daemon(hwc_agent_runner::daemon(cfg)).await;
