@@ -260,7 +260,7 @@ fn offered(r: &Runner, job: &Job) -> Vec<ToolSpec> {
 }
 
 /// The job's workspace: a git worktree of its repository, or an empty directory.
-async fn workspace(r: &Runner, job: &Job) -> Result<Ctx, String> {
+pub async fn workspace(r: &Runner, job: &Job) -> Result<Ctx, String> {
     let ws = r.workspaces.join(&job.id);
     if !ws.exists() {
         match &job.spec.repo {
@@ -341,9 +341,7 @@ async fn resume_interrupted(r: &Runner, job: &mut Job) -> Result<(), crate::stor
             )
             .await?;
         let call_id = a.planned.arguments["__call_id"].as_str().map(String::from);
-        tell(
-            r,
-            job,
+        tell(r, &mut job.progress.messages,
             call_id.as_deref(),
             &a.planned.tool,
             &format!(
@@ -356,18 +354,19 @@ async fn resume_interrupted(r: &Runner, job: &mut Job) -> Result<(), crate::stor
 }
 
 /// Adds a tool result to the conversation, in the form the mode needs.
-fn tell(r: &Runner, job: &mut Job, call_id: Option<&str>, tool: &str, text: &str) {
+pub fn tell(r: &Runner, messages: &mut Vec<Value>, call_id: Option<&str>, tool: &str, text: &str) {
     let text = r.redactor.text(text).into_owned();
     let text = cap(&text, r.cfg.limits.max_tool_result_bytes);
     match (r.model.mode(), call_id) {
-        (ToolCalling::Native, Some(id)) => job.progress.messages.push(json!({
+        (ToolCalling::Native, Some(id)) => messages.push(json!({
             "role": "tool", "tool_call_id": id, "content": text})),
-        _ => job.progress.messages.push(json!({
+        _ => messages.push(json!({
             "role": "user", "content": format!("Result of `{tool}`:\n{text}")})),
     }
 }
 
-fn cap(text: &str, max: usize) -> String {
+/// `text` cut to `max` bytes: head and tail, with a marker between.
+pub fn cap(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
@@ -454,7 +453,7 @@ async fn step(
     if !turn.content.is_empty() {
         r.event(&job.id, "item.completed", json!({"item": {"id": format!("message_{step_no}"), "type": "agent_message", "text": turn.content}})).await?;
     }
-    remember_turn(r, job, &turn);
+    remember_turn(r, &mut job.progress.messages, &turn);
     r.event(
         &job.id,
         "turn.completed",
@@ -501,7 +500,7 @@ fn account(r: &Runner, job: &mut Job, turn: &Turn) {
 
 /// The assistant turn as the next request must carry it (reasoning kept:
 /// gpt-oss needs the reasoning of its earlier tool-call turns).
-fn remember_turn(r: &Runner, job: &mut Job, turn: &Turn) {
+pub fn remember_turn(r: &Runner, messages: &mut Vec<Value>, turn: &Turn) {
     match r.model.mode() {
         ToolCalling::Native => {
             let mut m = json!({"role": "assistant", "content": turn.content});
@@ -516,16 +515,14 @@ fn remember_turn(r: &Runner, job: &mut Job, turn: &Turn) {
                         .collect(),
                 );
             }
-            job.progress.messages.push(m);
+            messages.push(m);
         }
         ToolCalling::JsonSchema => {
             let content = match turn.tool_calls.first() {
                 Some(c) => json!({"tool": c.name, "arguments": serde_json::from_str::<Value>(&c.arguments).unwrap_or(Value::Null)}).to_string(),
                 None => turn.content.clone(),
             };
-            job.progress
-                .messages
-                .push(json!({"role": "assistant", "content": content}));
+            messages.push(json!({"role": "assistant", "content": content}));
         }
     }
 }
@@ -533,7 +530,13 @@ fn remember_turn(r: &Runner, job: &mut Job, turn: &Turn) {
 /// A malformed call goes back to the model as an error, never a crash.
 fn refuse_call(r: &Runner, job: &mut Job, call: &ToolCall, why: &str) {
     job.progress.failures_in_a_row += 1;
-    tell(r, job, Some(&call.id), &call.name, &format!("error: {why}"));
+    tell(
+        r,
+        &mut job.progress.messages,
+        Some(&call.id),
+        &call.name,
+        &format!("error: {why}"),
+    );
 }
 
 async fn handle_call(
@@ -607,6 +610,11 @@ async fn handle_call(
 
 /// The policy's decision on a plan.
 pub fn judge(r: &Runner, job: &Job, planned: &Planned) -> Decision {
+    judge_in(r, &job.spec.environment, planned)
+}
+
+/// The policy's decision on a plan in `environment`.
+pub fn judge_in(r: &Runner, environment: &str, planned: &Planned) -> Decision {
     let policy = r.policy();
     let subject = match &planned.subject {
         PlanSubject::Shell(line) => Subject::Shell(line),
@@ -614,7 +622,7 @@ pub fn judge(r: &Runner, job: &Job, planned: &Planned) -> Decision {
     };
     classify(
         &policy,
-        &job.spec.environment,
+        environment,
         &Proposal {
             subject,
             has_rollback: planned.rollback.is_some(),
@@ -715,7 +723,7 @@ async fn propose(
     match decision.verdict {
         Verdict::Deny => {
             job.progress.failures_in_a_row += 1;
-            tell(r, job, Some(&call.id), &planned.tool, &format!(
+            tell(r, &mut job.progress.messages, Some(&call.id), &planned.tool, &format!(
                 "denied by policy ({}): {}. It was not run. Do not retry it in another form; find another way or report what you could not do.",
                 decision.rule.as_deref().unwrap_or("no rule"), decision.reason));
             Ok(Step::Continue)
@@ -828,7 +836,7 @@ async fn wait_for_approval(
                     job.progress.pending_action = None;
                     tell(
                         r,
-                        job,
+                        &mut job.progress.messages,
                         call_id.as_deref(),
                         &a.planned.tool,
                         &format!(
@@ -859,7 +867,7 @@ async fn wait_for_approval(
                 job.progress.failures_in_a_row += 1;
                 tell(
                     r,
-                    job,
+                    &mut job.progress.messages,
                     call_id.as_deref(),
                     &a.planned.tool,
                     &format!(
@@ -966,7 +974,7 @@ async fn execute(
         .await?;
         tell(
             r,
-            job,
+            &mut job.progress.messages,
             call_id.as_deref(),
             &a.planned.tool,
             &format!("`{}` was not run: {why}", a.planned.summary),
@@ -1066,7 +1074,7 @@ async fn execute(
     }
     tell(
         r,
-        job,
+        &mut job.progress.messages,
         call_id.as_deref(),
         &a.planned.tool,
         &format!("[event {seq}] {shown}"),

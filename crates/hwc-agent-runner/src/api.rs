@@ -45,6 +45,9 @@ pub fn routes(runner: Arc<Runner>, auth: &TokenAuth) -> Router {
         .route("/agent/jobs/{id}/cancel", post(cancel))
         .route("/agent/jobs/{id}/events", get(events))
         .route("/agent/jobs/{id}/report", get(report))
+        .route("/agent/sessions", post(create_session))
+        .route("/agent/sessions/{id}", get(get_session))
+        .route("/agent/sessions/{id}/messages", post(session_message))
         .route("/agent/openapi.json", get(openapi))
         .route("/status", get(status))
         .with_state(runner);
@@ -76,13 +79,24 @@ async fn create_job(
             format!("the job request is not valid: {}", e.body_text()),
         )
     })?;
-    let spec = spec_of(&r, req)?;
+    let job = start_job(&r, &who.name, req).await?;
+    let mut resp = (StatusCode::CREATED, Json(job_view(&r, &job).await?)).into_response();
+    if let Ok(v) = format!("/agent/jobs/{}", job.id).parse() {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// Creates a queued job for `requester`, recorded in the audit before it
+/// is acknowledged.
+pub async fn start_job(r: &Runner, requester: &str, req: JobRequest) -> Result<Job, ApiError> {
+    let spec = spec_of(r, req)?;
     let now = r.now_ms();
     let job = Job {
         id: crate::job::new_id(now),
         created_at: now,
         updated_at: now,
-        requester: who.name.clone(),
+        requester: requester.to_string(),
         state: JobState::Queued,
         spec,
         progress: Progress::default(),
@@ -91,7 +105,7 @@ async fn create_job(
     r.record(Entry {
         kind: "job_created".into(),
         job: Some(job.id.clone()),
-        operator: Some(who.name.clone()),
+        operator: Some(requester.to_string()),
         environment: Some(job.spec.environment.clone()),
         model: Some(job.spec.model.clone()),
         detail: Some(job.spec.goal.clone()),
@@ -102,11 +116,104 @@ async fn create_job(
     r.event(&job.id, "job.created", json!({"goal": job.spec.goal, "environment": job.spec.environment, "target": job.spec.target, "requester": job.requester}))
         .await
         .map_err(store_err)?;
-    let mut resp = (StatusCode::CREATED, Json(job_view(&r, &job).await?)).into_response();
-    if let Ok(v) = format!("/agent/jobs/{}", job.id).parse() {
-        resp.headers_mut().insert(header::LOCATION, v);
+    Ok(job)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    content: String,
+}
+
+/// `POST /agent/sessions`.
+async fn create_session(
+    State(r): Shared,
+    Extension(who): Extension<Principal>,
+    body: Result<Json<crate::session::SessionRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    who.require(Role::Requester)?;
+    let Json(req) = body.map_err(|e| {
+        ApiError::invalid_request(
+            "invalid_session",
+            format!("the session request is not valid: {}", e.body_text()),
+        )
+    })?;
+    let s = crate::session::create(&r, &who.name, req)
+        .await
+        .map_err(|m| ApiError::invalid_request("invalid_session", m).with_param("environment"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": s.id, "environment": s.environment, "target": s.target, "model": s.model}),
+        ),
+    )
+        .into_response())
+}
+
+async fn session_of(
+    r: &Runner,
+    id: &str,
+    who: &Principal,
+) -> Result<crate::session::Session, ApiError> {
+    let s = crate::session::get(r, id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "session_not_found",
+                format!("no session `{id}`; POST /agent/sessions starts one"),
+            )
+        })?;
+    if s.requester != who.name && who.role < Role::Admin {
+        return Err(ApiError::forbidden(
+            "not_yours",
+            format!("session `{id}` belongs to `{}`", s.requester),
+        ));
     }
-    Ok(resp)
+    Ok(s)
+}
+
+/// `GET /agent/sessions/{id}`.
+async fn get_session(
+    State(r): Shared,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::session::Session>, ApiError> {
+    who.require(Role::Requester)?;
+    Ok(Json(session_of(&r, &id, &who).await?))
+}
+
+/// `POST /agent/sessions/{id}/messages`.
+async fn session_message(
+    State(r): Shared,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Result<Json<MessageBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::session::Reply>, ApiError> {
+    who.require(Role::Requester)?;
+    let Json(body) = body.map_err(|e| {
+        ApiError::invalid_request(
+            "invalid_message",
+            format!("the message is not valid: {}", e.body_text()),
+        )
+    })?;
+    let mut s = session_of(&r, &id, &who).await?;
+    let runner = r.clone();
+    let requester = s.requester.clone();
+    let starter = move |req: JobRequest| {
+        let (runner, requester) = (runner.clone(), requester.clone());
+        Box::pin(async move {
+            start_job(&runner, &requester, req)
+                .await
+                .map(|j| j.id)
+                .map_err(|e| e.to_json())
+        })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
+    };
+    let reply = crate::session::message(&r, &mut s, &body.content, starter)
+        .await
+        .map_err(store_err)?;
+    Ok(Json(reply))
 }
 
 /// A request checked against the runner's limits, policy and tools.

@@ -32,6 +32,7 @@ pub mod repo;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
+pub mod session;
 pub mod status;
 pub mod store;
 pub mod tools;

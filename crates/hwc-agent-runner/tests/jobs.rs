@@ -605,3 +605,74 @@ async fn events_resume_from_last_event_id_and_the_stream_ends_with_the_job() {
     );
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_session_looks_read_only_and_starts_a_job_for_anything_else() {
+    let up = Upstream::start(
+        vec![
+            tool_call("host_facts", r#"{"what": "uptime"}"#),
+            shell("kill -0 1"),
+            tool_call("start_job", r#"{"goal": "signal init if it is stuck"}"#),
+            hwc_testkit::scripted::stream_of(&["Up; ", "a job will look at init."], Duration::ZERO),
+        ],
+        done(),
+    )
+    .await;
+    let r = Runner::start(&up.url(), "").await;
+    let resp = r
+        .post("/agent/sessions", ALICE)
+        .json(&json!({"environment": "prod"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let sid = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply: Value = r
+        .post(&format!("/agent/sessions/{sid}/messages"), ALICE)
+        .json(&json!({"content": "is the host ok?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["answer"], "Up; a job will look at init.", "{reply:#}");
+    let calls = reply["calls"].as_array().unwrap();
+    assert_eq!(calls[0]["outcome"], "ran");
+    assert!(calls[0]["output"]
+        .as_str()
+        .unwrap()
+        .contains("load average"));
+    assert_eq!(calls[1]["outcome"], "refused");
+    assert!(
+        calls[1]["output"]
+            .as_str()
+            .unwrap()
+            .contains("only runs read-only (R0)"),
+        "{}",
+        calls[1]
+    );
+    assert_eq!(calls[2]["outcome"], "job_started");
+    let job = reply["jobs"][0].as_str().unwrap();
+    let v = r.wait_for(job, &["completed", "failed"]).await;
+    assert_eq!(v["requester"], "alice");
+    // Someone else's session is not theirs to use.
+    let other = r
+        .post(&format!("/agent/sessions/{sid}/messages"), BOB)
+        .json(&json!({"content": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    let audit = r.audit_kind("decision").await;
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["session"] == sid.as_str() && a["decision"] == "needs_job"),
+        "{audit:#?}"
+    );
+    r.stop().await;
+}

@@ -197,8 +197,10 @@ impl Toolbox {
     }
 }
 
-/// Tools that only read: what a chat session may use.
+/// What a chat session offers: the tools that only read, and the shell
+/// (whose lines a session runs only when the policy classes them R0).
 pub const READ_ONLY: &[&str] = &[
+    "shell",
     "systemctl_status",
     "list_units",
     "journal",
