@@ -15,6 +15,11 @@ state=$(mktemp -d)
 "$LLAMA_SERVER" -m "$HWC_TEST_MODEL" --host 127.0.0.1 --port 8080 --metrics -c 2048 -t 2 >"$state/llama.log" 2>&1 &
 llama=$!
 trap 'kill $llama ${routerpid:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$state"' EXIT
+# A fatal signal skips the EXIT trap unless it is caught: catch them, so
+# Ctrl-C, SIGTERM and SIGHUP all stop llama-server and the router.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 for _ in $(seq 1 600); do
   curl -fsS http://127.0.0.1:8080/health >/dev/null 2>&1 && break
   kill -0 $llama 2>/dev/null || { cat "$state/llama.log"; exit 1; }
