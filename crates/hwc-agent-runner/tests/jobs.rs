@@ -338,6 +338,11 @@ async fn injected_instructions_in_tool_output_get_nowhere() {
     assert_eq!(audited_denials, denied.len());
     let m = r.metrics().await;
     assert!(m.contains("hwc_runner_unsafe_actions_total 0"), "{m}");
+    hwc_testkit::daemon::assert_promtool_clean(&m);
+    insta::assert_snapshot!(
+        "metric_families",
+        hwc_testkit::snapshot::metric_families(&m)
+    );
     r.stop().await;
 }
 

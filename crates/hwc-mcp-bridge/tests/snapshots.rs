@@ -31,37 +31,11 @@ async fn status_servers_and_metrics_shapes() {
 
 #[tokio::test]
 async fn metrics_pass_promtool() {
-    let Some(promtool) = hwc_testkit::daemon::which("promtool") else {
-        panic!("promtool missing: scripts/setup.sh installs Debian's prometheus package");
-    };
     let b = common::Bridge::start(&common::fault_server("f", "")).await;
     let sid = b.init("f").await;
     b.call("f", &sid, 1, "echo", json!({"text": "x"})).await;
     b.call("f", &sid, 2, "nope", json!({})).await;
     let text = b.metrics().await;
     b.stop().await;
-    let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool:\n{report}\n{text}"
-    );
+    hwc_testkit::daemon::assert_promtool_clean(&text);
 }

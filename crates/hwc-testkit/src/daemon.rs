@@ -228,3 +228,35 @@ pub fn which(name: &str) -> Option<std::path::PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
+
+/// `promtool check metrics` (Debian's prometheus package) finds nothing to
+/// say about `text`, a daemon's `/metrics`.
+pub fn assert_promtool_clean(text: &str) {
+    use std::io::Write;
+    let Some(promtool) = which("promtool") else {
+        panic!("promtool missing: scripts/setup.sh installs Debian's prometheus package");
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool:\n{report}\n{text}"
+    );
+}
