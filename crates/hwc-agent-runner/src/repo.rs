@@ -259,9 +259,73 @@ pub async fn events_after(
         .collect()
 }
 
-/// Removes tool output older than `before_ms` from events (the audit keeps
-/// its hash); how many events were trimmed.
+const REMOVED: &str = "[removed after the retention period]";
+
+/// Removes tool output older than `before_ms`: from events, and from the
+/// conversations of finished jobs and of sessions untouched since (the
+/// audit keeps only its hash); how many events and conversations changed.
 pub async fn trim_outputs(s: &Store, before_ms: i64) -> Result<u64, StoreError> {
+    let mut n = trim_events(s, before_ms).await?;
+    let rows = sqlx::query("SELECT id, progress FROM jobs WHERE updated_at < $1 AND state IN ('completed', 'failed', 'cancelled')")
+        .bind(before_ms)
+        .fetch_all(&s.pool)
+        .await
+        .map_err(db_err("jobs: retention scan"))?;
+    for r in rows {
+        let id: String = r.try_get(0).map_err(db_err("jobs: retention"))?;
+        let text: String = r.try_get(1).map_err(db_err("jobs: retention"))?;
+        let mut p: Progress =
+            serde_json::from_str(&text).map_err(|e| json_err("jobs: progress", e))?;
+        if forget_tool_output(&mut p.messages) {
+            sqlx::query("UPDATE jobs SET progress = $1 WHERE id = $2")
+                .bind(to_text(&p))
+                .bind(&id)
+                .execute(&s.pool)
+                .await
+                .map_err(db_err("jobs: retention"))?;
+            n += 1;
+        }
+    }
+    let rows = sqlx::query("SELECT id, messages FROM sessions WHERE updated_at < $1")
+        .bind(before_ms)
+        .fetch_all(&s.pool)
+        .await
+        .map_err(db_err("sessions: retention scan"))?;
+    for r in rows {
+        let id: String = r.try_get(0).map_err(db_err("sessions: retention"))?;
+        let text: String = r.try_get(1).map_err(db_err("sessions: retention"))?;
+        let mut messages: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+        if forget_tool_output(&mut messages) {
+            sqlx::query("UPDATE sessions SET messages = $1 WHERE id = $2")
+                .bind(to_text(&messages))
+                .bind(&id)
+                .execute(&s.pool)
+                .await
+                .map_err(db_err("sessions: retention"))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Replaces the content of tool results in a conversation; whether any changed.
+fn forget_tool_output(messages: &mut [Value]) -> bool {
+    let mut changed = false;
+    for m in messages.iter_mut() {
+        let is_result = m["role"] == "tool"
+            || (m["role"] == "user"
+                && m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("Result of `")));
+        if is_result && m["content"] != REMOVED {
+            m["content"] = Value::String(REMOVED.into());
+            changed = true;
+        }
+    }
+    changed
+}
+
+async fn trim_events(s: &Store, before_ms: i64) -> Result<u64, StoreError> {
     let rows = sqlx::query(
         "SELECT job_id, seq, data FROM events WHERE kind = 'item.completed' AND at < $1",
     )

@@ -105,6 +105,28 @@ impl Runner {
         r
     }
 
+    /// A runner named `host` whose store is `store_url` (PostgreSQL shared
+    /// with other runners), its files in `dir`.
+    pub async fn start_shared(dir: &Path, model_url: &str, store_url: &str, host: &str) -> Self {
+        let sqlite = format!("url = \"sqlite://{}\"", dir.join("runner.db").display());
+        let toml = base_toml(dir, model_url)
+            .replace(&sqlite, &format!("url = \"{store_url}\""))
+            .replace("host = \"test-host\"", &format!("host = \"{host}\""));
+        if !dir.join("audit.key").exists() {
+            let k = hwc_agent_runner::audit::CheckpointKey::generate("hwc-agent-runner");
+            std::fs::write(dir.join("audit.key"), k.seed_hex()).unwrap();
+        }
+        let cfg: RunnerConfig =
+            hwc_ai_core::config::load_str(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let daemon = InProcess::daemon(hwc_agent_runner::daemon(cfg)).await;
+        Self {
+            url: daemon.url.clone(),
+            dir: dir.to_path_buf(),
+            daemon: Some(daemon),
+            _tmp: None,
+        }
+    }
+
     /// A runner with its state in `dir`.
     pub async fn start_in(dir: &Path, model_url: &str, extra: &str) -> Self {
         Self::start_full(dir, model_url, "", extra).await
