@@ -400,6 +400,11 @@ impl Validate for RouterConfig {
                     "alias `{alias}` is also a model name; rename the alias"
                 ));
             }
+            if alias == &self.auto.name {
+                p.push(format!(
+                    "alias `{alias}` clashes with the auto model's name (requests for `{alias}` would go to [auto], not to `{target}`); rename the alias, or set [auto] default_model = \"{target}\""
+                ));
+            }
             if !self.models.contains_key(target) {
                 p.push(format!(
                     "alias `{alias}` points to `{target}`, which is not a [models] entry"

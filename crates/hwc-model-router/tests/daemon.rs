@@ -136,6 +136,7 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
         ("[auth]\nallow_anonymous = true\n[models.m]\ntargets = [{ backend = \"ghost\", model = \"x\" }]\n", "backend `ghost`, which is not defined"),
         ("[auth]\nkeys_file = \"/nonexistent/keys.toml\"\n", "cannot read secret file /nonexistent/keys.toml"),
         ("[auth]\nallow_anonymous = true\n[aliases]\ndefault = \"nothing\"\n", "alias `default` points to `nothing`"),
+        ("[auth]\nallow_anonymous = true\n[[backends]]\nname = \"a\"\nkind = \"openai\"\nurls = [\"http://127.0.0.1:1/v1\"]\n[models.m]\ntargets = [{ backend = \"a\", model = \"x\" }]\n[aliases]\nauto = \"m\"\n", "alias `auto` clashes with the auto model's name"),
         ("[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\n", "telemetry.endpoint"),
         ("[telemetry]\nsample_ratio = 2.0\n", "telemetry.sample_ratio is 2"),
         ("[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n", "the exporter adds /v1/traces itself"),
