@@ -28,6 +28,7 @@
         health-prober = ./modules/health-prober.nix;
         model-manager = ./modules/model-manager.nix;
         mcp-bridge = ./modules/mcp-bridge.nix;
+        agent-runner = ./modules/agent-runner.nix;
         monitoring = ./modules/monitoring;
       };
 

@@ -12,6 +12,7 @@
     ./health-prober.nix
     ./model-manager.nix
     ./mcp-bridge.nix
+    ./agent-runner.nix
     ./monitoring
   ];
 }

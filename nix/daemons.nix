@@ -100,4 +100,21 @@
     ];
     doc = "docs/mcp-bridge.md";
   }
+  {
+    crate = "hwc-agent-runner";
+    attr = "agent";
+    component = "agent-runner";
+    description = "Operations agent gated by an R0-R3 policy, with approvals and a tamper-evident audit";
+    port = 8472;
+    unit = "hwc-agent-runner.service";
+    unitFile = "agent-runner.nix";
+    probe = "hwc";
+    auth = "tokens";
+    settings = [
+      "server"
+      "auth"
+      "telemetry"
+    ];
+    doc = "docs/agent-runner.md";
+  }
 ]

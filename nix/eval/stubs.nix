@@ -14,6 +14,8 @@
 #   nixos/modules/misc/assertions.nix            assertions, warnings
 #   nixos/lib/systemd-unit-options.nix           systemd.services.<name> (unitOption merge)
 #   nixos/modules/security/polkit.nix            security.polkit.*
+#   nixos/modules/security/misc.nix              security.allowUserNamespaces
+#   nixos/modules/system/boot/systemd.nix        systemd.package
 #   pkgs/pkgs-lib/formats.nix                    pkgs.formats.toml (type; generate is faked)
 #   nixos/modules/services/monitoring/prometheus/default.nix, grafana.nix
 #                                                services.prometheus.*, services.grafana.*
@@ -184,6 +186,13 @@ let
       curl = pkgWithMain "curl" "curl";
       coreutils = pkgWithMain "coreutils" "coreutils";
       gnused = pkgWithMain "gnused" "sed";
+      # What the agent runner's tools run (modules/agent-runner.nix).
+      bubblewrap = pkgWithMain "bubblewrap" "bwrap";
+      git = pkgWithMain "git" "git";
+      iproute2 = pkgWithMain "iproute2" "ip";
+      procps = pkgWithMain "procps" "ps";
+      util-linux = pkgWithMain "util-linux" "lsblk";
+      systemd = pkgWithMain "systemd" "systemctl";
       writeText = name: text: fakeDrv name { passthru.text = text; };
       # pkgs/by-name/mc/mcp-server-*: packaged MCP servers (mainProgram as there).
       mcp-server-time = pkgWithMain "mcp-server-time" "mcp-server-time";
@@ -371,6 +380,15 @@ in
     security.polkit.extraConfig = mkOption {
       type = types.lines;
       default = "";
+    };
+    security.allowUserNamespaces = mkOption {
+      type = types.bool;
+      default = true;
+    };
+
+    systemd.package = mkOption {
+      type = types.package;
+      default = pkgs.systemd;
     };
 
     networking.firewall.allowedTCPPorts = mkOption {

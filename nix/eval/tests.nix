@@ -527,6 +527,7 @@ let
     # The flake's module wiring.
     (check "flake: one nixosModule per concern, default, two profiles" (
       builtins.attrNames flake.nixosModules == [
+        "agent-runner"
         "core"
         "default"
         "health-prober"

@@ -27,9 +27,16 @@ NIX_ENV = {**os.environ, "NIX_CONFIG": "build-users-group ="}
 # Highest `systemd-analyze security` exposure a unit may score. Our daemons
 # hold 1.5; runtimes are held to nixpkgs' own ollama unit (1.6), except where
 # a GPU runtime needs more and says why (docs/nixos.md, "Hardening").
+# The agent runner (1.1 like the prober without them) builds a bubblewrap
+# sandbox inside its unit for every shell command: the namespaces that
+# takes (user, mnt, pid, ipc, uts, cgroup, net) cost 0.7, bubblewrap's
+# mount/capset/sethostname 0.2, the rest (its hostname, /proc, netlink, the
+# journal's group) 0.1; each is commented in nix/units/agent-runner.nix and
+# proven needed and enough by tests/vm (docs/nixos.md, "The units").
 BUDGETS = (
     (re.compile(r"vllm-.*"), 1.6),
     (re.compile(r"llama-cpp.*"), 1.6),
+    (re.compile(r"hwc-agent-runner.*"), 2.1),
     (re.compile(r".*"), 1.5),
 )
 

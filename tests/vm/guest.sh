@@ -13,7 +13,11 @@
 #   - SIGTERM drains and exits 0 (inactive, not failed, not restarted);
 #   - a SIGKILLed daemon is restarted;
 #   - the prober's polkit rule lets it restart its own target and nothing
-#     else, and the prober does restart a target that stops answering.
+#     else, and the prober does restart a target that stops answering;
+#   - the agent runner's shell sandbox (bubblewrap) runs nested in its unit,
+#     and its tools work as far as the unit and polkit allow: the journal
+#     through its group, `ss` over netlink, `free` from /proc, the one unit
+#     polkit grants restarted and another one refused.
 # Output: PASS:/FAIL:/SKIP: lines; exit status 0 when nothing failed.
 set -u
 fail=0
@@ -368,6 +372,145 @@ if [[ -x /opt/hwc-ai/bin/hwc-mcp-bridge ]]; then
   systemctl stop hwc-mcp-bridge.service
 else
   bad "bridge: no hwc-mcp-bridge binary in /opt/hwc-ai/bin"
+fi
+
+# ---------------------------------------------------------------------------
+# The agent runner: bubblewrap nested in its hardened unit, and a job whose
+# scripted model (tests/vm/scripted_model.py) calls each host tool once.
+echo "== hwc-agent-runner"
+if [[ -x /opt/hwc-ai/bin/hwc-agent-runner ]]; then
+  # What nix/units/agent-runner.nix relaxes, as the offline score counts it
+  # (tests/nix/nixcheck.py, BUDGETS).
+  agent_budget=2.1
+  useradd --system --no-create-home --user-group --shell /usr/sbin/nologin hwc-ai-agent
+  install -m 0644 /hwc-vmtest/hwc-agent-runner.toml /hwc-vmtest/hwc-agent-policy.toml /etc/hwc-ai/
+  install -d -m 0755 /etc/polkit-1/rules.d
+  install -m 0644 /hwc-vmtest/units/50-hwc-ai-agent.rules /etc/polkit-1/rules.d/
+  (umask 077 && echo agent-requester-secret-4e1f9c > /etc/hwc-ai/agent-requester-token &&
+    echo agent-admin-secret-7b2d0a > /etc/hwc-ai/agent-admin-token)
+  install -D -m 0644 /hwc-vmtest/scripted_model.py /usr/local/lib/hwc-vmtest/scripted_model.py
+  install -d -o hwc-ai-agent -g hwc-ai-agent /srv/git/infra
+  runuser -u hwc-ai-agent -- sh -c 'cd /srv/git/infra && git init -q -b main &&
+    echo hello >README && git add README &&
+    git -c user.name=ops -c user.email=ops@hwc-vmtest commit -q -m "first commit of infra"'
+  for u in agent-target bystander; do
+    [[ -f /etc/systemd/system/$u.service ]] || printf '[Service]\nExecStart=/usr/bin/sleep infinity\nDynamicUser=yes\n' >"/etc/systemd/system/$u.service"
+  done
+  systemctl daemon-reload
+  systemctl restart polkit.service
+  systemctl start agent-target.service bystander.service
+  systemd-run --quiet --unit=scripted-model --property=DynamicUser=yes \
+    python3 /usr/local/lib/hwc-vmtest/scripted_model.py 18470
+  api() { curl -sf -H "Authorization: Bearer $1" "${@:3}" "http://127.0.0.1:8472$2"; }
+  admin=agent-admin-secret-7b2d0a
+  alice=agent-requester-secret-4e1f9c
+
+  check "agent: systemctl start returned after READY=1" systemctl start hwc-agent-runner.service ||
+    dump hwc-agent-runner.service
+  check "agent: runs as its fixed user" test "$(prop hwc-agent-runner User)" = hwc-ai-agent
+  pid=$(prop hwc-agent-runner MainPID)
+  check "agent: process uid is hwc-ai-agent" test "$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")" = "$(id -u hwc-ai-agent)"
+  check "agent: in the systemd-journal group" \
+    sh -c "awk '/^Groups:/' /proc/$pid/status | grep -qw $(getent group systemd-journal | cut -d: -f3)"
+  caps=$(awk '/^CapEff:/ { print $2 }' "/proc/$pid/status")
+  check "agent: no effective capabilities (CapEff=$caps)" test "$caps" = 0000000000000000
+  check "agent: seccomp filter in force" grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid/status"
+  score=$(exposure hwc-agent-runner.service)
+  check "agent: exposure $score <= $agent_budget as the running systemd scores it" within "$score" "$agent_budget"
+  status=$(api "$admin" /status)
+  sandbox=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["sandbox"])' "$status" 2>&1)
+  check "agent: /status: the shell sandbox works nested in the unit (sandbox: $sandbox)" test "$sandbox" = ok
+  check "agent: /status: the policy is the configured file" \
+    python3 -c 'import json, sys; assert json.loads(sys.argv[1])["policy"]["origin"] == "/etc/hwc-ai/hwc-agent-policy.toml"' "$status"
+  code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8472/status)
+  check "agent: /status without a token: 401 (got $code)" test "$code" = 401
+
+  target_before=$(prop agent-target InvocationID)
+  bystander_before=$(prop bystander InvocationID)
+  job=$(api "$alice" /agent/jobs -H 'Content-Type: application/json' \
+    -d '{"goal": "check every host tool", "environment": "vm"}' |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+  check "agent: a job is accepted ($job)" test -n "$job"
+  finished() { api "$alice" "/agent/jobs/$job" | python3 -c 'import json, sys; sys.exit(json.load(sys.stdin)["state"] not in ("completed", "failed"))'; }
+  check "agent: the job finishes" wait_for 60 finished
+  api "$alice" "/agent/jobs/$job/events" -H 'Accept: application/json' >/tmp/agent-events.json
+  # item N: the Nth tool call of the script (0-based): status and output.
+  item() {
+    python3 - "$1" <<'PY'
+import json, sys
+items = [e["data"]["item"] for e in json.load(open("/tmp/agent-events.json"))["events"]
+         if e["kind"] == "item.completed" and e["data"]["item"].get("tool")]
+i = items[int(sys.argv[1])]
+print(i["status"])
+print(i.get("output") or "")
+PY
+  }
+  shows() { item "$1" | grep -q -e "$2"; }
+  ok_item() { [[ $(item "$1" | head -n 1) == completed ]]; }
+  failed_item() { [[ $(item "$1" | head -n 1) == failed ]]; }
+  if ok_item 0 && shows 0 sandbox-ok; then
+    ok "agent: a shell command ran in the bubblewrap sandbox"
+  else
+    bad "agent: the shell command did not run: $(item 0 | head -n 5 | tr '\n' ' ')"
+  fi
+  check "agent: ... with the sandbox's own hostname (UTS namespace)" shows 0 '^hwc-agent-sandbox$'
+  # bwrap maps the sandbox's uid (the runner's) onto uid 0 of a user
+  # namespace of its own (root there mounts devpts), and that one onto the
+  # runner's uid: "<uid> 0 1" seen from inside (the unit's own namespace
+  # maps "0 0 1" and "<uid> <uid> 1").
+  in_userns() { item 0 | grep -Eq "^ *$(id -u hwc-ai-agent) +0 +1\$"; }
+  check "agent: ... in its own user namespace" in_userns
+  db_hidden() { ! item 0 | grep -q agent-runner.db; }
+  check "agent: ... with the runner's database hidden" db_hidden
+  check "agent: host facts: ss lists the runner's socket over netlink" shows 1 '127.0.0.1:8472'
+  check "agent: host facts: free reads /proc/meminfo" shows 2 '^Mem:'
+  if ok_item 3 && shows 3 'hwc-agent-runner\[' && ! shows 3 'not seeing messages'; then
+    ok "agent: journal: the runner's own log lines, read as the systemd-journal group"
+  else
+    bad "agent: journal: $(item 3 | head -n 5 | tr '\n' ' ')"
+  fi
+  check "agent: systemctl restart of the unit polkit grants: done" ok_item 4
+  check "agent: ... agent-target.service really restarted" test "$(prop agent-target InvocationID)" != "$target_before"
+  check "agent: systemctl restart of another unit: refused by polkit" failed_item 5
+  check "agent: ... bystander.service untouched" test "$(prop bystander InvocationID)" = "$bystander_before"
+  check "agent: polkit: the runner's user may stop and start the unit it controls" \
+    sh -c 'runuser -u hwc-ai-agent -- systemctl stop agent-target.service && runuser -u hwc-ai-agent -- systemctl start agent-target.service'
+  check "agent: polkit: ... and nothing else of another unit" \
+    sh -c '! runuser -u hwc-ai-agent -- systemctl start bystander.service 2>/dev/null && ! runuser -u hwc-ai-agent -- systemctl reload bystander.service 2>/dev/null'
+  check "agent: polkit: ... nor another action on its own unit (enable, mask)" \
+    sh -c '! runuser -u hwc-ai-agent -- systemctl mask agent-target.service 2>/dev/null'
+  check "agent: ... bystander.service still untouched" test "$(prop bystander InvocationID)" = "$bystander_before"
+  completed() { api "$alice" "/agent/jobs/$job" | grep -q '"state":"completed"'; }
+  check "agent: the job completed" completed
+
+  repo_job=$(api "$alice" /agent/jobs -H 'Content-Type: application/json' \
+    -d '{"goal": "look at the repository", "environment": "vm", "repo": "/srv/git/infra"}' |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+  job=$repo_job
+  check "agent: a job on a repository finishes" wait_for 60 finished
+  api "$alice" "/agent/jobs/$job/events" -H 'Accept: application/json' >/tmp/agent-events.json
+  check "agent: git worktree of the repository made under the state directory (ReadWritePaths)" \
+    test -f "/var/lib/hwc-ai/agent-runner/workspaces/$job/.git"
+  if ok_item 0 && shows 0 'first commit of infra'; then
+    ok "agent: git runs in the sandbox, in the job's worktree"
+  else
+    bad "agent: git in the worktree: $(item 0 | head -n 6 | tr '\n' ' ')"
+  fi
+
+  pid=$(prop hwc-agent-runner MainPID)
+  kill -TERM "$pid"
+  if wait_for 15 state_is hwc-agent-runner inactive; then
+    check "agent: SIGTERM -> exit 0, inactive (Result=$(prop hwc-agent-runner Result))" \
+      test "$(prop hwc-agent-runner Result)/$(prop hwc-agent-runner ExecMainStatus)" = success/0
+  else
+    bad "agent: still $(prop hwc-agent-runner ActiveState) after SIGTERM"
+    dump hwc-agent-runner.service
+  fi
+  check "agent: no sandbox left behind" sh -c '! pgrep -x bwrap >/dev/null'
+  check "agent: never killed by its seccomp filter" no_sigsys hwc-agent-runner.service
+  systemctl stop scripted-model.service
+else
+  bad "agent: no hwc-agent-runner binary in /opt/hwc-ai/bin"
 fi
 
 echo "guest: $pass passed, $fail failed"

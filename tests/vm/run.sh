@@ -5,7 +5,8 @@
 # modules use (tests/vm/units.nix -> nix/units), and runs tests/vm/guest.sh
 # inside: hardening holds, READY and the watchdog work, SIGTERM is clean, a
 # killed daemon comes back, the prober's polkit rule allows exactly its own
-# restarts.
+# restarts; the agent runner's shell sandbox (bubblewrap) runs nested in its
+# unit and each of its tools works as far as the unit and polkit allow.
 #
 #   HWC_BIN_DIR=target/debug tests/vm/run.sh
 #
@@ -42,7 +43,7 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwc-ai/vm/$suite"
 rootfs="$cache/rootfs"
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Kept in the stamp: change the list or the setup below and the root is rebuilt.
-packages=systemd,systemd-sysv,dbus,libnss-systemd,libpam-systemd,polkitd,curl,procps,python3,iproute2,libstdc++6,libgomp1
+packages=systemd,systemd-sysv,dbus,libnss-systemd,libpam-systemd,polkitd,curl,procps,python3,iproute2,libstdc++6,libgomp1,bubblewrap,git
 export NIX_CONFIG="build-users-group ="
 
 log() { printf 'tests/vm: %s\n' "$*" >&2; }
@@ -144,7 +145,8 @@ nix-instantiate --eval --strict --json "$here/units.nix" |
 for name, text in json.load(sys.stdin).items():
     open(sys.argv[1] + "/" + name, "w").write(text)' "$work/units"
 nix-instantiate --eval --strict --json nix/daemons.nix >"$work/daemons.json"
-cp "$here/guest.sh" "$here/router-keys.toml" crates/hwc-mcp-bridge/tests/fixtures/fault_server.py "$work/"
+cp "$here/guest.sh" "$here/router-keys.toml" crates/hwc-mcp-bridge/tests/fixtures/fault_server.py \
+  "$here/hwc-agent-policy.toml" "$here/scripted_model.py" "$work/"
 binds=(--bind-ro="$work:/hwc-vmtest")
 for crate in "${crates[@]}"; do
   cp "$here/$crate.toml" "$work/"

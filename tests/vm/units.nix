@@ -1,6 +1,7 @@
 # What tests/vm installs in its Debian guest, rendered from the same Nix
 # source the NixOS modules use (nix/units): the unit of every daemon of the
-# registry (nix/daemons.nix) and the prober's polkit rule. Builtins only.
+# registry (nix/daemons.nix), the prober's polkit rule and the agent
+# runner's (hwc.ai.agent.unitControl). Builtins only.
 #
 #   nix-instantiate --eval --strict --json tests/vm/units.nix
 #
@@ -22,6 +23,15 @@ let
     # models it places (hwc.ai.models.<name>.url): a fixed user whose group
     # the runtimes join.
     hwc-model-manager.user = "hwc-models";
+    # Its tokens and repository (tests/vm/hwc-agent-runner.toml names
+    # them), made by guest.sh.
+    hwc-agent-runner = {
+      credentials = {
+        agent-requester-token = "/etc/hwc-ai/agent-requester-token";
+        agent-admin-token = "/etc/hwc-ai/agent-admin-token";
+      };
+      repositories = [ "/srv/git/infra" ];
+    };
   };
 in
 builtins.listToAttrs (
@@ -45,5 +55,9 @@ builtins.listToAttrs (
       "dummy.service"
       "broken.service"
     ];
+  };
+  "50-hwc-ai-agent.rules" = import ../../nix/units/agent-runner-polkit.nix {
+    user = "hwc-ai-agent";
+    units = [ "agent-target.service" ];
   };
 }
