@@ -927,6 +927,16 @@ let
       minimal
       ;
   }
+  ++ import ./agent-tests.nix {
+    inherit
+      lib
+      clean
+      holds
+      rejects
+      throws
+      minimal
+      ;
+  }
   ++ import ./daemon-tests.nix {
     inherit
       lib
@@ -961,6 +971,11 @@ let
     lib.mapAttrs' (n: v: lib.nameValuePair "${prefix}/${n}" v) (
       servicesOf c ours
       // lib.listToAttrs (map (d: lib.nameValuePair "${d.crate}.json" c.hwc.ai.${d.attr}.settings) enabled)
+      # The agent runner's policy file, when the module writes it (its
+      # `[policy] file` is a store path that does not exist here).
+      // lib.optionalAttrs (c.hwc.ai.agent.enable && c.hwc.ai.agent.generatedPolicy != null) {
+        "hwc-agent-runner.policy.json" = c.hwc.ai.agent.generatedPolicy;
+      }
     );
 in
 {
@@ -992,6 +1007,56 @@ in
             };
           }
         )
+      ]
+    )
+    // rendersOf "agent" (
+      minimal
+      ++ [
+        {
+          hwc.ai.healthProber.enable = true;
+          hwc.ai.agent = {
+            enable = true;
+            tokens.alice = {
+              file = "/run/secrets/hwc-ai/alice";
+              role = "requester";
+            };
+            tokens.bob = {
+              file = "/run/secrets/hwc-ai/bob";
+              role = "approver";
+            };
+            routerKeyFile = "/run/secrets/hwc-ai/agent-router-key";
+            auditKeyFile = "/run/secrets/hwc-ai/agent-audit-key";
+            environments = {
+              dev = { };
+              prod = {
+                production = true;
+                denied = [ "dd" ];
+                maxRisk = "R2";
+              };
+            };
+            rules = [
+              {
+                name = "fleet-restart";
+                pattern = [
+                  "systemctl"
+                  [
+                    "restart"
+                    "start"
+                  ]
+                  "ollama.service"
+                ];
+                decision = "prompt";
+                risk = "R2";
+                justification = "restarting a fleet unit interrupts requests in flight";
+                environments = [ "prod" ];
+                match = [ "systemctl restart ollama.service" ];
+                not_match = [ "systemctl restart sshd.service" ];
+              }
+            ];
+            unitControl = [ "ollama.service" ];
+            repositories = [ "/srv/git/infra" ];
+          };
+        }
       ]
     )
     // rendersOf "llama-cuda" llamaCuda;

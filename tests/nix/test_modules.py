@@ -70,7 +70,8 @@ def store_commands_replaced(value):
 
 def dummy_credentials(unit_text: str, into) -> None:
     """A stand-in for every LoadCredential= of a unit: a router keys file
-    for `keys`, a token for anything else."""
+    for `keys`, an Ed25519 seed for the agent runner's checkpoint key, a
+    token for anything else."""
     into.mkdir()
     for line in unit_text.splitlines():
         if line.startswith("LoadCredential="):
@@ -78,6 +79,8 @@ def dummy_credentials(unit_text: str, into) -> None:
             if name == "keys":
                 digest = sha256(b"sk-check").hexdigest()
                 (into / name).write_text(f'[[keys]]\nname = "check"\nsecret_sha256 = "{digest}"\n')
+            elif name == "agent-audit-key":
+                (into / name).write_text(sha256(b"seed-check").hexdigest() + "\n")
             else:
                 (into / name).write_text("sk-dummy\n")
 
@@ -94,8 +97,15 @@ def test_daemon_accepts_its_rendered_config(renders, tmp_path, path):
         if os.environ.get("HWC_BIN_DIR"):
             pytest.fail(f"HWC_BIN_DIR has no {crate}: build every daemon (cargo build --workspace --bins)")
         pytest.skip(f"no {binary}: build it, or set HWC_BIN_DIR")
+    settings = store_commands_replaced(json.loads((renders / path).read_text()))
+    # A policy file the module wrote (a store path absent here) is checked
+    # as rendered next to the configuration.
+    policy = renders / os.path.dirname(path) / f"{crate}.policy.json"
+    if policy.is_file():
+        (tmp_path / "policy.toml").write_text(nixcheck.to_toml(json.loads(policy.read_text())))
+        settings["policy"]["file"] = str(tmp_path / "policy.toml")
     config = tmp_path / "config.toml"
-    config.write_text(nixcheck.to_toml(store_commands_replaced(json.loads((renders / path).read_text()))))
+    config.write_text(nixcheck.to_toml(settings))
     unit = renders / os.path.dirname(path) / f"{crate}.service"
     dummy_credentials(unit.read_text() if unit.is_file() else "", tmp_path / "credentials")
     (tmp_path / "state").mkdir()
