@@ -237,7 +237,8 @@ in
     (import ./daemon.nix {
       inherit daemon;
       settingsGenerated = ''
-        This module also fills in `[model] url` (routerUrl) and the keys of
+        This module also fills in `[audit] host` (networking.hostName),
+        `[model] url` (routerUrl) and the keys of
         the options below: `[policy] file`, `[audit] signing_key_file`,
         `[model] api_key_file`, `[store]`, `[tools] repositories`,
         `[retention] tool_output` and `[sandbox] path`.
@@ -442,6 +443,10 @@ in
         api_key_file = lib.mkIf (cfg.routerKeyFile != null) credentialNames.routerKey;
       };
       audit.signing_key_file = lib.mkIf (cfg.auditKeyFile != null) credentialNames.auditKey;
+      # The name jobs target and records carry: one runner per host, named
+      # like the host, so two runners sharing a store never claim each
+      # other's jobs (ADR 0010).
+      audit.host = lib.mkIf (config.networking.hostName != "") (lib.mkDefault config.networking.hostName);
       store = lib.mkIf (cfg.store.url != null || cfg.store.urlFile != null) {
         url = lib.mkIf (cfg.store.url != null) cfg.store.url;
         url_file = lib.mkIf (cfg.store.urlFile != null) credentialNames.storeUrl;

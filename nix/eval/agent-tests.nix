@@ -242,8 +242,11 @@ in
     let
       s = settings c;
     in
-    !(s.model ? api_key_file) && (s.audit or { }) == { } && (s.store or { }) == { }
+    !(s.model ? api_key_file) && !((s.audit or { }) ? signing_key_file) && (s.store or { }) == { }
   ))
+  (holds "agent: records and job targets carry the host's name" (
+    plain ++ [ { networking.hostName = "edge-p1000"; } ]
+  ) (c: (settings c).audit.host == "edge-p1000"))
   (holds "agent: a PostgreSQL URL without a password goes in the config" (
     plain ++ [ { hwc.ai.agent.store.url = "postgres://runner@db.lan/hwc_agent"; } ]
   ) (c: (settings c).store == { url = "postgres://runner@db.lan/hwc_agent"; }))
