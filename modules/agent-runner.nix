@@ -440,6 +440,8 @@ in
     hwc.ai.agent.settings = {
       model = {
         url = lib.mkIf (cfg.routerUrl != null) cfg.routerUrl;
+        # json_schema mode decodes `unit` arguments from these names.
+        units = lib.mkIf (controlled != [ ]) (lib.mkDefault controlled);
         api_key_file = lib.mkIf (cfg.routerKeyFile != null) credentialNames.routerKey;
       };
       audit.signing_key_file = lib.mkIf (cfg.auditKeyFile != null) credentialNames.auditKey;

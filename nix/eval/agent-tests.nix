@@ -218,6 +218,9 @@ in
     && hasInfix ''subject.user == "hwc-ai-prober"'' rule
     && lib.length (lib.splitString "polkit.addRule" rule) == 3
   ))
+  (holds "agent: json_schema mode decodes unit names from unitControl" full (
+    c: (settings c).model.units == [ "ollama.service" "hwc-model-router.service" ]
+  ))
   (holds "agent: no unitControl, no polkit rule" plain (
     c: c.security.polkit.extraConfig == "" && !c.security.polkit.enable
   ))

@@ -149,6 +149,11 @@ pub struct ModelConfig {
     pub max_attempts: u32,
     /// Temperature sent with every request.
     pub temperature: f64,
+    /// In `json_schema` mode, the unit names a `unit` argument is decoded
+    /// from (an enum in the schema), so a small model names a real unit;
+    /// empty: any string. The NixOS module fills in the fleet's units and
+    /// `unitControl`.
+    pub units: Vec<String>,
 }
 
 impl Default for ModelConfig {
@@ -161,6 +166,7 @@ impl Default for ModelConfig {
             request_timeout: Duration::from_secs(300),
             max_attempts: 5,
             temperature: 0.2,
+            units: Vec::new(),
         }
     }
 }

@@ -152,7 +152,7 @@ impl ModelClient {
             ToolCalling::JsonSchema => {
                 body["response_format"] = json!({
                     "type": "json_schema",
-                    "json_schema": {"name": "tool_call", "strict": true, "schema": call_schema(req.tools)},
+                    "json_schema": {"name": "tool_call", "strict": true, "schema": with_units(&call_schema(req.tools), &self.cfg.units)},
                 });
             }
         }
@@ -251,6 +251,38 @@ pub fn decodable(schema: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(decodable).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `schema` with every `unit` property's string schema narrowed to `units`
+/// (no change when `units` is empty).
+pub fn with_units(schema: &Value, units: &[String]) -> Value {
+    if units.is_empty() {
+        return schema.clone();
+    }
+    match schema {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    if k == "properties" {
+                        if let Some(props) = v.as_object() {
+                            let mut props = props.clone();
+                            if let Some(u) = props.get_mut("unit") {
+                                *u = json!({"type": "string", "enum": units});
+                            }
+                            let props: serde_json::Map<String, Value> = props
+                                .into_iter()
+                                .map(|(pk, pv)| (pk, with_units(&pv, units)))
+                                .collect();
+                            return (k.clone(), Value::Object(props));
+                        }
+                    }
+                    (k.clone(), with_units(v, units))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| with_units(x, units)).collect()),
         other => other.clone(),
     }
 }
@@ -404,6 +436,26 @@ mod tests {
         assert_eq!(turn.usage.prompt_tokens, 120);
         assert_eq!(calls[0].name, "systemctl_status");
         assert_eq!(calls[0].arguments, "{\"unit\": \"ollama.service\"}");
+    }
+
+    #[test]
+    fn unit_arguments_are_narrowed_to_the_known_units() {
+        let tools = [ToolSpec {
+            name: "journal".into(),
+            description: String::new(),
+            parameters: json!({"type": "object", "properties": {"unit": {"type": "string", "maxLength": 255}, "lines": {"type": "integer"}}}),
+        }];
+        let units = vec!["ollama.service".to_string(), "demo.service".to_string()];
+        let s = with_units(&call_schema(&tools), &units);
+        assert_eq!(
+            s["anyOf"][0]["properties"]["arguments"]["properties"]["unit"],
+            json!({"type": "string", "enum": ["ollama.service", "demo.service"]})
+        );
+        assert_eq!(
+            s["anyOf"][0]["properties"]["arguments"]["properties"]["lines"],
+            json!({"type": "integer"})
+        );
+        assert_eq!(with_units(&call_schema(&tools), &[]), call_schema(&tools));
     }
 
     #[test]
