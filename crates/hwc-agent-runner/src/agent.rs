@@ -422,7 +422,9 @@ async fn step(
     let step_no = job.progress.steps;
     r.event(&job.id, "turn.started", json!({"step": step_no}))
         .await?;
-    let specs = offered(r, job);
+    let mut specs = offered(r, job);
+    let avoid = std::mem::take(&mut job.progress.avoid_next_turn);
+    specs.retain(|t| !avoid.contains(&t.name));
     let escalate = job.spec.hard || job.progress.failures_in_a_row >= 2;
     let req = TurnRequest {
         model: &job.spec.model,
@@ -603,9 +605,53 @@ async fn handle_call(
         }
     };
     planned.arguments["__call_id"] = json!(call.id);
+    if let Some(seq) = already_known(r, job, &planned).await? {
+        // A weak model repeats itself; the answer is already in the
+        // conversation, so the call is not run again (nothing changed since).
+        job.progress.failures_in_a_row += 1;
+        if r.model.mode() == ToolCalling::JsonSchema
+            && !job.progress.avoid_next_turn.contains(&planned.tool)
+        {
+            job.progress.avoid_next_turn.push(planned.tool.clone());
+        }
+        tell(r, &mut job.progress.messages, Some(&call.id), &planned.tool, &format!(
+            "not run again: `{}` already ran and nothing has changed since; its result is [event {seq}] above. Choose another action, or finish.",
+            planned.summary));
+        return Ok(Step::Continue);
+    }
     let decision = judge(r, job, &planned);
     planned.network = decision.network;
     propose(r, job, ctx, planned, decision, call).await
+}
+
+/// The event holding the result of an identical call that already ran in
+/// this job, when no change (R1 and above) has run since: running it again
+/// would tell the model nothing new.
+async fn already_known(
+    r: &Runner,
+    job: &Job,
+    planned: &Planned,
+) -> Result<Option<i64>, crate::store::StoreError> {
+    let digest = digest_of(job, planned);
+    let actions = repo::actions(&r.store, &job.id).await?;
+    let Some(last) = actions
+        .iter()
+        .rposition(|a| a.digest == digest && a.state == ActionState::Done)
+    else {
+        return Ok(None);
+    };
+    let changed_since = actions[last + 1..].iter().any(|a| {
+        a.state == ActionState::Done && a.decision["risk"].as_str().is_some_and(|risk| risk != "R0")
+    });
+    if changed_since {
+        return Ok(None);
+    }
+    let events = repo::events_after(&r.store, &job.id, 0, 100_000).await?;
+    Ok(events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "item.completed" && e.data["item"]["action"] == actions[last].id)
+        .map(|e| e.seq))
 }
 
 /// The policy's decision on a plan.

@@ -143,6 +143,10 @@ pub struct Progress {
     pub report: Option<Value>,
     /// Tool calls the model answered without `finish` in a row.
     pub nudges: u32,
+    /// Tools left out of the next turn (in `json_schema` mode, after the
+    /// model repeated a call whose result it already has).
+    #[serde(default)]
+    pub avoid_next_turn: Vec<String>,
 }
 
 /// A stored job.

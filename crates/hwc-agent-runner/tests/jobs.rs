@@ -681,3 +681,66 @@ async fn a_session_looks_read_only_and_starts_a_job_for_anything_else() {
     );
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_repeated_call_is_not_run_again_until_something_changed() {
+    let call = |t: &str, a: Value| {
+        hwc_testkit::scripted::stream_of(
+            &[&json!({"tool": t, "arguments": a}).to_string()],
+            Duration::ZERO,
+        )
+    };
+    let up = Upstream::start(
+        vec![
+            call("host_facts", json!({"what": "uptime"})),
+            call("host_facts", json!({"what": "uptime"})),
+            call(
+                "shell",
+                json!({"command": "touch marker", "rollback": "rm marker"}),
+            ),
+            call("host_facts", json!({"what": "uptime"})),
+        ],
+        call("finish", json!({"summary": "done", "findings": []})),
+    )
+    .await;
+    let r = Runner::start_with_model_keys(&up.url(), "tool_calling = \"json_schema\"\n").await;
+    let id = r.job(json!({"goal": "uptime", "environment": "dev"})).await;
+    let v = r.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(v["state"], "completed", "{v}");
+    let ran: Vec<String> = r
+        .events_of(&id, "item.started")
+        .await
+        .iter()
+        .map(|e| e["data"]["item"]["summary"].as_str().unwrap().to_string())
+        .collect();
+    // The repeat is not run; after a change (touch, R1) the same look runs again.
+    assert_eq!(ran, ["uptime", "touch marker", "uptime"], "{ran:?}");
+    let third = up.request(2).2;
+    let told = third["messages"].as_array().unwrap().iter().any(|m| {
+        m["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("not run again"))
+    });
+    assert!(told, "{third:#}");
+    // The repeated tool is left out of the next turn's schema, then offered again.
+    let offered = |i: usize| -> Vec<String> {
+        up.request(i).2["response_format"]["json_schema"]["schema"]["anyOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v["properties"]["tool"]["const"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert!(
+        !offered(2).contains(&"host_facts".to_string()),
+        "{:?}",
+        offered(2)
+    );
+    assert!(offered(3).contains(&"host_facts".to_string()));
+    r.stop().await;
+}
