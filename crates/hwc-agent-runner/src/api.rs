@@ -454,7 +454,14 @@ async fn approve(
             format!("the approval is not valid: {}", e.body_text()),
         )
     })?;
-    let Some(action) = job.progress.pending_action else {
+    let waiting = match job.progress.pending_action {
+        Some(action) => repo::get_action(&r.store, &id, action)
+            .await
+            .map_err(store_err)?
+            .filter(|a| a.state == ActionState::Waiting),
+        None => None,
+    };
+    let Some(a) = waiting else {
         audit_refusal(
             &r,
             &job,
@@ -465,21 +472,7 @@ async fn approve(
         .await;
         return Err(refusal_error(&Refusal::NothingWaiting));
     };
-    let a = repo::get_action(&r.store, &id, action)
-        .await
-        .map_err(store_err)?
-        .filter(|a| a.state == ActionState::Waiting);
-    let Some(a) = a else {
-        audit_refusal(
-            &r,
-            &job,
-            &who,
-            &Refusal::NothingWaiting,
-            body.digest.as_deref(),
-        )
-        .await;
-        return Err(refusal_error(&Refusal::NothingWaiting));
-    };
+    let action = a.id;
     let Some(digest) = body.digest.clone() else {
         return Err(ApiError::invalid_request("digest_required", format!("name the action you approve: send \"digest\": \"{}\" (from GET /agent/jobs/{id}, after reading what it does)", a.digest)).with_param("digest"));
     };

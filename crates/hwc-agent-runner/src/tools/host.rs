@@ -259,7 +259,7 @@ impl Tool for UnitControl {
             name: "systemctl".into(),
             description: "Start, stop, restart or reload a systemd unit (over D-Bus). Usually needs approval; the unit's state before is recorded as the rollback.".into(),
             parameters: json!({"type": "object", "required": ["verb", "unit"], "properties": {
-                "verb": {"type": "string", "enum": ["start", "stop", "restart", "reload"]},
+                "verb": {"type": "string", "enum": ["restart", "start", "stop", "reload"]},
                 "unit": {"type": "string", "maxLength": 255}}}),
         }
     }

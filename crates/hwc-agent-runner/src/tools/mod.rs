@@ -114,6 +114,20 @@ pub struct ToolOutput {
     pub changes: Vec<String>,
 }
 
+impl ToolOutput {
+    /// What a finished program returned.
+    pub fn from_outcome(o: &crate::exec::Outcome) -> Self {
+        Self {
+            text: o.for_model(),
+            ok: o.success(),
+            exit_code: Some(o.code_for_record()),
+            output_hash: o.output_hash.clone(),
+            duration_ms: o.duration.as_millis() as i64,
+            changes: Vec::new(),
+        }
+    }
+}
+
 /// A call that can't be planned or run: told to the model, never a crash.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -261,14 +275,7 @@ pub async fn run_host(ctx: &Ctx, argv: Vec<String>) -> Result<ToolOutput, ToolEr
     let o = crate::exec::run(&host_invocation(ctx, argv))
         .await
         .map_err(ToolError::new)?;
-    Ok(ToolOutput {
-        text: o.for_model(),
-        ok: o.success(),
-        exit_code: Some(o.code_for_record()),
-        output_hash: o.output_hash.clone(),
-        duration_ms: o.duration.as_millis() as i64,
-        changes: Vec::new(),
-    })
+    Ok(ToolOutput::from_outcome(&o))
 }
 
 /// A program from the tools config as an argv word.

@@ -82,13 +82,6 @@ impl Tool for Shell {
         )
         .await
         .map_err(ToolError::new)?;
-        Ok(ToolOutput {
-            text: o.for_model(),
-            ok: o.success(),
-            exit_code: Some(o.code_for_record()),
-            output_hash: o.output_hash.clone(),
-            duration_ms: o.duration.as_millis() as i64,
-            changes: Vec::new(),
-        })
+        Ok(ToolOutput::from_outcome(&o))
     }
 }

@@ -243,14 +243,19 @@ impl Runner {
         (s, resp.json().await.unwrap_or(Value::Null))
     }
 
-    /// The audit records of a job, as stored (kind, record JSON).
-    pub async fn audit(&self, id: &str) -> Vec<Value> {
-        let store = hwc_agent_runner::store::Store::open(&format!(
+    /// The runner's database, opened beside it.
+    pub async fn store(&self) -> hwc_agent_runner::store::Store {
+        hwc_agent_runner::store::Store::open(&format!(
             "sqlite://{}",
             self.dir.join("runner.db").display()
         ))
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    /// The audit records of a job, as stored (kind, record JSON).
+    pub async fn audit(&self, id: &str) -> Vec<Value> {
+        let store = self.store().await;
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT record FROM audit WHERE job_id = $1 ORDER BY seq")
                 .bind(id)
@@ -264,12 +269,7 @@ impl Runner {
 
     /// Every audit record of kind `kind` (all jobs).
     pub async fn audit_kind(&self, kind: &str) -> Vec<Value> {
-        let store = hwc_agent_runner::store::Store::open(&format!(
-            "sqlite://{}",
-            self.dir.join("runner.db").display()
-        ))
-        .await
-        .unwrap();
+        let store = self.store().await;
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT record FROM audit WHERE kind = $1 ORDER BY seq")
                 .bind(kind)
