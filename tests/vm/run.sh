@@ -19,6 +19,9 @@
 #   HWC_VM_TIMEOUT   seconds for the whole boot and test (default 300)
 #   HWC_VM_SUITE     the Debian suite of the guest (default: the host's own,
 #                    VERSION_CODENAME in /etc/os-release)
+#   HWC_VM_GUEST     the script the guest runs instead of tests/vm/guest.sh
+#                    (scripts/demo.sh runs the agent demo this way)
+#   HWC_VM_SHARE     a host directory bound read-write at /hwc-demo
 # The guest runs binaries built on the host (the daemons, llama-server), so it
 # must have the host's glibc and libstdc++: a guest older than the host fails
 # to load them. Hence the host's own release, not a fixed one. Supported
@@ -145,9 +148,11 @@ nix-instantiate --eval --strict --json "$here/units.nix" |
 for name, text in json.load(sys.stdin).items():
     open(sys.argv[1] + "/" + name, "w").write(text)' "$work/units"
 nix-instantiate --eval --strict --json nix/daemons.nix >"$work/daemons.json"
-cp "$here/guest.sh" "$here/router-keys.toml" crates/hwc-mcp-bridge/tests/fixtures/fault_server.py \
+cp "${HWC_VM_GUEST:-$here/guest.sh}" "$work/guest.sh"
+cp "$here/router-keys.toml" crates/hwc-mcp-bridge/tests/fixtures/fault_server.py \
   "$here/hwc-agent-policy.toml" "$here/scripted_model.py" "$work/"
 binds=(--bind-ro="$work:/hwc-vmtest")
+[[ -n ${HWC_VM_SHARE:-} ]] && binds+=(--bind="$(realpath "$HWC_VM_SHARE"):/hwc-demo")
 for crate in "${crates[@]}"; do
   cp "$here/$crate.toml" "$work/"
   binds+=(--bind-ro="$bin_dir/$crate:/opt/hwc-ai/bin/$crate")

@@ -425,6 +425,7 @@ async fn step(
     let mut specs = offered(r, job);
     let avoid = std::mem::take(&mut job.progress.avoid_next_turn);
     specs.retain(|t| !avoid.contains(&t.name));
+    narrow_to_policy(r, &job.spec.environment, &mut specs);
     let escalate = job.spec.hard || job.progress.failures_in_a_row >= 2;
     let req = TurnRequest {
         model: &job.spec.model,
@@ -605,7 +606,7 @@ async fn handle_call(
         }
     };
     planned.arguments["__call_id"] = json!(call.id);
-    if let Some(seq) = already_known(r, job, &planned).await? {
+    if let Some((seq, denied)) = already_known(r, job, &planned).await? {
         // A weak model repeats itself; the answer is already in the
         // conversation, so the call is not run again (nothing changed since).
         job.progress.failures_in_a_row += 1;
@@ -614,9 +615,18 @@ async fn handle_call(
         {
             job.progress.avoid_next_turn.push(planned.tool.clone());
         }
-        tell(r, &mut job.progress.messages, Some(&call.id), &planned.tool, &format!(
-            "not run again: `{}` already ran and nothing has changed since; its result is [event {seq}] above. Choose another action, or finish.",
-            planned.summary));
+        let text = if denied {
+            format!("not proposed again: `{}` was denied by the policy ([event {seq}]) and would be denied again. Choose another action, or finish.", planned.summary)
+        } else {
+            format!("not run again: `{}` already ran and nothing has changed since; its result is [event {seq}] above. Choose another action, or finish.", planned.summary)
+        };
+        tell(
+            r,
+            &mut job.progress.messages,
+            Some(&call.id),
+            &planned.tool,
+            &text,
+        );
         return Ok(Step::Continue);
     }
     let decision = judge(r, job, &planned);
@@ -631,13 +641,12 @@ async fn already_known(
     r: &Runner,
     job: &Job,
     planned: &Planned,
-) -> Result<Option<i64>, crate::store::StoreError> {
+) -> Result<Option<(i64, bool)>, crate::store::StoreError> {
     let digest = digest_of(job, planned);
     let actions = repo::actions(&r.store, &job.id).await?;
-    let Some(last) = actions
-        .iter()
-        .rposition(|a| a.digest == digest && a.state == ActionState::Done)
-    else {
+    let Some(last) = actions.iter().rposition(|a| {
+        a.digest == digest && matches!(a.state, ActionState::Done | ActionState::Denied)
+    }) else {
         return Ok(None);
     };
     let changed_since = actions[last + 1..].iter().any(|a| {
@@ -646,12 +655,71 @@ async fn already_known(
     if changed_since {
         return Ok(None);
     }
+    let denied = actions[last].state == ActionState::Denied;
+    let kind = if denied {
+        "policy.decision"
+    } else {
+        "item.completed"
+    };
     let events = repo::events_after(&r.store, &job.id, 0, 100_000).await?;
     Ok(events
         .iter()
         .rev()
-        .find(|e| e.kind == "item.completed" && e.data["item"]["action"] == actions[last].id)
-        .map(|e| e.seq))
+        .find(|e| {
+            e.kind == kind
+                && (e.data["item"]["action"] == actions[last].id
+                    || e.data["action"] == actions[last].id)
+        })
+        .map(|e| (e.seq, denied)))
+}
+
+/// In `json_schema` mode, the choices the policy would deny in this
+/// environment are not offered: the `systemctl` tool's verbs are narrowed
+/// to those some known unit may get (and the tool is left out when none
+/// may). A weak model then cannot spend its turns on a call that can only
+/// be denied; the policy still judges whatever comes back.
+pub fn narrow_to_policy(r: &Runner, environment: &str, specs: &mut Vec<ToolSpec>) {
+    let units = &r.cfg.model.units;
+    if r.model.mode() != ToolCalling::JsonSchema || units.is_empty() {
+        return;
+    }
+    let policy = r.policy();
+    specs.retain_mut(|spec| {
+        if spec.name != "systemctl" {
+            return true;
+        }
+        let Some(verbs) = spec.parameters["properties"]["verb"]["enum"]
+            .as_array()
+            .cloned()
+        else {
+            return true;
+        };
+        let allowed: Vec<Value> = verbs
+            .into_iter()
+            .filter(|v| {
+                units.iter().any(|u| {
+                    let words = vec![vec![
+                        "systemctl".to_string(),
+                        v.as_str().unwrap_or("").to_string(),
+                        u.clone(),
+                    ]];
+                    classify(
+                        &policy,
+                        environment,
+                        &Proposal {
+                            subject: Subject::Commands(&words),
+                            has_rollback: true,
+                            claimed: None,
+                        },
+                    )
+                    .verdict
+                        != Verdict::Deny
+                })
+            })
+            .collect();
+        spec.parameters["properties"]["verb"]["enum"] = Value::Array(allowed.clone());
+        !allowed.is_empty()
+    });
 }
 
 /// The policy's decision on a plan.

@@ -744,3 +744,58 @@ async fn a_repeated_call_is_not_run_again_until_something_changed() {
     assert!(offered(3).contains(&"host_facts".to_string()));
     r.stop().await;
 }
+
+#[tokio::test]
+async fn json_schema_mode_offers_no_choice_the_policy_can_only_deny() {
+    let call = |t: &str, a: Value| {
+        hwc_testkit::scripted::stream_of(
+            &[&json!({"tool": t, "arguments": a}).to_string()],
+            Duration::ZERO,
+        )
+    };
+    let up = Upstream::start(
+        vec![
+            call("shell", json!({"command": "sudo id"})),
+            call("shell", json!({"command": "sudo id"})),
+        ],
+        call("finish", json!({"summary": "done", "findings": []})),
+    )
+    .await;
+    let r = Runner::start_with_model_keys(
+        &up.url(),
+        "tool_calling = \"json_schema\"\nunits = [\"hwc-agent-runner.service\"]\n",
+    )
+    .await;
+    let id = r.job(json!({"goal": "x", "environment": "prod"})).await;
+    r.wait_for(&id, &["completed"]).await;
+    // Every verb on the runner's own unit is denied in prod: the tool is not offered.
+    let tools: Vec<String> = up.request(0).2["response_format"]["json_schema"]["schema"]["anyOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v["properties"]["tool"]["const"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        !tools.contains(&"systemctl".to_string()) && tools.contains(&"shell".to_string()),
+        "{tools:?}"
+    );
+    // A denied call made again is answered without being judged again.
+    let decisions = r.events_of(&id, "policy.decision").await;
+    assert_eq!(decisions.len(), 1, "{decisions:#?}");
+    let told = up.request(2).2["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("not proposed again"))
+        });
+    assert!(told);
+    r.stop().await;
+}
