@@ -136,6 +136,11 @@
           '';
 
           router-llama-cpp = import ./tests/nixos/router-llama-cpp.nix testArgs;
+          # The agent runner repairing a failed unit behind an approval, with a
+          # scripted model (tests/vm/scripted_model.py) in place of the router.
+          agent-runner = import ./tests/nixos/agent-runner.nix testArgs;
+          # The MCP bridge in front of nixpkgs' mcp-server-time.
+          mcp-bridge = import ./tests/nixos/mcp-bridge.nix testArgs;
         }
         # The prober's VM test once its crate is in the workspace.
         // lib.optionalAttrs (self.packages.x86_64-linux ? hwc-health-prober) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The model the agent runner talks to in the tests/vm guest: an OpenAI
-chat-completions endpoint (streamed, as the runner asks) that answers each
-turn with the next tool call of SCRIPT, then `finish`.
+"""The model the agent runner talks to in the tests/vm guest and in the
+NixOS VM test tests/nixos/agent-runner.nix: an OpenAI chat-completions
+endpoint (streamed, as the runner asks) that answers each turn with the next
+tool call of a script (chosen by the job's goal), then `finish`.
 
 What the guest tests is the runner's unit under a real systemd: that each
 tool works inside its sandbox (bubblewrap nested in the unit, the journal
@@ -41,6 +42,13 @@ SCRIPT = [
 REPO_SCRIPT = [
     ("shell", {"command": "git log --oneline -1; git status --short", "rollback": "nothing to undo"}),
 ]
+# A job about demo-web.service (its goal names it; tests/nixos/agent-runner.nix):
+# look at the failed unit, then restart it, which the policy there makes R2,
+# so the job waits for an approval before the restart runs.
+REPAIR_SCRIPT = [
+    ("systemctl_status", {"unit": "demo-web.service"}),
+    ("systemctl", {"verb": "restart", "unit": "demo-web.service"}),
+]
 FINISH = (
     "finish",
     {"summary": "tools checked", "findings": [], "unknowns": ["nothing else"]},
@@ -65,8 +73,13 @@ class Handler(BaseHTTPRequestHandler):
         # retried request gets the same answer.
         messages = request.get("messages", [])
         done = sum(1 for m in messages if m.get("role") == "tool")
-        on_repo = any(m.get("role") == "user" and "repository" in str(m.get("content")) for m in messages)
-        script = REPO_SCRIPT if on_repo else SCRIPT
+        goal = " ".join(str(m.get("content")) for m in messages if m.get("role") == "user")
+        if "demo-web" in goal:
+            script = REPAIR_SCRIPT
+        elif "repository" in goal:
+            script = REPO_SCRIPT
+        else:
+            script = SCRIPT
         name, arguments = script[done] if done < len(script) else FINISH
         call = {"index": 0, "id": f"call_{done}", "type": "function"}
         call["function"] = {"name": name, "arguments": json.dumps(arguments)}
