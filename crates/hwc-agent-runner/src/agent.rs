@@ -426,6 +426,12 @@ async fn step(
     let avoid = std::mem::take(&mut job.progress.avoid_next_turn);
     specs.retain(|t| !avoid.contains(&t.name));
     narrow_to_policy(r, &job.spec.environment, &mut specs);
+    if step_no == job.spec.max_steps && step_no > 1 {
+        // The last turn of the budget: only `finish`, so the job ends with
+        // the agent's own account instead of a cut.
+        specs.retain(|t| t.name == "finish");
+        job.progress.messages.push(json!({"role": "user", "content": "This is your last turn: call `finish` with what you found, citing [event N] results, and what is still unknown."}));
+    }
     let escalate = job.spec.hard || job.progress.failures_in_a_row >= 2;
     let req = TurnRequest {
         model: &job.spec.model,

@@ -212,6 +212,15 @@ pub fn audit(cmd: &AuditCommand, daemon: &hwc_ai_core::cli::DaemonArgs) -> ExitC
                     }
                 },
             };
+            // A missing SQLite file is an error, never a new empty chain that
+            // verifies (`audit verify` run without the unit's STATE_DIRECTORY).
+            if let Some(path) = url.strip_prefix("sqlite://") {
+                let path = path.split('?').next().unwrap_or(path);
+                if !std::path::Path::new(path).exists() {
+                    eprintln!("hwc-agent-runner: no audit database at {path}; pass --database, or run with the runner's STATE_DIRECTORY (e.g. STATE_DIRECTORY=/var/lib/hwc-ai/agent-runner)");
+                    return ExitCode::from(2);
+                }
+            }
             let public = match public_key {
                 Some(hexkey) => match hex::decode(hexkey.trim())
                     .ok()
@@ -254,8 +263,9 @@ pub fn audit(cmd: &AuditCommand, daemon: &hwc_ai_core::cli::DaemonArgs) -> ExitC
                         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                     } else if v.ok() {
                         println!(
-                            "audit OK: {} records, head {}, {} signed checkpoints verified{}",
+                            "audit OK: {} records in {}, head {}, {} signed checkpoints verified{}",
                             v.records,
+                            crate::store::redact_url(&url),
                             v.head,
                             v.checkpoints,
                             if public.is_none() {

@@ -149,6 +149,8 @@ pub struct ModelConfig {
     pub max_attempts: u32,
     /// Temperature sent with every request.
     pub temperature: f64,
+    /// Completion tokens one turn may take (`max_tokens`).
+    pub max_completion_tokens: u64,
     /// In `json_schema` mode, the unit names a `unit` argument is decoded
     /// from (an enum in the schema), so a small model names a real unit;
     /// empty: any string. The NixOS module fills in the fleet's units and
@@ -166,6 +168,7 @@ impl Default for ModelConfig {
             request_timeout: Duration::from_secs(300),
             max_attempts: 5,
             temperature: 0.2,
+            max_completion_tokens: 4096,
             units: Vec::new(),
         }
     }

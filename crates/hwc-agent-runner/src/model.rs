@@ -132,7 +132,7 @@ impl ModelClient {
             "stream_options": {"include_usage": true},
             "temperature": self.cfg.temperature,
         });
-        if let Some(n) = req.max_tokens {
+        if let Some(n) = req.max_tokens.or(Some(self.cfg.max_completion_tokens)) {
             body["max_tokens"] = json!(n);
         }
         match self.cfg.tool_calling {
@@ -236,18 +236,22 @@ pub fn call_schema(tools: &[ToolSpec]) -> Value {
     json!({"anyOf": variants})
 }
 
-/// `schema` without the bounds a decoding grammar can't hold: llama.cpp
-/// expands `maxLength`/`maxItems` into repetitions and refuses more than
-/// a few thousand, and numeric bounds are not all supported. The runner
-/// checks every bound itself when the call comes back ([`crate::tools::schema`]).
+/// `schema` with the bounds a decoding grammar can hold: llama.cpp expands
+/// `maxLength`/`maxItems` into repetitions and refuses more than a few
+/// thousand, so lengths are capped at 400 characters and lists at 8 items
+/// (which also keeps a small model from writing without end); numeric
+/// bounds are left out. The runner checks the tool's own bounds when the
+/// call comes back ([`crate::tools::schema`]).
 pub fn decodable(schema: &Value) -> Value {
     match schema {
         Value::Object(m) => Value::Object(
             m.iter()
-                .filter(|(k, _)| {
-                    !matches!(k.as_str(), "maxLength" | "maxItems" | "minimum" | "maximum")
+                .filter(|(k, _)| !matches!(k.as_str(), "minimum" | "maximum"))
+                .map(|(k, v)| match (k.as_str(), v.as_u64()) {
+                    ("maxLength", Some(n)) => (k.clone(), json!(n.min(400))),
+                    ("maxItems", Some(n)) => (k.clone(), json!(n.min(8))),
+                    _ => (k.clone(), decodable(v)),
                 })
-                .map(|(k, v)| (k.clone(), decodable(v)))
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(decodable).collect()),

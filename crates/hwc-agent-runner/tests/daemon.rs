@@ -267,6 +267,34 @@ async fn a_sigkill_loses_no_acknowledged_record_and_the_chain_still_verifies() {
     drop(p2);
     let (ok, text) = verify(dir.path());
     assert!(ok && text.starts_with("audit OK: "), "{text}");
+    // Without the runner's state directory there is no database: an error,
+    // not an empty chain that verifies.
+    let bare = dir.path().join("bare.toml");
+    std::fs::write(
+        &bare,
+        format!(
+            "[[auth.tokens]]\nfile = \"{}\"\nrole = \"admin\"\n",
+            dir.path().join("root.token").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&bare)
+        .args(["audit", "verify"])
+        .current_dir(dir.path())
+        .env_remove("STATE_DIRECTORY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no audit database at state/agent-runner.db")
+    );
     // And an edit is found by the command, which says where.
     sqlx::query("UPDATE audit SET record = replace(record, 'job 0/1', 'job X/1')")
         .execute(&store.pool)

@@ -799,3 +799,32 @@ async fn json_schema_mode_offers_no_choice_the_policy_can_only_deny() {
     assert!(told);
     r.stop().await;
 }
+
+#[tokio::test]
+async fn the_last_turn_of_the_budget_offers_only_finish() {
+    let up = Upstream::start(
+        vec![
+            tool_call("host_facts", r#"{"what": "uptime"}"#),
+            tool_call("host_facts", r#"{"what": "memory"}"#),
+        ],
+        tool_call("finish", &finish("out of steps", &[("up", &[8])])),
+    )
+    .await;
+    let r = Runner::start(&up.url(), "").await;
+    let id = r
+        .job(json!({"goal": "x", "environment": "dev", "max_steps": 3}))
+        .await;
+    let v = r.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(v["state"], "completed", "{v}");
+    let names = |i: usize| -> Vec<String> {
+        up.request(i).2["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(names(1).len() > 1);
+    assert_eq!(names(2), ["finish"]);
+    r.stop().await;
+}
