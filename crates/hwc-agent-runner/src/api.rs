@@ -101,8 +101,7 @@ pub async fn start_job(r: &Runner, requester: &str, req: JobRequest) -> Result<J
         spec,
         progress: Progress::default(),
     };
-    repo::insert_job(&r.store, &job).await.map_err(store_err)?;
-    r.record(Entry {
+    let created = Entry {
         kind: "job_created".into(),
         job: Some(job.id.clone()),
         operator: Some(requester.to_string()),
@@ -110,12 +109,23 @@ pub async fn start_job(r: &Runner, requester: &str, req: JobRequest) -> Result<J
         model: Some(job.spec.model.clone()),
         detail: Some(job.spec.goal.clone()),
         ..Entry::default()
-    })
-    .await
-    .map_err(store_err)?;
+    };
+    // The record and the first event come before the job exists for the
+    // scheduler, so both tell the story in order: created, then started.
+    r.record(created.clone()).await.map_err(store_err)?;
     r.event(&job.id, "job.created", json!({"goal": job.spec.goal, "environment": job.spec.environment, "target": job.spec.target, "requester": job.requester}))
         .await
         .map_err(store_err)?;
+    if let Err(e) = repo::insert_job(&r.store, &job).await {
+        let _ = r
+            .record(Entry {
+                kind: "job_create_failed".into(),
+                detail: Some(e.to_string()),
+                ..created
+            })
+            .await;
+        return Err(store_err(e));
+    }
     Ok(job)
 }
 

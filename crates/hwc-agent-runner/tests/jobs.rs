@@ -828,3 +828,72 @@ async fn the_last_turn_of_the_budget_offers_only_finish() {
     assert_eq!(names(2), ["finish"]);
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_cut_stream_is_retried_and_the_job_goes_on() {
+    let cut = Act::Sse(
+        vec![(Duration::ZERO, hwc_testkit::scripted::chunk("partial"))],
+        false,
+    );
+    let up = Upstream::start(
+        vec![cut, tool_call("host_facts", r#"{"what": "uptime"}"#)],
+        done(),
+    )
+    .await;
+    let r = Runner::start(&up.url(), "").await;
+    let id = r.job(json!({"goal": "x", "environment": "dev"})).await;
+    let v = r.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(v["state"], "completed", "{v}");
+    assert_eq!(up.calls(), 3, "the cut turn was asked again");
+    assert_eq!(r.events_of(&id, "item.started").await.len(), 1);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn an_action_changed_in_the_store_after_it_was_shown_is_refused_at_the_last_check() {
+    let up = Upstream::start(vec![shell("kill -0 1")], done()).await;
+    let r = Runner::start(&up.url(), "").await;
+    let id = r
+        .job(json!({"goal": "signal init", "environment": "prod"}))
+        .await;
+    let p = pending(&r, &id).await;
+    let digest = p["digest"].as_str().unwrap().to_string();
+    // Someone with write access to the database swaps the command.
+    let store = r.store().await;
+    let planned: String =
+        sqlx::query_scalar("SELECT arguments FROM actions WHERE job_id = $1 AND id = 1")
+            .bind(&id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE actions SET arguments = $1 WHERE job_id = $2 AND id = 1")
+        .bind(planned.replace("kill -0 1", "touch /tmp/hwc-swapped"))
+        .bind(&id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let (s, b) = r.approve(&id, BOB, &digest).await;
+    assert_eq!(s, 200, "{b}");
+    let v = r.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(v["state"], "completed", "{v}");
+    assert!(
+        !std::path::Path::new("/tmp/hwc-swapped").exists(),
+        "the swapped command ran"
+    );
+    assert!(r.events_of(&id, "item.started").await.is_empty());
+    let refusals = r.audit_kind("refusal").await;
+    assert_eq!(refusals.len(), 1, "{refusals:#?}");
+    assert!(
+        refusals[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is not the one approved"),
+        "{}",
+        refusals[0]
+    );
+    assert!(r
+        .metrics()
+        .await
+        .contains("hwc_runner_unsafe_actions_total 1"));
+    r.stop().await;
+}

@@ -59,7 +59,13 @@ async fn a_real_small_model_drives_a_job_through_the_router_in_json_schema_mode(
                     "tools": ["host_facts", "shell"], "max_steps": 4, "model": "smol"}),
         )
         .await;
-    let v = r.wait_for(&id, &["completed", "failed"]).await;
+    let v = r
+        .wait_for_within(
+            &id,
+            &["completed", "failed"],
+            std::time::Duration::from_secs(180),
+        )
+        .await;
     let events = r.events(&id).await;
     let turns = events
         .iter()

@@ -193,6 +193,12 @@ impl Runner {
 
     /// Polls until the job is in one of `states` (20 s at most).
     pub async fn wait_for(&self, id: &str, states: &[&str]) -> Value {
+        self.wait_for_within(id, states, Duration::from_secs(20))
+            .await
+    }
+
+    /// [`Runner::wait_for`] with its own bound (a real model on a busy machine).
+    pub async fn wait_for_within(&self, id: &str, states: &[&str], bound: Duration) -> Value {
         let t0 = Instant::now();
         loop {
             let v = self.view(id).await;
@@ -200,7 +206,7 @@ impl Runner {
                 return v;
             }
             assert!(
-                t0.elapsed() < Duration::from_secs(20),
+                t0.elapsed() < bound,
                 "job {id} never reached {states:?}: {v}\nevents: {:#}",
                 Value::Array(self.events(id).await)
             );
