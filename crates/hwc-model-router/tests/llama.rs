@@ -160,11 +160,14 @@ async fn client_disconnect_cancels_the_generation() {
     }
     assert_eq!(processing(l.port), 1.0, "the generation is running");
     drop(s);
+    // llama-server notices the closed connection between tokens; on two
+    // busy cores (the rest of the suite runs beside it) that has taken over
+    // 5 s once. The bound is for "it stops", not for how fast.
     let t0 = Instant::now();
     while processing(l.port) > 0.0 {
         assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "llama-server still generating 5 s after the client left"
+            t0.elapsed() < Duration::from_secs(30),
+            "llama-server still generating 30 s after the client left"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
