@@ -261,9 +261,20 @@ fn offered(r: &Runner, job: &Job) -> Vec<ToolSpec> {
 
 /// The job's workspace: a git worktree of its repository, or an empty directory.
 pub async fn workspace(r: &Runner, job: &Job) -> Result<Ctx, String> {
-    let ws = r.workspaces.join(&job.id);
+    workspace_for(r, &job.id, job.spec.repo.as_deref(), &job.spec.environment).await
+}
+
+/// The workspace named `id` (a job's or a session's): a git worktree of
+/// `repo`, or an empty directory.
+pub async fn workspace_for(
+    r: &Runner,
+    id: &str,
+    repo: Option<&str>,
+    environment: &str,
+) -> Result<Ctx, String> {
+    let ws = r.workspaces.join(id);
     if !ws.exists() {
-        match &job.spec.repo {
+        match repo {
             Some(repo) => {
                 tokio::fs::create_dir_all(&r.workspaces)
                     .await
@@ -274,11 +285,11 @@ pub async fn workspace(r: &Runner, job: &Job) -> Result<Ctx, String> {
                         "-c".into(),
                         "core.hooksPath=/dev/null".into(),
                         "-C".into(),
-                        repo.clone(),
+                        repo.to_string(),
                         "worktree".into(),
                         "add".into(),
                         "-b".into(),
-                        format!("hwc-agent/{}", job.id),
+                        format!("hwc-agent/{id}"),
                         ws.display().to_string(),
                     ],
                     env: vec![("PATH".into(), r.cfg.sandbox.path.clone())],
@@ -299,7 +310,7 @@ pub async fn workspace(r: &Runner, job: &Job) -> Result<Ctx, String> {
     }
     Ok(Ctx {
         workspace: ws,
-        environment: job.spec.environment.clone(),
+        environment: environment.to_string(),
         host: r.host.clone(),
         sandbox: r.cfg.sandbox.clone(),
         hidden: r.hidden.clone(),
@@ -340,7 +351,7 @@ async fn resume_interrupted(r: &Runner, job: &mut Job) -> Result<(), crate::stor
                 "summary": a.planned.summary}}),
             )
             .await?;
-        let call_id = a.planned.arguments["__call_id"].as_str().map(String::from);
+        let call_id = a.planned.call_id.clone();
         tell(r, &mut job.progress.messages,
             call_id.as_deref(),
             &a.planned.tool,
@@ -611,7 +622,7 @@ async fn handle_call(
             return Ok(Step::Continue);
         }
     };
-    planned.arguments["__call_id"] = json!(call.id);
+    planned.call_id = Some(call.id.clone());
     if let Some((seq, denied)) = already_known(r, job, &planned).await? {
         // A weak model repeats itself; the answer is already in the
         // conversation, so the call is not run again (nothing changed since).
@@ -761,13 +772,9 @@ fn verdict_name(v: &Verdict) -> &'static str {
 
 /// The digest of a plan: what approvals bind to.
 pub fn digest_of(job: &Job, planned: &Planned) -> approval::ActionDigest {
-    let mut arguments = planned.arguments.clone();
-    if let Some(m) = arguments.as_object_mut() {
-        m.remove("__call_id");
-    }
     ActionKey {
         tool: planned.tool.clone(),
-        arguments,
+        arguments: planned.arguments.clone(),
         environment: job.spec.environment.clone(),
         target: planned.target.clone(),
     }
@@ -800,14 +807,10 @@ async fn propose(
         Verdict::NeedsApproval { .. } => (ActionState::Waiting, Some(now_s + ttl)),
         Verdict::Allow => (ActionState::Running, None),
     };
-    let mut args_shown = planned.arguments.clone();
-    if let Some(m) = args_shown.as_object_mut() {
-        m.remove("__call_id");
-    }
     // The decision is durable before anything acts on it.
     r.record(Entry {
         tool: Some(planned.tool.clone()),
-        arguments: Some(args_shown.clone()),
+        arguments: Some(planned.arguments.clone()),
         digest: Some(digest.0.clone()),
         risk: Some(decision.risk),
         decision: Some(verdict.into()),
@@ -855,7 +858,7 @@ async fn propose(
                 json!({
                 "action": id, "digest": digest, "risk": decision.risk, "approvals": approvals,
                 "expires_at": expires, "summary": planned.summary, "tool": planned.tool,
-                "arguments": args_shown, "rollback": planned.rollback, "rule": decision.rule,
+                "arguments": planned.arguments, "rollback": planned.rollback, "rule": decision.rule,
                 "reason": decision.reason}),
             )
             .await?;
@@ -902,7 +905,7 @@ async fn wait_for_approval(
             job.progress.pending_action = None;
             return Ok(Step::Continue);
         };
-        let call_id = a.planned.arguments["__call_id"].as_str().map(String::from);
+        let call_id = a.planned.call_id.clone();
         match a.state {
             ActionState::Waiting => {
                 let pending = pending_of(job, &a);
@@ -1044,7 +1047,7 @@ async fn execute(
     let Some(a) = repo::get_action(&r.store, &job.id, id).await? else {
         return Ok(Step::Continue);
     };
-    let call_id = a.planned.arguments["__call_id"].as_str().map(String::from);
+    let call_id = a.planned.call_id.clone();
     // The last check: the plan that runs digests to what was judged, the
     // decision still stands under the policy in force now, and an action
     // that needs approvals has them.
@@ -1123,13 +1126,9 @@ async fn execute(
             .await?;
         }
     }
-    let mut args_shown = a.planned.arguments.clone();
-    if let Some(m) = args_shown.as_object_mut() {
-        m.remove("__call_id");
-    }
     r.record(Entry {
         tool: Some(a.planned.tool.clone()),
-        arguments: Some(args_shown.clone()),
+        arguments: Some(a.planned.arguments.clone()),
         digest: Some(a.digest.0.clone()),
         risk: Some(risk),
         rule: a.decision["rule"].as_str().map(String::from),

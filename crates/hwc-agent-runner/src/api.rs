@@ -337,13 +337,9 @@ async fn job_view(r: &Runner, job: &Job) -> Result<JobView, ApiError> {
                     let grants = repo::grants(&r.store, &job.id, id)
                         .await
                         .map_err(store_err)?;
-                    let mut args = a.planned.arguments.clone();
-                    if let Some(m) = args.as_object_mut() {
-                        m.remove("__call_id");
-                    }
                     Some(json!({
                         "action": a.id, "digest": a.digest, "tool": a.planned.tool, "summary": a.planned.summary,
-                        "arguments": r.redactor.json(&args), "target": a.planned.target,
+                        "arguments": r.redactor.json(&a.planned.arguments), "target": a.planned.target,
                         "risk": a.decision["risk"], "rule": a.decision["rule"], "reason": a.decision["reason"],
                         "approvals_needed": a.decision["approvals"], "approved_by": grants.iter().map(|g| g.approver.clone()).collect::<Vec<_>>(),
                         "rollback": a.planned.rollback, "expires_at": a.expires_at}))

@@ -7,7 +7,7 @@
 use crate::agent::{cap, judge_in, remember_turn, tell};
 use crate::audit::Entry;
 use crate::config::ToolCalling;
-use crate::job::{Job, JobRequest, JobState, Progress};
+use crate::job::JobRequest;
 use crate::model::{ToolSpec, TurnRequest};
 use crate::policy::{Risk, Verdict};
 use crate::runner::Runner;
@@ -258,27 +258,9 @@ pub async fn message(
 }
 
 async fn ctx(r: &Runner, s: &Session) -> Option<Ctx> {
-    let job = Job {
-        id: s.id.clone(),
-        created_at: s.created_at,
-        updated_at: s.created_at,
-        requester: s.requester.clone(),
-        state: JobState::Running,
-        spec: crate::job::JobSpec {
-            goal: String::new(),
-            environment: s.environment.clone(),
-            target: s.target.clone(),
-            repo: None,
-            tools: Vec::new(),
-            max_steps: 0,
-            max_tokens: 0,
-            max_seconds: 0,
-            model: s.model.clone(),
-            hard: false,
-        },
-        progress: Progress::default(),
-    };
-    crate::agent::workspace(r, &job).await.ok()
+    crate::agent::workspace_for(r, &s.id, None, &s.environment)
+        .await
+        .ok()
 }
 
 fn entry(s: &Session, kind: &str) -> Entry {

@@ -79,6 +79,7 @@ fn file_plan(
         claimed: None,
         item,
         network: false,
+        call_id: None,
     }
 }
 

@@ -147,6 +147,7 @@ impl Tool for Git {
             claimed: None,
             item: ItemKind::CommandExecution,
             network: false,
+            call_id: None,
         })
     }
 

@@ -22,6 +22,7 @@ fn planned(tool: &str, args: Value, words: Vec<String>, ctx: &Ctx, target: Strin
         claimed: None,
         item: ItemKind::CommandExecution,
         network: false,
+        call_id: None,
     }
 }
 

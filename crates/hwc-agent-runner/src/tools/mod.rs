@@ -94,6 +94,10 @@ pub struct Planned {
     /// decision; the shell sandbox reads it).
     #[serde(default)]
     pub network: bool,
+    /// The model's id for the call (set by the loop), to answer it; not
+    /// part of what is approved.
+    #[serde(default)]
+    pub call_id: Option<String>,
 }
 
 /// What a run returned.

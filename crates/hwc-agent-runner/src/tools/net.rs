@@ -76,6 +76,7 @@ impl Tool for HttpGet {
             summary: format!("GET {url}"),
             item: ItemKind::ToolCall,
             network: false,
+            call_id: None,
         })
     }
 
@@ -124,6 +125,7 @@ impl Tool for PrometheusQuery {
             summary: format!("PromQL {kind}: {q}"),
             item: ItemKind::ToolCall,
             network: false,
+            call_id: None,
         })
     }
 

@@ -64,6 +64,7 @@ impl Tool for Shell {
             summary: command.to_string(),
             item: ItemKind::CommandExecution,
             network: false,
+            call_id: None,
         })
     }
 
