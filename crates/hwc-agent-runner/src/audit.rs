@@ -346,15 +346,8 @@ impl Audit {
             .begin()
             .await
             .map_err(db_err("audit: begin"))?;
-        let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err("audit: read the chain head"))?;
-        let (seq, prev_hash) = match last {
-            Some(row) => (
-                row.try_get::<i64, _>(0).map_err(db_err("audit: seq"))? + 1,
-                row.try_get::<String, _>(1).map_err(db_err("audit: hash"))?,
-            ),
+        let (seq, prev_hash) = match head(&mut *tx).await? {
+            Some((seq, hash)) => (seq + 1, hash),
             None => (1, GENESIS.to_string()),
         };
         let record = Record {
@@ -391,18 +384,10 @@ impl Audit {
         if self.key.is_none() {
             return Ok(None);
         }
-        let head = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.store.pool)
-            .await
-            .map_err(db_err("audit: read the chain head"))?;
-        let Some(row) = head else { return Ok(None) };
-        let seq: i64 = row.try_get(0).map_err(db_err("audit: seq"))?;
-        let hash: String = row.try_get(1).map_err(db_err("audit: hash"))?;
-        let done: Option<i64> = sqlx::query_scalar("SELECT MAX(size) FROM checkpoints")
-            .fetch_one(&self.store.pool)
-            .await
-            .map_err(db_err("audit: read checkpoints"))?;
-        if done.is_some_and(|d| d >= seq) {
+        let Some((seq, hash)) = head(&self.store.pool).await? else {
+            return Ok(None);
+        };
+        if checkpointed(&self.store).await?.is_some_and(|d| d >= seq) {
             return Ok(None);
         }
         self.write_checkpoint(seq, &hash, at_ms).await?;
@@ -426,6 +411,32 @@ impl Audit {
             .map_err(db_err("audit: write a checkpoint"))?;
         Ok(())
     }
+}
+
+/// The last record's `(seq, hash)`, through the pool or a transaction.
+pub async fn head<'e, E>(exec: E) -> Result<Option<(i64, String)>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(exec)
+        .await
+        .map_err(db_err("audit: read the chain head"))?;
+    row.map(|row| {
+        Ok((
+            row.try_get::<i64, _>(0).map_err(db_err("audit: seq"))?,
+            row.try_get::<String, _>(1).map_err(db_err("audit: hash"))?,
+        ))
+    })
+    .transpose()
+}
+
+/// Records covered by the last signed checkpoint.
+pub async fn checkpointed(store: &Store) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT MAX(size) FROM checkpoints")
+        .fetch_one(&store.pool)
+        .await
+        .map_err(db_err("audit: read checkpoints"))
 }
 
 fn is_conflict(e: &sqlx::Error) -> bool {

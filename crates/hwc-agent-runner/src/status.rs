@@ -3,10 +3,9 @@
 //! waiting for approval), in the fleet's envelope.
 
 use crate::runner::Runner;
-use crate::store::{db_err, StoreError};
+use crate::store::StoreError;
 use hwc_ai_core::status::Envelope;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// Version of this status shape.
@@ -73,24 +72,10 @@ pub struct ModelStatus {
 /// Collects the status now.
 pub async fn collect(r: &Runner) -> Result<Envelope<RunnerStatus>, StoreError> {
     let policy = r.policy();
-    let head = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&r.store.pool)
-        .await
-        .map_err(db_err("status: audit head"))?;
-    let (records, head) = match head {
-        Some(row) => (
-            row.try_get::<i64, _>(0).map_err(db_err("status: audit"))?,
-            Some(
-                row.try_get::<String, _>(1)
-                    .map_err(db_err("status: audit"))?,
-            ),
-        ),
-        None => (0, None),
-    };
-    let checkpointed: Option<i64> = sqlx::query_scalar("SELECT MAX(size) FROM checkpoints")
-        .fetch_one(&r.store.pool)
-        .await
-        .map_err(db_err("status: checkpoints"))?;
+    let head = crate::audit::head(&r.store.pool).await?;
+    let records = head.as_ref().map_or(0, |(seq, _)| *seq);
+    let head = head.map(|(_, hash)| hash);
+    let checkpointed = crate::audit::checkpointed(&r.store).await?;
     let jobs = crate::repo::count_by_state(&r.store)
         .await?
         .into_iter()
