@@ -88,16 +88,7 @@ pub enum StartError {
 
 /// The state directory: `$STATE_DIRECTORY` under systemd, else `./state`.
 pub fn state_dir() -> PathBuf {
-    match std::env::var_os("STATE_DIRECTORY") {
-        Some(d) => PathBuf::from(
-            d.to_string_lossy()
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        ),
-        None => PathBuf::from("state"),
-    }
+    hwc_ai_core::state::directory().unwrap_or_else(|| PathBuf::from("state"))
 }
 
 fn under_state(p: &Path) -> PathBuf {

@@ -103,20 +103,8 @@ fn migrator(steps: &'static [(i64, &'static str, &'static str)]) -> sqlx::migrat
     }
 }
 
-/// The URL for a database file (relative: under `$STATE_DIRECTORY`).
+/// The URL for a database file, created when missing.
 pub fn sqlite_url(path: &Path) -> String {
-    let path = match std::env::var_os("STATE_DIRECTORY") {
-        Some(dir) if path.is_relative() => {
-            let first = dir
-                .to_string_lossy()
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            Path::new(&first).join(path)
-        }
-        _ => path.to_path_buf(),
-    };
     format!("sqlite://{}?mode=rwc", path.display())
 }
 

@@ -27,6 +27,7 @@ pub mod process;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
+pub mod state;
 pub mod status;
 pub mod sync;
 pub mod systemd;

@@ -73,27 +73,10 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_at)",
 ];
 
-/// Where a relative database path lives: `$STATE_DIRECTORY` under systemd.
-pub fn resolve(path: &Path) -> PathBuf {
-    match std::env::var_os("STATE_DIRECTORY") {
-        Some(dir) if path.is_relative() => {
-            // StateDirectory= with several entries gives a colon list; the first is ours.
-            let first = dir
-                .to_string_lossy()
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            PathBuf::from(first).join(path)
-        }
-        _ => path.to_path_buf(),
-    }
-}
-
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let path = resolve(path);
+        let path = hwc_ai_core::state::resolve(path);
         let err = |source| StoreError {
             path: path.clone(),
             source,
