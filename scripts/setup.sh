@@ -47,13 +47,19 @@ fi
 
 scripts/test-runtime.sh >/dev/null
 
-# A real MCP server for the prober's mcp probe tests.
-mcp_pkg="@modelcontextprotocol/server-everything@2026.8.31"
-if [[ ! -f "$cache/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ]]; then
-  log "installing $mcp_pkg from npm"
-  mkdir -p "$cache/npm"
-  npm install --silent --no-audit --no-fund --prefix "$cache/npm" "$mcp_pkg" >&2
-fi
+# Real MCP servers from npm: server-everything for the prober's mcp probe
+# tests and the bridge's, server-filesystem for the bridge's roots and
+# writable-path tests, and supergateway (a peer bridge, for the benchmark).
+npm_pkg() { # <package@version> <file it installs, under node_modules>
+  if [[ ! -f "$cache/npm/node_modules/$2" ]]; then
+    log "installing $1 from npm"
+    mkdir -p "$cache/npm"
+    npm install --silent --no-audit --no-fund --prefix "$cache/npm" "$1" >&2
+  fi
+}
+npm_pkg "@modelcontextprotocol/server-everything@2026.8.31" "@modelcontextprotocol/server-everything/dist/index.js"
+npm_pkg "@modelcontextprotocol/server-filesystem@2026.8.31" "@modelcontextprotocol/server-filesystem/dist/index.js"
+npm_pkg "supergateway@4.0.0" "supergateway/package.json"
 
 # pip_venv DIR PKG EXE [WHY]: PKG installed into its own venv $cache/DIR
 # (kept while DIR/.pkg names PKG and DIR/bin/EXE exists).
@@ -79,6 +85,12 @@ pip_venv phoenix "arize-phoenix==20.26.1" phoenix "the real OTLP receiver of the
 # so the server's and the client's `mcp` versions never have to agree.
 pip_venv mcp-time "mcp-server-time==2026.10.19" mcp-server-time
 pip_venv mcp-client "mcp>=1.20,<2" python "the MCP client of the bridge tests"
+# The same client's 2.x line (what new clients run), PyPI `mcp-server-git`
+# (a stateful real server: a repository per call), and PyPI `mcp-proxy`
+# (a peer bridge, for the benchmark).
+pip_venv mcp-client2 "mcp>=2.3,<3" python "the MCP 2.x client of the bridge tests"
+pip_venv mcp-git "mcp-server-git==2026.10.19" mcp-server-git
+pip_venv mcp-proxy "mcp-proxy==0.13.0" mcp-proxy "a peer bridge for docs/benchmarks.md"
 # The official MCP conformance suite (tests/conformance.rs): 0.1.16 for the
 # session era, 0.2.0-alpha.12 (its own prefix) for the 2026-07-28 scenarios.
 # Its fixture server runs on the mcp-client venv above.
