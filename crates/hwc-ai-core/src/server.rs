@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::health::{self, Health};
 use crate::metrics::{self, HttpMetrics};
 use crate::notify;
-use crate::tasks::TaskGroup;
+use crate::tasks::{CancellationToken, TaskGroup};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode};
@@ -126,6 +126,10 @@ pub struct Daemon {
     /// Background work (flush loops, probe loops, supervisors). The drain
     /// cancels it after the last request and waits for it within the bound.
     pub tasks: TaskGroup,
+    /// Cancelled when the drain begins: long-lived answers (SSE streams of
+    /// change notifications, of job events) end on it, so the drain waits
+    /// only for requests that finish by themselves.
+    pub draining: CancellationToken,
 }
 
 impl Daemon {
@@ -144,6 +148,7 @@ impl Daemon {
             registry: crate::metrics::registry(component),
             reload: None,
             tasks: TaskGroup::new(),
+            draining: CancellationToken::new(),
         }
     }
 }
@@ -397,6 +402,7 @@ pub async fn serve_on(
     };
     let health = daemon.health.clone();
     let tasks = daemon.tasks.clone();
+    let draining = daemon.draining.clone();
     let reload = spawn_reload(name, daemon.reload.take());
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     let app = app(daemon);
@@ -445,6 +451,7 @@ pub async fn serve_on(
         "draining in-flight requests"
     );
     let started = tokio::time::Instant::now();
+    draining.cancel();
     let _ = stop_tx.send(());
     match tokio::time::timeout(drain, &mut server).await {
         Ok(_) => tracing::info!(daemon = name, "requests drained"),

@@ -143,6 +143,7 @@ pub async fn daemon_with_guard(
         header: StatusHeader::new(NAME, env!("CARGO_PKG_VERSION"), status::STATUS_FORMAT),
         http: cfg.http.clone(),
         hosts: cfg.effective_hosts(),
+        draining: daemon.draining.clone(),
     });
     for up in bridge.upstreams.values() {
         up.spawn(&daemon.tasks);

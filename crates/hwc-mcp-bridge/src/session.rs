@@ -3,14 +3,17 @@
 //! `initialize`. A session costs a map entry, nothing on the child (Open
 //! WebUI opens one per chat request); sessions idle past
 //! `http.session_idle_timeout`, or the least recently used beyond
-//! `http.max_sessions`, are ended.
+//! `http.max_sessions`, are ended. A session keeps the resource URIs it
+//! subscribed to (what its GET stream passes on), and a token cancelled
+//! when it ends, however it ends, so its GET streams end with it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// One session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Session {
     /// The server it was opened on.
     pub server: String,
@@ -20,8 +23,30 @@ pub struct Session {
     pub protocol_version: String,
     /// The caller (token name) that opened it; only it may use it.
     pub client: String,
+    /// Resource URIs it subscribed to.
+    pub subscriptions: BTreeSet<String>,
+    /// Cancelled when the session ends.
+    pub ended: CancellationToken,
     last_used: Instant,
 }
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.server,
+            self.generation,
+            &self.protocol_version,
+            &self.client,
+        ) == (
+            &other.server,
+            other.generation,
+            &other.protocol_version,
+            &other.client,
+        )
+    }
+}
+
+impl Eq for Session {}
 
 /// Why a session id is not usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +92,7 @@ impl Sessions {
                 .min_by_key(|(_, s)| s.last_used)
                 .map(|(k, _)| k.clone())
             {
-                map.remove(&oldest);
+                end(&mut map, &oldest);
             }
         }
         map.insert(
@@ -77,6 +102,8 @@ impl Sessions {
                 generation,
                 protocol_version: protocol_version.into(),
                 client: client.into(),
+                subscriptions: BTreeSet::new(),
+                ended: CancellationToken::new(),
                 last_used: Instant::now(),
             },
         );
@@ -95,7 +122,7 @@ impl Sessions {
             return Lookup::Unknown;
         }
         if live != Some(s.generation) {
-            map.remove(id);
+            end(&mut map, id);
             return Lookup::Stale;
         }
         s.last_used = Instant::now();
@@ -109,7 +136,7 @@ impl Sessions {
             .get(id)
             .is_some_and(|s| s.server == server && s.client == client)
         {
-            map.remove(id);
+            end(&mut map, id);
             true
         } else {
             false
@@ -119,7 +146,57 @@ impl Sessions {
     /// Ends the sessions idle too long.
     pub fn sweep(&self) {
         let idle = self.idle;
-        hwc_ai_core::sync::lock(&self.map).retain(|_, s| s.last_used.elapsed() <= idle);
+        hwc_ai_core::sync::lock(&self.map).retain(|_, s| {
+            let keep = s.last_used.elapsed() <= idle;
+            if !keep {
+                s.ended.cancel();
+            }
+            keep
+        });
+    }
+
+    /// Marks session `id` used now (an open GET stream keeps its session
+    /// alive); false if it has ended.
+    pub fn touch(&self, id: &str) -> bool {
+        match hwc_ai_core::sync::lock(&self.map).get_mut(id) {
+            Some(s) => {
+                s.last_used = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records that session `id` subscribed to `uri`.
+    pub fn subscribe(&self, id: &str, uri: &str) {
+        if let Some(s) = hwc_ai_core::sync::lock(&self.map).get_mut(id) {
+            s.subscriptions.insert(uri.to_string());
+        }
+    }
+
+    /// Session `id` lets `uri` go; the sessions of `server` still holding it.
+    pub fn unsubscribe(&self, id: &str, server: &str, uri: &str) -> usize {
+        let mut map = hwc_ai_core::sync::lock(&self.map);
+        if let Some(s) = map.get_mut(id) {
+            s.subscriptions.remove(uri);
+        }
+        drop(map);
+        self.holders(server, uri)
+    }
+
+    /// Sessions of `server` holding `uri`.
+    pub fn holders(&self, server: &str, uri: &str) -> usize {
+        hwc_ai_core::sync::lock(&self.map)
+            .values()
+            .filter(|s| s.server == server && s.subscriptions.contains(uri))
+            .count()
+    }
+
+    /// Whether session `id` holds `uri`.
+    pub fn subscribed(&self, id: &str, uri: &str) -> bool {
+        hwc_ai_core::sync::lock(&self.map)
+            .get(id)
+            .is_some_and(|s| s.subscriptions.contains(uri))
     }
 
     /// Open sessions of `server`.
@@ -128,6 +205,12 @@ impl Sessions {
             .values()
             .filter(|s| s.server == server)
             .count()
+    }
+}
+
+fn end(map: &mut HashMap<String, Session>, id: &str) {
+    if let Some(s) = map.remove(id) {
+        s.ended.cancel();
     }
 }
 
@@ -181,6 +264,31 @@ mod tests {
         );
         assert!(matches!(s.get(&d, "time", "x", Some(2)), Lookup::Ok(_)));
         assert!(matches!(s.get(&e, "time", "x", Some(2)), Lookup::Ok(_)));
+    }
+
+    #[test]
+    fn an_ended_session_cancels_its_token_and_drops_its_subscriptions() {
+        let s = Sessions::new(10, Duration::from_secs(60));
+        let a = s.open("fs", 1, "v", "c");
+        let b = s.open("fs", 1, "v", "c");
+        let Lookup::Ok(sa) = s.get(&a, "fs", "c", Some(1)) else {
+            panic!("open")
+        };
+        s.subscribe(&a, "file:///x");
+        s.subscribe(&b, "file:///x");
+        assert!(s.subscribed(&a, "file:///x"));
+        assert!(!s.subscribed(&a, "file:///y"));
+        assert_eq!(s.unsubscribe(&a, "fs", "file:///x"), 1, "b still holds it");
+        assert!(!sa.ended.is_cancelled());
+        assert!(s.close(&a, "fs", "c"));
+        assert!(sa.ended.is_cancelled(), "DELETE ends its streams");
+        let Lookup::Ok(sb) = s.get(&b, "fs", "c", Some(1)) else {
+            panic!("open")
+        };
+        assert_eq!(s.get(&b, "fs", "c", Some(2)), Lookup::Stale);
+        assert!(sb.ended.is_cancelled(), "a restart ends its streams");
+        assert_eq!(s.unsubscribe(&b, "fs", "file:///x"), 0);
+        assert!(!s.touch(&b));
     }
 
     #[test]

@@ -658,7 +658,6 @@ async fn stateless_meta_and_method_rules() {
         "resources/subscribe",
         "resources/unsubscribe",
         "unknown/method",
-        "subscriptions/listen",
     ] {
         let r = post(method, json!({"_meta": meta}), 9).await;
         assert_eq!(

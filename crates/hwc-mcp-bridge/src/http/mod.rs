@@ -2,6 +2,7 @@
 //! `/servers`, `/status`, behind Origin/Host validation and bearer auth.
 
 pub mod forward;
+pub mod listen;
 pub mod session_era;
 pub mod stateless;
 
@@ -39,6 +40,8 @@ pub struct Bridge {
     pub http: HttpConfig,
     /// Host values accepted.
     pub hosts: Vec<String>,
+    /// Cancelled when the bridge starts draining: open streams end.
+    pub draining: tokio_util::sync::CancellationToken,
 }
 
 impl Bridge {
@@ -202,19 +205,47 @@ async fn post_mcp(
     }
 }
 
-async fn get_mcp(State(b): State<Arc<Bridge>>, Path(server): Path<String>) -> Response {
-    if !b.upstreams.contains_key(&server) {
+/// The session era's GET stream of change notifications; 2026-07-28 has
+/// none (405: it has `subscriptions/listen`).
+async fn get_mcp(
+    State(b): State<Arc<Bridge>>,
+    Path(server): Path<String>,
+    Extension(p): Extension<Principal>,
+    h: HeaderMap,
+) -> Response {
+    let Some(up) = b.upstreams.get(&server).cloned() else {
         return no_server(&server);
+    };
+    if !crate::policy::server_in_scope(p.scopes.as_deref(), &server) {
+        return out_of_scope(&server);
     }
-    // No server-initiated stream in this version (2026-07-28 has none at all).
-    let mut r = rpc_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        jsonrpc::INVALID_REQUEST,
-        "GET streams are not offered by this bridge; POST requests to this endpoint",
-    );
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
-    r
+    let Some(sid) = session_id(&h) else {
+        let mut r = rpc_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            jsonrpc::INVALID_REQUEST,
+            "a GET stream belongs to a session: send its Mcp-Session-Id (2026-07-28 clients POST subscriptions/listen instead)",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+        return r;
+    };
+    if !accepts_sse(&h) {
+        return listen::needs_sse(Value::Null);
+    }
+    let live = up.link().map(|l| l.generation);
+    match b.sessions.get(sid, up.name(), &p.name, live) {
+        crate::session::Lookup::Ok(s) => {
+            listen::session_stream(&b, &up, sid.to_string(), s.generation, s.ended)
+        }
+        crate::session::Lookup::Unknown | crate::session::Lookup::Stale => {
+            b.sessions_changed(up.name());
+            rpc_error(
+                StatusCode::NOT_FOUND,
+                jsonrpc::SESSION_NOT_FOUND,
+                "unknown or ended session; initialize again",
+            )
+        }
+    }
 }
 
 async fn delete_mcp(

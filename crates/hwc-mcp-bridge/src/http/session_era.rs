@@ -1,9 +1,10 @@
 //! Revisions 2025-03-26 / 2025-06-18 / 2025-11-25: `initialize` opens a
 //! session (answered from the child's cached initialize result, no round
 //! trip), later POSTs carry `Mcp-Session-Id`; a session of a child that
-//! has since restarted gets 404 so the client initializes again.
+//! has since restarted gets 404 so the client initializes again. Resource
+//! subscriptions are kept per session ([`listen`]).
 
-use super::{forward, rpc, rpc_error, session_id, Bridge};
+use super::{forward, listen, rpc, rpc_error, session_id, Bridge};
 use crate::headers;
 use crate::jsonrpc::{self, Kind};
 use crate::session::Lookup;
@@ -89,6 +90,12 @@ pub async fn post(
             StatusCode::OK,
             jsonrpc::result(jsonrpc::id(&msg), json!({})),
         ),
+        Kind::Request if jsonrpc::method(&msg) == "resources/subscribe" => {
+            listen::session_subscribe(b, &up, sid, msg).await
+        }
+        Kind::Request if jsonrpc::method(&msg) == "resources/unsubscribe" => {
+            listen::session_unsubscribe(b, &up, sid, msg).await
+        }
         Kind::Request => {
             let mut msg = msg;
             forward::strip_owned_meta(&mut msg);

@@ -8,7 +8,7 @@
 //! and the client capabilities (-32602, HTTP 400); a method this revision
 //! removed or never had is -32601 with HTTP 404, before the child.
 
-use super::{forward, rpc, rpc_error, Bridge};
+use super::{forward, listen, rpc, rpc_error, Bridge};
 use crate::headers;
 use crate::jsonrpc::{self, Kind};
 use crate::upstream::Upstream;
@@ -64,6 +64,7 @@ pub async fn post(
     }
     match method_route(jsonrpc::method(&msg)) {
         Route::Discover => discover(&up, id),
+        Route::Listen => listen::listen(b, up, msg, super::accepts_sse(h)).await,
         Route::NotFound(why) => method_not_found(id, why),
         Route::Child => {
             let mut msg = msg;
@@ -84,8 +85,8 @@ const REMOVED_METHODS: &[&str] = &[
 ];
 
 /// Methods of 2026-07-28 (besides `server/discover`) that go to the child;
-/// `tasks/*` (the tasks extension) goes too. `subscriptions/listen` is not
-/// offered (no server-initiated stream in this bridge).
+/// `tasks/*` (the tasks extension) goes too. `subscriptions/listen` is the
+/// bridge's own (the child's change feed, [`listen`]).
 const CHILD_METHODS: &[&str] = &[
     "tools/list",
     "tools/call",
@@ -101,6 +102,7 @@ const CHILD_METHODS: &[&str] = &[
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
     Discover,
+    Listen,
     Child,
     /// -32601, HTTP 404, with the reason.
     NotFound(&'static str),
@@ -109,6 +111,8 @@ enum Route {
 fn method_route(method: &str) -> Route {
     if method == "server/discover" {
         Route::Discover
+    } else if method == "subscriptions/listen" {
+        Route::Listen
     } else if REMOVED_METHODS.contains(&method) {
         Route::NotFound("removed in protocol revision 2026-07-28")
     } else if CHILD_METHODS.contains(&method) || method.starts_with("tasks/") {
@@ -221,12 +225,8 @@ mod tests {
                 "{m}"
             );
         }
-        for m in [
-            "unknown/method",
-            "subscriptions/listen",
-            "",
-            "notifications/initialized",
-        ] {
+        assert_eq!(method_route("subscriptions/listen"), Route::Listen);
+        for m in ["unknown/method", "", "notifications/initialized"] {
             assert!(matches!(method_route(m), Route::NotFound(_)), "{m}");
         }
     }

@@ -4,7 +4,9 @@
 //! the pings, and the cleanup when it ends.
 
 use super::pending::Reply;
-use super::{lines, CallError, CallOpts, Link, Upstream, CHILD_PROTOCOL_VERSION};
+use super::{
+    lines, CallError, CallOpts, Change, ChangeKind, Link, Upstream, CHILD_PROTOCOL_VERSION,
+};
 use crate::jsonrpc::{self, Kind};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -193,9 +195,18 @@ impl Upstream {
                     }
                 }
             }
-            Kind::Notification => {
-                tracing::debug!(server = %self.cfg.name, method = jsonrpc::method(&msg), "child notification");
-            }
+            Kind::Notification => match ChangeKind::of(&msg) {
+                Some(kind) => {
+                    tracing::debug!(server = %self.cfg.name, method = jsonrpc::method(&msg), "child change notification");
+                    if kind == ChangeKind::ToolsListChanged {
+                        hwc_ai_core::sync::lock(&self.tool_schemas).clear();
+                    }
+                    self.publish(Change::Note(kind, Arc::new(msg)));
+                }
+                None => {
+                    tracing::debug!(server = %self.cfg.name, method = jsonrpc::method(&msg), "child notification");
+                }
+            },
             Kind::Request => {
                 let id = jsonrpc::id(&msg);
                 let answer = if jsonrpc::method(&msg) == "ping" {
@@ -252,6 +263,9 @@ impl Drop for GenerationEnd {
             }
         }
         drop(inner);
+        hwc_ai_core::sync::lock(&self.up.listen_subs).clear();
+        hwc_ai_core::sync::lock(&self.up.tool_schemas).clear();
+        self.up.publish(Change::Ended(gen));
         self.up.metrics.child_up(&name, false);
     }
 }

@@ -14,14 +14,17 @@
 //! ([`CallError`]), `state` ([`ServerState`]), `pending` (the pending
 //! map's entries, the round trip and cancellation), `generation` (one
 //! child's lifecycle: writer and reader tasks, handshake, pings, cleanup)
-//! and [`lines`] (size-capped stdout framing).
+//! [`lines`] (size-capped stdout framing) and `changes` (the feed of the
+//! child's change notifications to open streams).
 
+mod changes;
 mod error;
 mod generation;
 pub mod lines;
 mod pending;
 mod state;
 
+pub use changes::{Change, ChangeKind};
 pub use error::CallError;
 pub use state::ServerState;
 
@@ -35,7 +38,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// The protocol revision the bridge speaks to its children.
 pub const CHILD_PROTOCOL_VERSION: &str = "2025-11-25";
@@ -79,6 +82,9 @@ pub struct Upstream {
     calls: Arc<Semaphore>,
     child_state: OnceLock<Arc<Mutex<ChildState>>>,
     known_tools: Mutex<HashSet<String>>,
+    tool_schemas: Mutex<HashMap<String, Arc<Value>>>,
+    changes: broadcast::Sender<Change>,
+    listen_subs: Mutex<HashMap<String, usize>>,
     metrics: BridgeMetrics,
 }
 
@@ -95,6 +101,9 @@ impl Upstream {
             calls,
             child_state: OnceLock::new(),
             known_tools: Mutex::new(HashSet::new()),
+            tool_schemas: Mutex::new(HashMap::new()),
+            changes: broadcast::channel(changes::FEED).0,
+            listen_subs: Mutex::new(HashMap::new()),
             metrics,
         })
     }
@@ -155,19 +164,34 @@ impl Upstream {
         }
     }
 
-    /// Remembers the tool names of a `tools/list` result.
+    /// Remembers the tools of a `tools/list` result: their names (metric
+    /// labels) and input schemas (the `Mcp-Param-*` checks), until the
+    /// child says its list changed or ends.
     pub fn learn_tools(&self, result: &Value) {
-        if let Some(tools) = result.get("tools").and_then(Value::as_array) {
-            let mut known = hwc_ai_core::sync::lock(&self.known_tools);
-            for t in tools
-                .iter()
-                .filter_map(|t| t.get("name").and_then(Value::as_str))
-            {
-                if known.len() < 1024 {
-                    known.insert(t.to_string());
-                }
+        let Some(tools) = result.get("tools").and_then(Value::as_array) else {
+            return;
+        };
+        let mut known = hwc_ai_core::sync::lock(&self.known_tools);
+        let mut schemas = hwc_ai_core::sync::lock(&self.tool_schemas);
+        for t in tools {
+            let Some(name) = t.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            if known.len() < 1024 {
+                known.insert(name.to_string());
+            }
+            if schemas.len() < 1024 {
+                let schema = t.get("inputSchema").cloned().unwrap_or(Value::Null);
+                schemas.insert(name.to_string(), Arc::new(schema));
             }
         }
+    }
+
+    /// The input schema of `tool` as last listed by the live child.
+    pub fn tool_schema(&self, tool: &str) -> Option<Arc<Value>> {
+        hwc_ai_core::sync::lock(&self.tool_schemas)
+            .get(tool)
+            .cloned()
     }
 
     /// Sends `msg` (a request carrying the client's id) to the current

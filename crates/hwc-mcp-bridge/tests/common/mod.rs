@@ -195,3 +195,105 @@ pub fn tool_names(body: &Value) -> Vec<String> {
     v.sort();
     v
 }
+
+/// An open SSE answer, read event by event.
+pub struct Events {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Events {
+    /// The next `data:` payload as JSON within `within`; `None` on a
+    /// timeout or the end of the stream.
+    pub async fn next(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let data: Vec<&str> = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some(serde_json::from_str(&data.join("\n")).unwrap());
+            }
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Whether the server ended the stream within `within` (events before
+    /// the end are skipped).
+    pub async fn ends_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) | Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+impl Bridge {
+    /// Opens `req` (to the bridge, with the token) as an SSE stream.
+    pub async fn events(&self, mut req: reqwest::RequestBuilder) -> Events {
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .header("accept", "application/json, text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        Events {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The session era's GET stream of session `sid` on `server`.
+    pub async fn get_stream(&self, server: &str, sid: &str) -> Events {
+        self.events(
+            self.http
+                .get(format!("{}/mcp/{server}", self.d.url))
+                .header("mcp-session-id", sid)
+                .header("mcp-protocol-version", "2025-11-25"),
+        )
+        .await
+    }
+
+    /// A 2026-07-28 `subscriptions/listen` with `filter`, as request `id`.
+    pub async fn listen(&self, server: &str, id: u64, filter: Value) -> Events {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
+            "params": {"_meta": stateless_meta(), "notifications": filter}});
+        self.events(
+            self.http
+                .post(format!("{}/mcp/{server}", self.d.url))
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "subscriptions/listen")
+                .body(body.to_string()),
+        )
+        .await
+    }
+}
+
+/// The `_meta` every 2026-07-28 request carries.
+pub fn stateless_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "0"}
+    })
+}
