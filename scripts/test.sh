@@ -37,6 +37,8 @@ export HWC_BIN_DIR="$target_dir/debug"
 export HWC_ROUTER_BIN="$HWC_BIN_DIR/hwc-model-router"
 export HWC_PROBER_BIN="$HWC_BIN_DIR/hwc-health-prober"
 export HWC_MANAGER_BIN="$HWC_BIN_DIR/hwc-model-manager"
+export HWC_BRIDGE_BIN="$HWC_BIN_DIR/hwc-mcp-bridge"
+export HWC_RUNNER_BIN="$HWC_BIN_DIR/hwc-agent-runner"
 
 step "alert rules: promtool check and unit tests, every alert tested both ways"
 scripts/check-alerts.sh

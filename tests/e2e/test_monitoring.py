@@ -14,6 +14,15 @@ The stack (all real processes, on free loopback ports):
   dry run (no system bus to restart units on);
 * ``hwc-model-manager`` placing a small file model from a local HTTP server,
   and failing a second one whose sha256 is wrong;
+* ``hwc-mcp-bridge`` with real MCP servers as its children (npm
+  ``server-everything`` and PyPI ``mcp-server-time``) and one whose child
+  exits at once (``false``), so it keeps restarting and stays down; tools/call
+  traffic over plain HTTP (session era) that is answered, refused by the
+  bridge's policy, a tool's own error, and timed out;
+* ``hwc-agent-runner`` whose model is the scripted one of
+  ``tests/vm/scripted_model.py`` (a real small model would not make the
+  calls on demand): one job completes, one waits for an approval that is
+  rejected and then completes, one is left waiting for its approval;
 * a stand-in vLLM: vLLM can't run on this CPU-only machine, so a small HTTP
   server replays a recorded vLLM ``/metrics`` page
   (``tests/monitoring/fixtures/vllm-metrics.txt``) with its counters growing
@@ -23,10 +32,10 @@ The stack (all real processes, on free loopback ports):
   the alert rules the module loads (``modules/monitoring/alerts.rules.yml``).
 
 After driving traffic through the router (including a fallback and an
-escalation) every panel query of every dashboard in ``dashboards/`` must
-return data, every template variable must have values, every alert rule
-must evaluate without error, and the alerts whose conditions the stack
-creates on purpose must be pending or firing.
+escalation), the bridge and the runner, every panel query of every
+dashboard in ``dashboards/`` must return data, every template variable must
+have values, every alert rule must evaluate without error, and the alerts
+whose conditions the stack creates on purpose must be pending or firing.
 """
 
 from __future__ import annotations
@@ -39,14 +48,18 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import (
+    CACHE,
     REPO_ROOT,
     Proc,
     free_port,
@@ -60,6 +73,16 @@ BIN_DIR = Path(os.environ.get("HWC_ROUTER_BIN") or REPO_ROOT / "target/debug/x")
 PROBER_BIN = Path(os.environ.get("HWC_PROBER_BIN") or BIN_DIR / "hwc-health-prober")
 MANAGER_BIN = Path(os.environ.get("HWC_MANAGER_BIN") or BIN_DIR / "hwc-model-manager")
 ROUTER_BIN = Path(os.environ.get("HWC_ROUTER_BIN") or BIN_DIR / "hwc-model-router")
+BRIDGE_BIN = Path(os.environ.get("HWC_BRIDGE_BIN") or BIN_DIR / "hwc-mcp-bridge")
+RUNNER_BIN = Path(os.environ.get("HWC_RUNNER_BIN") or BIN_DIR / "hwc-agent-runner")
+# The real MCP servers the bridge runs (scripts/setup.sh installs both; the
+# same variables as crates/hwc-testkit/src/mcp.rs).
+MCP_EVERYTHING = Path(
+    os.environ.get("HWC_MCP_EVERYTHING")
+    or CACHE / "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+)
+MCP_TIME = Path(os.environ.get("HWC_MCP_TIME") or CACHE / "mcp-time/bin/mcp-server-time")
+SCRIPTED_MODEL = REPO_ROOT / "tests" / "vm" / "scripted_model.py"
 
 DASHBOARDS = sorted((REPO_ROOT / "dashboards").glob("*.json"))
 ALERT_RULES = REPO_ROOT / "modules" / "monitoring" / "alerts.rules.yml"
@@ -72,17 +95,25 @@ HOST = "e2e"
 GRAFANA_VARS = {
     "host": ".*",
     "model": ".*",
+    "server": ".*",
     "__rate_interval": "1m",
     "__interval": "15s",
     "__range": "5m",
 }
 # Alerts the stack triggers on purpose (their `for:` may be long, so
 # pending counts): the dead cloud backend in cooldown, the down `ollama`
-# target, the file model with a wrong sha256.
+# target, the file model with a wrong sha256; the bridge's server whose
+# child exits at once (down, and restarted over and over), the timeouts
+# that are a third of the calls to `everything`; the runner's job left
+# waiting for its approval (30m `for:`, so pending).
 EXPECTED_ACTIVE = {
     "HwcRouterBackendCooldown",
     "HwcProbeFailing",
     "HwcModelFailed",
+    "HwcMcpServerDown",
+    "HwcMcpChildRestarting",
+    "HwcMcpCallsFailing",
+    "HwcAgentApprovalWaiting",
 }
 
 TINY_MODEL = b"hwc-ai monitoring e2e: a file model\n" * 64
@@ -266,6 +297,70 @@ name = "corrupt.bin"
 """
 
 
+def bridge_toml(port: int) -> str:
+    return f"""\
+[server]
+listen = "127.0.0.1:{port}"
+[auth]
+token_files = []
+
+[[servers]]
+name = "everything"
+command = "node"
+args = [{json.dumps(str(MCP_EVERYTHING))}, "stdio"]
+denied_tools = ["get-env"]
+# trigger-long-running-operation (4 s) takes longer: a bridge timeout. It
+# also bounds node's start and the child's initialize (0.3 s idle here).
+call_timeout = "2s"
+
+[[servers]]
+name = "time"
+command = {json.dumps(str(MCP_TIME))}
+args = ["--local-timezone", "Etc/UTC"]
+
+# A child that exits at once: restarted over and over (never `failed`
+# within the test), never up.
+[[servers]]
+name = "crashing"
+command = "false"
+required = false
+[servers.restart]
+base = "200ms"
+max = "1s"
+max_restarts = 100000
+window = "5m"
+"""
+
+
+RUNNER_TOKENS = {"alice": ("requester", "tok-e2e-alice-requester"), "bob": ("approver", "tok-e2e-bob-approver")}
+
+
+def runner_toml(port: int, dir: Path, model_url: str) -> str:
+    tokens = ""
+    for name, (role, secret) in RUNNER_TOKENS.items():
+        (dir / f"{name}.token").write_text(secret)
+        tokens += f"[[auth.tokens]]\nfile = {json.dumps(str(dir / f'{name}.token'))}\nname = \"{name}\"\nrole = \"{role}\"\n"
+    (dir / "audit.key").write_text("22" * 32)
+    return f"""\
+[server]
+listen = "127.0.0.1:{port}"
+[store]
+url = "sqlite://{dir / 'runner.db'}"
+[audit]
+signing_key_file = {json.dumps(str(dir / "audit.key"))}
+host = "{HOST}"
+checkpoint_every = 8
+[model]
+url = "{model_url}/v1"
+request_timeout = "10s"
+max_attempts = 2
+[limits]
+max_steps = 6
+[tools]
+workspaces = {json.dumps(str(dir / "workspaces"))}
+{tokens}"""
+
+
 def prometheus_yml(jobs: list[tuple[str, str, dict[str, str]]]) -> str:
     """Scrape jobs in the NixOS module's shape: job name, target, labels."""
     cfg = {
@@ -316,8 +411,14 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def stack(llama_server: Proc, tmp_path_factory: pytest.TempPathFactory):
-    for b, what in [(ROUTER_BIN, "router"), (PROBER_BIN, "prober"), (MANAGER_BIN, "manager")]:
-        need(b, f"build the {what}: cargo build -p hwc-model-router -p hwc-health-prober -p hwc-model-manager")
+    for b, what in [(ROUTER_BIN, "router"), (PROBER_BIN, "prober"), (MANAGER_BIN, "manager"),
+                    (BRIDGE_BIN, "bridge"), (RUNNER_BIN, "runner")]:
+        need(b, f"build the {what}: cargo build --bins")
+    if not shutil.which("node"):
+        pytest.fail("node not found; scripts/setup.sh installs it (the bridge runs npm server-everything)", pytrace=False)
+    for f in [MCP_EVERYTHING, MCP_TIME]:
+        if not f.is_file():
+            pytest.fail(f"{f} not found; scripts/setup.sh installs it", pytrace=False)
     prometheus_bin = shutil.which("prometheus")
     if not prometheus_bin:
         pytest.fail("prometheus not found; scripts/setup.sh installs Debian's prometheus package", pytrace=False)
@@ -335,6 +436,7 @@ def stack(llama_server: Proc, tmp_path_factory: pytest.TempPathFactory):
         dead = f"http://127.0.0.1:{free_port()}"
 
         router_port, prober_port, manager_port, prom_port = (free_port() for _ in range(4))
+        bridge_port, runner_port, model_port = (free_port() for _ in range(3))
         router_url = f"http://127.0.0.1:{router_port}"
         manager_url = f"http://127.0.0.1:{manager_port}"
         (tmp / "router").mkdir()
@@ -350,12 +452,24 @@ def stack(llama_server: Proc, tmp_path_factory: pytest.TempPathFactory):
                             tmp / "manager.log", manager_port, "/healthz", "hwc-model-manager"))
         procs.append(launch([str(PROBER_BIN), "--config", str(tmp / "prober.toml")],
                             tmp / "prober.log", prober_port, "/healthz", "hwc-health-prober"))
+        (tmp / "bridge.toml").write_text(bridge_toml(bridge_port))
+        # /readyz: the required servers (everything, time) run; the crashing one is not required.
+        procs.append(launch([str(BRIDGE_BIN), "--config", str(tmp / "bridge.toml")],
+                            tmp / "bridge.log", bridge_port, "/readyz", "hwc-mcp-bridge"))
+        model = start([sys.executable, str(SCRIPTED_MODEL), str(model_port)], tmp / "model.log", model_port)
+        procs.append(model)
+        (tmp / "runner").mkdir()
+        (tmp / "runner.toml").write_text(runner_toml(runner_port, tmp / "runner", model.url))
+        procs.append(launch([str(RUNNER_BIN), "--config", str(tmp / "runner.toml")],
+                            tmp / "runner.log", runner_port, "/readyz", "hwc-agent-runner"))
 
         hostport = lambda url: url.removeprefix("http://")  # noqa: E731
         jobs = [
             ("hwc-router", hostport(router_url), {"component": "router"}),
             ("hwc-health-prober", f"127.0.0.1:{prober_port}", {"component": "health-prober"}),
             ("hwc-model-manager", hostport(manager_url), {"component": "model-manager"}),
+            ("hwc-mcp-bridge", f"127.0.0.1:{bridge_port}", {"component": "mcp-bridge"}),
+            ("hwc-agent-runner", f"127.0.0.1:{runner_port}", {"component": "agent-runner"}),
             ("hwc-llama-cpp", hostport(llama_server.url), {"component": "llama-cpp", "model": "smollm2"}),
             ("hwc-vllm-gpt-oss-20b", hostport(vllm_url), {"component": "vllm", "model": "openai/gpt-oss-20b"}),
         ]
@@ -371,7 +485,9 @@ def stack(llama_server: Proc, tmp_path_factory: pytest.TempPathFactory):
         prom = Prometheus(f"http://127.0.0.1:{prom_port}")
         yield {"prom": prom, "router": router_url, "jobs": jobs, "procs": procs, "tmp": tmp,
                "urls": {"router": router_url, "manager": manager_url,
-                        "prober": f"http://127.0.0.1:{prober_port}"}}
+                        "prober": f"http://127.0.0.1:{prober_port}",
+                        "bridge": f"http://127.0.0.1:{bridge_port}",
+                        "runner": f"http://127.0.0.1:{runner_port}"}}
     finally:
         for p in reversed(procs):
             p.stop()
@@ -409,6 +525,105 @@ def drive_traffic(router_url: str) -> int:
     return sent
 
 
+def http_post(url: str, body: dict, headers: dict | None = None, timeout: float = 15) -> tuple[int, dict, dict]:
+    """(status, headers, JSON body or {}) of a JSON POST."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, hdrs, text = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, text = e.code, e.headers, e.read()
+    try:
+        doc = json.loads(text) if text else {}
+    except ValueError:
+        doc = {}
+    return status, {k.lower(): v for k, v in hdrs.items()}, doc
+
+
+MCP_INITIALIZE = {"method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "0"}}}
+
+
+class Mcp:
+    """A session-era MCP client of one bridge server, over plain HTTP
+    (docs/mcp-bridge.md): initialize, then every request with the session."""
+
+    def __init__(self, bridge_url: str, server: str) -> None:
+        self.url = f"{bridge_url}/mcp/{server}"
+        self.ids = 0
+        self.session: str | None = None
+
+    def initialize(self) -> "Mcp":
+        status, headers, doc = self.post(MCP_INITIALIZE)
+        assert status == 200 and "mcp-session-id" in headers, (self.url, status, doc)
+        self.session = headers["mcp-session-id"]
+        status, _, _ = self.post({"method": "notifications/initialized"}, notification=True)
+        assert status == 202, status
+        return self
+
+    def post(self, msg: dict, notification: bool = False) -> tuple[int, dict, dict]:
+        headers = {"accept": "application/json, text/event-stream"}
+        if self.session:
+            headers |= {"mcp-session-id": self.session, "mcp-protocol-version": "2025-11-25"}
+        if not notification:
+            self.ids += 1
+            msg = {"id": self.ids, **msg}
+        return http_post(self.url, {"jsonrpc": "2.0", **msg}, headers)
+
+    def call(self, tool: str, arguments: dict) -> dict:
+        status, _, doc = self.post({"method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+        assert status == 200, (tool, status, doc)
+        return doc
+
+
+def drive_bridge(everything: Mcp, clock: Mcp) -> None:
+    """One round of tools/call through the bridge, each outcome once: answered,
+    refused by the bridge's policy, timed out (a third of the calls to
+    `everything`: HwcMcpCallsFailing), a tool's own error result (not a
+    failure of the bridge). `live` runs two rounds some scrapes apart, so
+    every series grows after Prometheus first saw it (the rate() of a
+    series born at its final value is 0, and a latency quantile NaN)."""
+    assert "result" in everything.call("echo", {"message": "hi"})
+    assert everything.call("get-env", {})["error"]["code"] == -32602  # denied_tools
+    assert everything.call("trigger-long-running-operation", {"duration": 4, "steps": 2})["error"]["code"] == -32001
+    assert not clock.call("get_current_time", {"timezone": "Etc/UTC"})["result"].get("isError")
+    assert clock.call("get_current_time", {"timezone": "Nowhere/Nothing"})["result"]["isError"] is True
+
+
+def drive_runner(runner_url: str) -> None:
+    """Three jobs of the scripted model: one only looks and completes; one
+    proposes a restart (R2 in dev) whose approval is rejected, then
+    finishes; one is left waiting for its approval."""
+    alice = {"authorization": f"Bearer {RUNNER_TOKENS['alice'][1]}"}
+    bob = {"authorization": f"Bearer {RUNNER_TOKENS['bob'][1]}"}
+
+    def job(goal: str) -> str:
+        status, _, doc = http_post(f"{runner_url}/agent/jobs", {"goal": goal, "environment": "dev"}, alice)
+        assert status == 201, (status, doc)
+        return doc["id"]
+
+    def wait(id: str, states: set[str]) -> dict:
+        deadline = time.monotonic() + 30
+        doc: dict = {}
+        while time.monotonic() < deadline:
+            status, body = http_get(f"{runner_url}/agent/jobs/{id}", headers=alice)
+            doc = json.loads(body) if status == 200 else {}
+            if doc.get("state") in states:
+                return doc
+            time.sleep(0.2)
+        pytest.fail(f"job {id} never reached {sorted(states)}: {doc}", pytrace=False)
+
+    looked, rejected, waiting = job("how long has the host been up (uptime)?"), job("why is demo-web.service down?"), \
+        job("is demo-web.service still down?")
+    assert wait(looked, {"completed", "failed"})["state"] == "completed"
+    wait(rejected, {"waiting_approval"})
+    status, _, doc = http_post(f"{runner_url}/agent/jobs/{rejected}/reject", {"comment": "not now"}, bob)
+    assert status == 200 and doc.get("rejected"), (status, doc)
+    assert wait(rejected, {"completed", "failed"})["state"] == "completed"
+    assert wait(waiting, {"waiting_approval"})["pending"]["risk"] == "R2"
+
+
 def wait_for(prom: Prometheus, expr: str, ok, what: str, timeout: float = 30) -> list:
     deadline = time.monotonic() + timeout
     result: list = []
@@ -427,6 +642,13 @@ def live(stack):
     prom: Prometheus = stack["prom"]
     jobs = stack["jobs"]
     wait_for(prom, 'up{host="e2e"} == 1', lambda r: len(r) == len(jobs), "every target scraped and up")
+    urls = stack["urls"]
+    everything, clock = (Mcp(urls["bridge"], s).initialize() for s in ("everything", "time"))
+    drive_bridge(everything, clock)
+    # The crashing server is never up: its initialize is refused.
+    status, _, _ = Mcp(urls["bridge"], "crashing").post(MCP_INITIALIZE)
+    assert status == 503, status
+    drive_runner(urls["runner"])
     sent = drive_traffic(stack["router"])
     wait_for(prom, "sum(hwc_router_requests_total)",
              lambda r: r and float(r[0]["value"][1]) >= sent, "the router's requests scraped")
@@ -436,6 +658,14 @@ def live(stack):
              lambda r: r and float(r[0]["value"][1]) >= 1, "an escalation counted")
     wait_for(prom, 'hwc_manager_model_present{model="tiny"} == 1', bool, "the file model placed", 60)
     wait_for(prom, 'hwc_manager_model_failed{model="corrupt"} == 1', bool, "the corrupt model failed", 60)
+    drive_bridge(everything, clock)
+    wait_for(prom, "sum by (server) (hwc_bridge_calls_total)",
+             lambda r: {s["metric"]["server"]: float(s["value"][1]) for s in r} == {"everything": 6, "time": 4},
+             "the bridge's calls scraped")
+    wait_for(prom, 'increase(hwc_bridge_child_restarts_total{server="crashing"}[15m]) > 3', bool,
+             "the crashing child's restarts counted")
+    wait_for(prom, "hwc_runner_approvals_waiting == 1", bool, "the job waiting for approval")
+    wait_for(prom, "hwc_runner_approval_wait_seconds_count == 1", bool, "the rejected approval counted")
     # A few more scrapes so every rate() window holds two points after the traffic.
     time.sleep(3)
     return stack
@@ -551,7 +781,7 @@ def test_alerts_fire_for_what_the_stack_breaks(live) -> None:
     assert not healthy, f"alerts active on a healthy part of the stack: {active}"
 
 
-@pytest.mark.parametrize("daemon", ["router", "prober", "manager"])
+@pytest.mark.parametrize("daemon", ["router", "prober", "manager", "bridge", "runner"])
 def test_metrics_pass_promtool(live, daemon: str) -> None:
     """Each daemon's /metrics, after traffic, is clean for `promtool check metrics`."""
     status, body = http_get(live["urls"][daemon] + "/metrics")

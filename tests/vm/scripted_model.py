@@ -10,7 +10,8 @@ through its group, netlink for `ss`, /proc for `free`, unit control over
 D-Bus as far as polkit allows). A small real model would not make these
 exact calls on demand (crates/hwc-agent-runner/tests/jobs.rs scripts its
 model for the same reason; tests/llama.rs drives a real one). Python
-standard library only: the guest has nothing else.
+standard library only: the guest has nothing else. tests/e2e/test_monitoring.py
+runs it too, so the runner's job and approval metrics have data.
 
     python3 scripted_model.py PORT
 """
@@ -49,6 +50,11 @@ REPAIR_SCRIPT = [
     ("systemctl_status", {"unit": "demo-web.service"}),
     ("systemctl", {"verb": "restart", "unit": "demo-web.service"}),
 ]
+# A job that only looks (its goal says "uptime"; tests/e2e/test_monitoring.py):
+# one R0 call, then finish, so it completes without an approval.
+LOOK_SCRIPT = [
+    ("host_facts", {"what": "uptime"}),
+]
 FINISH = (
     "finish",
     {"summary": "tools checked", "findings": [], "unknowns": ["nothing else"]},
@@ -78,6 +84,8 @@ class Handler(BaseHTTPRequestHandler):
             script = REPAIR_SCRIPT
         elif "repository" in goal:
             script = REPO_SCRIPT
+        elif "uptime" in goal:
+            script = LOOK_SCRIPT
         else:
             script = SCRIPT
         name, arguments = script[done] if done < len(script) else FINISH
