@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the hwc-ai Grafana dashboards (fleet, router, runtimes) as JSON.
+"""Writes the hwc-ai Grafana dashboards (fleet, router, runtimes, agents) as JSON.
 
 One place decides what every panel has: the datasource by uid
 (``hwc-prometheus``, provisioned under that uid by modules/monitoring),
@@ -98,10 +98,10 @@ def row(title: str) -> dict:
     return {"type": "row", "title": title, "collapsed": False, "panels": []}
 
 
-def quantiles(metric: str, by: str, sel: str, qs=(0.5, 0.95, 0.99)) -> list[dict]:
+def quantiles(metric: str, by: str, sel: str, qs=(0.5, 0.95, 0.99), window: str = RI) -> list[dict]:
     return [
         target(
-            f"histogram_quantile({q}, sum by (le{', ' + by if by else ''}) (rate({metric}_bucket{{{sel}}}{RI})))",
+            f"histogram_quantile({q}, sum by (le{', ' + by if by else ''}) (rate({metric}_bucket{{{sel}}}{window})))",
             f"p{round(q * 100)}{' {{' + by + '}}' if by else ''}",
         )
         for q in qs
@@ -269,7 +269,65 @@ def runtimes() -> dict:
     )
 
 
-DASHBOARDS = {"fleet.json": fleet, "router.json": router, "runtimes.json": runtimes}
+def agents() -> dict:
+    S = f'{H}, server=~"$server"'
+    # The outcomes HwcMcpCallsFailing counts: the bridge or the child failed
+    # (a tool's own error result, a policy refusal, a cancellation are not).
+    failing = 'outcome=~"error|timeout|busy|too_large|child_exited|unavailable"'
+    calls = f"sum by (server) (rate(hwc_bridge_calls_total{{{S}}}{RI}))"
+    return dashboard(
+        "hwc-agents",
+        "hwc-ai MCP bridge and agent",
+        "What the MCP bridge's servers answer and how fast, whether their children stay up; what the agent runner's jobs do, what waits for approval, and whether the gate held.",
+        [HOST_VAR, var("server", "MCP server", "label_values(hwc_bridge_children_up, server)")],
+        [
+            row("MCP bridge"),
+            stat("MCP servers up", "Whether each server's child is running and initialized; HwcMcpServerDown fires after 5 minutes down.", "short",
+                 target(f"min by (host, server) (hwc_bridge_children_up{{{S}}})", "{{host}} {{server}}"), up_down=True),
+            stat("Child restarts (15m)", "Restarts of each server's child in the last 15 minutes; HwcMcpChildRestarting fires above 3.", "short",
+                 target(f"sum by (host, server) (increase(hwc_bridge_child_restarts_total{{{S}}}[15m]))", "{{host}} {{server}}"), red_at=4),
+            stat("Sessions open", "Session-era client sessions open, all servers (they end after http.session_idle_timeout).", "short",
+                 target(f"sum by (host) (hwc_bridge_sessions_open{{{S}}})", "{{host}}")),
+            timeseries("Tool calls by server, tool and outcome", "tools/call requests per second: ok, tool_error (the tool's own error result), denied (policy or scope), and the failures (error, timeout, busy, too_large, child_exited, unavailable), cancelled.", "reqps",
+                       target(f"sum by (server, tool, outcome) (rate(hwc_bridge_calls_total{{{S}}}{RI}))", "{{server}} {{tool}} {{outcome}}"), stack=True),
+            timeseries("Failing call ratio by server", "Share of tools/call requests the bridge or the child failed (timeouts, crashes, too large, busy); HwcMcpCallsFailing fires above 25% for 10 minutes.", "percentunit",
+                       target(f"(sum by (server) (rate(hwc_bridge_calls_total{{{S}, {failing}}}{RI})) or {calls} * 0) / {calls}", "{{server}}")),
+            timeseries("Tool call latency", "Time from a tools/call request to its answer, by server.", "s",
+                       *quantiles("hwc_bridge_call_duration_seconds", "server", S, qs=(0.5, 0.99))),
+            timeseries("Child restarts", "Restarts of each server's child per 15 minutes: a crashing child, or one that stops answering ping.", "short",
+                       target(f"sum by (host, server) (increase(hwc_bridge_child_restarts_total{{{S}}}[15m]))", "{{host}} {{server}}")),
+            timeseries("Sessions open by server", "Session-era client sessions open per server.", "short",
+                       target(f"max by (host, server) (hwc_bridge_sessions_open{{{S}}})", "{{host}} {{server}}")),
+            timeseries("Bridge HTTP responses by route and status", "Every HTTP answer of the bridge, including auth failures (401/403), unknown sessions (404) and a child not running (503).", "reqps",
+                       target(f"sum by (route, status) (rate(hwc_bridge_http_requests_total{{{H}}}{RI}))", "{{route}} {{status}}")),
+            row("Agent runner"),
+            stat("Approvals waiting", "Actions waiting for approval now; their jobs are paused. HwcAgentApprovalWaiting fires after 30 minutes.", "short",
+                 target(f"sum by (host) (hwc_runner_approvals_waiting{{{H}}})", "{{host}}"), red_at=1),
+            stat("Unsafe actions (24h)", "Actions that reached execution without the approvals their class needs (refused); anything but 0 is an incident (HwcAgentUnsafeAction).", "short",
+                 target(f"sum by (host) (increase(hwc_runner_unsafe_actions_total{{{H}}}[24h]))", "{{host}}"), red_at=1),
+            stat("Jobs running or waiting", "Jobs running, and jobs paused waiting for an approval, now.", "short",
+                 target(f'max by (host, state) (hwc_runner_jobs{{{H}, state=~"running|waiting_approval"}})', "{{host}} {{state}}")),
+            timeseries("Jobs by state", "Jobs in the store by state (runners sharing one store report the same numbers).", "short",
+                       target(f"max by (host, state) (hwc_runner_jobs{{{H}}})", "{{host}} {{state}}")),
+            timeseries("Tool calls by risk class and decision", "Tool calls the policy judged, by class (R0-R3) and decision: allow runs now, needs_approval waits, deny never runs.", "ops",
+                       target(f"sum by (risk, decision) (rate(hwc_runner_tool_calls_total{{{H}}}{RI}))", "{{risk}} {{decision}}"), stack=True),
+            timeseries("Tool calls by tool", "Tool calls judged per tool and decision.", "ops",
+                       target(f"sum by (tool, decision) (rate(hwc_runner_tool_calls_total{{{H}}}{RI}))", "{{tool}} {{decision}}"), stack=True),
+            timeseries("Approval wait", "How long actions waited for their approvals or a rejection, over the last hour (approvals are rare: a rate window would be mostly empty). Actions still waiting are not in it: see Approvals waiting.", "s",
+                       *quantiles("hwc_runner_approval_wait_seconds", "", H, qs=(0.5, 0.95), window="[1h]")),
+            timeseries("Unsafe actions", "Actions refused at the last check for lacking their approvals, per 10 minutes; must stay 0.", "short",
+                       target(f"sum by (host) (increase(hwc_runner_unsafe_actions_total{{{H}}}[10m]))", "{{host}}")),
+            timeseries("Tokens by model alias", "Prompt and completion tokens per second the runner's jobs spend, by router alias.", "short",
+                       target(f"sum by (model, kind) (rate(hwc_runner_tokens_total{{{H}}}{RI}))", "{{model}} {{kind}}"), stack=True),
+            timeseries("Audit records written", "Audit records this runner appends per second. No metric says when the chain was last checkpointed: the runner's /status has the last checkpoint.", "short",
+                       target(f"sum by (host) (rate(hwc_runner_audit_records_total{{{H}}}{RI}))", "{{host}}")),
+            timeseries("Runner HTTP responses by route and status", "Every HTTP answer of the runner, including auth failures and refused approvals (403, 409).", "reqps",
+                       target(f"sum by (route, status) (rate(hwc_runner_http_requests_total{{{H}}}{RI}))", "{{route}} {{status}}")),
+        ],
+    )
+
+
+DASHBOARDS = {"fleet.json": fleet, "router.json": router, "runtimes.json": runtimes, "agents.json": agents}
 
 
 def render(make) -> str:

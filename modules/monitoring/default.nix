@@ -160,7 +160,8 @@ in
         description = ''
           Run Grafana on this host (`services.grafana`) with the Prometheus
           datasource (uid `hwc-prometheus`) and the hwc-ai dashboards (fleet,
-          router, runtimes) provisioned, read-only, in the folder "hwc-ai".
+          router, runtimes, agents) provisioned, read-only, in the folder
+          "hwc-ai".
         '';
       };
 

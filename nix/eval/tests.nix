@@ -726,6 +726,7 @@ let
         && builtins.pathExists (p.options.path + "/router.json")
         && builtins.pathExists (p.options.path + "/fleet.json")
         && builtins.pathExists (p.options.path + "/runtimes.json")
+        && builtins.pathExists (p.options.path + "/agents.json")
         && g.settings.server.http_port == 3001
         && g.settings.security.secret_key == "$__file{/var/lib/grafana/hwc-ai-secrets/secret-key}"
         && hasInfix "admin-password secret-key" c.systemd.services.hwc-grafana-secrets.script

@@ -82,7 +82,7 @@ pkgs.testers.runNixOSTest {
         machine.wait_for_unit("grafana.service")
         machine.wait_for_open_port(3001)
         machine.succeed("test -s /var/lib/grafana/hwc-ai-secrets/secret-key")
-        for uid in ["hwc-fleet", "hwc-router", "hwc-runtimes"]:
+        for uid in ["hwc-fleet", "hwc-router", "hwc-runtimes", "hwc-agents"]:
             machine.wait_until_succeeds(
                 f"{grafana}/api/dashboards/uid/{uid} | jq -e '.dashboard.uid == \"{uid}\"'", timeout=60
             )
