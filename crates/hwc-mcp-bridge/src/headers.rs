@@ -6,8 +6,9 @@
 //! `rmcp` 3.11.0, `src/transport/common/mcp_headers.rs`
 //! (`validate_request_headers`, `extract_name`, `decode_header_value`,
 //! `header_str`), Copyright the rmcp authors, licensed Apache-2.0 (as is
-//! this project). Changes: no `Mcp-Param-*` checks yet (they need the
-//! tool's cached input schema), errors as plain strings.
+//! this project). Changes: errors as plain strings. The `Mcp-Param-*`
+//! checks ([`validate_param_headers`], against the tool's input schema as
+//! the child last listed it) are this project's own.
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -183,6 +184,100 @@ pub fn validate_request_headers(headers: &HeaderMap, request: &Value) -> Result<
     Ok(())
 }
 
+/// A parameter a tool mirrors into a header (`x-mcp-header` in its input
+/// schema), found through `properties` keys only, as the spec requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamHeader {
+    /// The header's name after `Mcp-Param-`.
+    pub name: String,
+    /// The chain of `properties` keys from the schema root.
+    pub path: Vec<String>,
+}
+
+/// Every `x-mcp-header` of `schema` statically reachable from its root
+/// (annotations behind `items`, composition keywords or `$ref` are not
+/// reachable and not honoured; a client must not list such a tool).
+pub fn param_headers(schema: &Value) -> Vec<ParamHeader> {
+    fn walk(schema: &Value, path: &mut Vec<String>, out: &mut Vec<ParamHeader>) {
+        let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (key, sub) in props {
+            path.push(key.clone());
+            if let Some(name) = sub.get("x-mcp-header").and_then(Value::as_str) {
+                if !name.is_empty() && out.len() < 64 {
+                    out.push(ParamHeader {
+                        name: name.to_string(),
+                        path: path.clone(),
+                    });
+                }
+            }
+            if path.len() < 16 {
+                walk(sub, path, out);
+            }
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Whether a header's (decoded) text is the body's primitive `value`:
+/// strings as they are, integers numerically (`42.0` is `42`), booleans
+/// as `true`/`false`.
+fn param_matches(header: &str, value: &Value) -> bool {
+    match value {
+        Value::String(s) => header == s,
+        Value::Bool(b) => header == if *b { "true" } else { "false" },
+        Value::Number(n) => match (header.trim().parse::<f64>(), n.as_f64()) {
+            (Ok(h), Some(v)) => h == v,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Checks the `Mcp-Param-*` headers of a `tools/call` against its
+/// arguments, by the tool's input schema: a value present in the body
+/// needs its header, decoded equal; `Err` (the reason) is -32020, HTTP 400.
+pub fn validate_param_headers(
+    headers: &HeaderMap,
+    schema: &Value,
+    arguments: Option<&Value>,
+) -> Result<(), String> {
+    for p in param_headers(schema) {
+        let header = format!("mcp-param-{}", p.name.to_ascii_lowercase());
+        let raw = header_str(headers, &header)?;
+        let value = arguments.and_then(|a| {
+            p.path
+                .iter()
+                .try_fold(a, |v, k| v.get(k))
+                .filter(|v| !v.is_null())
+        });
+        let Some(value) = value else {
+            continue;
+        };
+        let Some(raw) = raw else {
+            return Err(format!(
+                "missing Mcp-Param-{} header: the tool mirrors argument `{}` into it",
+                p.name,
+                p.path.join(".")
+            ));
+        };
+        let decoded = decode_header_value(raw)
+            .ok_or_else(|| format!("Mcp-Param-{} header is not valid Base64", p.name))?;
+        if !param_matches(&decoded, value) {
+            return Err(format!(
+                "Mcp-Param-{} header `{decoded}` does not match body value {value} of `{}`",
+                p.name,
+                p.path.join(".")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The `MCP-Protocol-Version` header, if present and readable.
 pub fn protocol_version_header(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -196,6 +291,96 @@ mod tests {
     use super::*;
     use axum::http::{HeaderName, HeaderValue};
     use serde_json::json;
+
+    #[test]
+    fn param_headers_are_found_through_properties_only() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "query": {"type": "string"},
+            "opts": {"type": "object", "properties": {
+                "dry": {"type": "boolean", "x-mcp-header": "Dry"}}},
+            "list": {"type": "array", "items": {"properties": {
+                "x": {"type": "string", "x-mcp-header": "X"}}}},
+            "alt": {"anyOf": [{"type": "string", "x-mcp-header": "Alt"}]}
+        }});
+        let mut got = param_headers(&schema);
+        got.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            got,
+            vec![
+                ParamHeader {
+                    name: "Dry".into(),
+                    path: vec!["opts".into(), "dry".into()]
+                },
+                ParamHeader {
+                    name: "Region".into(),
+                    path: vec!["region".into()]
+                },
+            ]
+        );
+        assert!(param_headers(&json!(null)).is_empty());
+    }
+
+    #[test]
+    fn param_headers_match_the_body() {
+        let schema = json!({"properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "n": {"type": "integer", "x-mcp-header": "N"},
+            "dry": {"type": "boolean", "x-mcp-header": "Dry"}}});
+        let args = json!({"region": "us-west1", "n": 42, "dry": false});
+        let ok = hm(&[
+            ("mcp-param-region", "us-west1"),
+            ("mcp-param-n", "42.0"),
+            ("mcp-param-dry", "false"),
+        ]);
+        assert_eq!(validate_param_headers(&ok, &schema, Some(&args)), Ok(()));
+        // Base64 sentinel, decoded before comparing.
+        let args_utf8 = json!({"region": "Hello, 世界"});
+        let b64 = hm(&[("mcp-param-region", "=?base64?SGVsbG8sIOS4lueVjA==?=")]);
+        assert_eq!(
+            validate_param_headers(&b64, &schema, Some(&args_utf8)),
+            Ok(())
+        );
+        // Absent or null in the body: no header expected.
+        assert_eq!(
+            validate_param_headers(&hm(&[]), &schema, Some(&json!({"region": null}))),
+            Ok(())
+        );
+        assert_eq!(validate_param_headers(&hm(&[]), &schema, None), Ok(()));
+        for (headers, args, why) in [
+            (hm(&[]), json!({"region": "eu"}), "missing Mcp-Param-Region"),
+            (
+                hm(&[("mcp-param-region", "us")]),
+                json!({"region": "eu"}),
+                "does not match",
+            ),
+            (
+                hm(&[("mcp-param-n", "41")]),
+                json!({"n": 42}),
+                "does not match",
+            ),
+            (
+                hm(&[("mcp-param-dry", "False")]),
+                json!({"dry": false}),
+                "does not match",
+            ),
+            (
+                hm(&[("mcp-param-region", "=?base64?***?=")]),
+                json!({"region": "x"}),
+                "not valid Base64",
+            ),
+        ] {
+            let e = validate_param_headers(&headers, &schema, Some(&args)).unwrap_err();
+            assert!(e.contains(why), "{args}: {e}");
+        }
+        let mut bad = HeaderMap::new();
+        bad.insert(
+            "mcp-param-region",
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        let e = validate_param_headers(&bad, &schema, Some(&json!({"region": "x"}))).unwrap_err();
+        assert!(e.contains("invalid characters"), "{e}");
+    }
 
     fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();

@@ -33,7 +33,8 @@ pub fn strip_owned_meta(msg: &mut Value) {
     }
 }
 
-fn rules(up: &Upstream) -> ToolRules<'_> {
+/// The tool rules of `up`'s `[[servers]]` entry.
+pub(crate) fn rules(up: &Upstream) -> ToolRules<'_> {
     ToolRules {
         server: &up.cfg.name,
         allowed: up.cfg.allowed_tools.as_deref(),

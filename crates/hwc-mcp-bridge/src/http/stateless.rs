@@ -1,7 +1,8 @@
 //! Revision 2026-07-28: no initialize, no session; every request carries
 //! its protocol version in `_meta` and in `MCP-Protocol-Version`, and its
-//! method (and name) in `Mcp-Method` (`Mcp-Name`), checked against the
-//! body (-32020). `server/discover` is synthesized from the child's cached
+//! method (and name) in `Mcp-Method` (`Mcp-Name`), and a `tools/call` the
+//! arguments its tool mirrors (`x-mcp-header`) in `Mcp-Param-*`, checked
+//! against the body (-32020). `server/discover` is synthesized from the child's cached
 //! initialize result; the rest goes to the child with the bridge's own
 //! `io.modelcontextprotocol/*` `_meta` keys removed (the child speaks the
 //! session era). A request must carry `_meta` with the protocol version
@@ -61,6 +62,23 @@ pub async fn post(
             StatusCode::BAD_REQUEST,
             jsonrpc::error(id, jsonrpc::INVALID_PARAMS, why),
         );
+    }
+    if jsonrpc::method(&msg) == "tools/call" {
+        let tool = msg.pointer("/params/name").and_then(Value::as_str);
+        // Only for a tool the caller may call: the refusal (in forward)
+        // must not depend on, or show, a hidden tool's schema.
+        let callable = tool.filter(|t| {
+            crate::policy::tool_permitted(forward::rules(&up), p.scopes.as_deref(), t).is_ok()
+        });
+        if let Some(tool) = callable {
+            if let Some(schema) = up.tool_schema_listed(tool).await {
+                if let Err(why) =
+                    headers::validate_param_headers(h, &schema, msg.pointer("/params/arguments"))
+                {
+                    return mismatch(why);
+                }
+            }
+        }
     }
     match method_route(jsonrpc::method(&msg)) {
         Route::Discover => discover(&up, id),

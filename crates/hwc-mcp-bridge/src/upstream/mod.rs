@@ -194,6 +194,36 @@ impl Upstream {
             .cloned()
     }
 
+    /// [`Upstream::tool_schema`], listing the child's tools first (every
+    /// page, up to 20) when none is known: after a restart or a
+    /// `list_changed` the bridge has not seen a list yet. `None`: the
+    /// child has no such tool (or could not list).
+    pub async fn tool_schema_listed(&self, tool: &str) -> Option<Arc<Value>> {
+        if let Some(s) = self.tool_schema(tool) {
+            return Some(s);
+        }
+        let deadline = tokio::time::Instant::now() + self.cfg.call_timeout;
+        let mut cursor: Option<Value> = None;
+        for _ in 0..20 {
+            let mut params = serde_json::json!({});
+            if let Some(c) = &cursor {
+                params["cursor"] = c.clone();
+            }
+            let msg = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "tools/list", "params": params});
+            let answer = self
+                .request(msg, deadline, CallOpts::default())
+                .await
+                .ok()?;
+            let result = answer.get("result")?;
+            self.learn_tools(result);
+            cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+            if cursor.is_none() {
+                break;
+            }
+        }
+        self.tool_schema(tool)
+    }
+
     /// Sends `msg` (a request carrying the client's id) to the current
     /// child and waits for its answer until `deadline`; the answer carries
     /// the client's id again.

@@ -18,12 +18,14 @@ capabilities to children), and conformance/baseline*.yml says so.
 import asyncio
 import base64
 import json
+from typing import Annotated
 
 from mcp import types
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ResourceError
 from mcp.server.fastmcp.prompts.base import Message, UserMessage
 from mcp.shared.exceptions import McpError
+from pydantic import Field
 
 # A 1x1 red PNG and a 44-byte silent WAV header.
 PNG = (
@@ -104,6 +106,14 @@ async def test_tool_with_progress(ctx: Context) -> str:
         if p < 100:
             await asyncio.sleep(0.05)
     return "Tool with progress executed successfully"
+
+
+@mcp.tool(description="Mirrors `region` into the Mcp-Param-Region header (SEP-2243)")
+def test_header_param(
+    region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+    query: str = "",
+) -> str:
+    return f"region={region} query={query}"
 
 
 @mcp.tool(description="Always fails")
