@@ -21,6 +21,8 @@ pub struct ServerView {
     pub name: String,
     /// Its MCP endpoint (Streamable HTTP, both eras), relative to the bridge.
     pub url: String,
+    /// Its OpenAPI document (each allowed tool a `POST` operation).
+    pub openapi_url: String,
     /// Running, starting, restarting (with the next attempt), failed (with why).
     pub state: ServerState,
     /// Whether `/readyz` depends on it.
@@ -57,6 +59,7 @@ fn view(b: &Bridge, up: &Upstream) -> ServerView {
     ServerView {
         name: up.cfg.name.clone(),
         url: format!("/mcp/{}", up.cfg.name),
+        openapi_url: format!("/openapi/{}/openapi.json", up.cfg.name),
         state: up.state(),
         required: up.cfg.required,
         isolation: up.cfg.isolation,

@@ -1,8 +1,9 @@
 //! A client request on its way to the child and back, the same in both
-//! eras: tool policy (list filtered, call refused before the child), the
-//! call slots, the timeout, the call log line and metrics, and the answer
-//! as JSON or, when the client asked for progress and accepts it, as an
-//! SSE stream of the progress notifications followed by the answer.
+//! eras and in the OpenAPI view: tool policy (list filtered, call refused
+//! before the child), the call slots, the timeout, the call log line and
+//! metrics ([`prepare`], then `finish`), and the answer whole ([`call`])
+//! or, when the client asked for progress and accepts it, as an SSE stream
+//! of the progress notifications followed by the answer ([`request`]).
 
 use super::{rpc, Bridge};
 use crate::jsonrpc;
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 /// Removes the `io.modelcontextprotocol/*` keys from `params._meta` (the
 /// bridge's own, never the child's business); an emptied `_meta` goes.
@@ -60,9 +61,195 @@ const CACHEABLE: &[&str] = &[
     "resources/read",
 ];
 
-/// Forwards a request to the child and answers the client.
-/// `stateless`: mark results with `resultType` (2026-07-28), and
-/// cacheable ones with `ttlMs` / `cacheScope`.
+/// A request past the bridge's own checks, on its way to the child.
+pub struct Prepared {
+    id: Value,
+    method: String,
+    deadline: tokio::time::Instant,
+    call: Option<CallInfo>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The checks before the child: for `tools/call` the caller's role, the
+/// tool policy and a call slot. `Err`: the answer instead (HTTP status and
+/// JSON-RPC body).
+pub async fn prepare(
+    b: &Bridge,
+    up: &Upstream,
+    p: &Principal,
+    msg: &Value,
+) -> Result<Prepared, (StatusCode, Value)> {
+    let id = jsonrpc::id(msg);
+    let method = jsonrpc::method(msg).to_string();
+    let deadline = tokio::time::Instant::now() + up.cfg.call_timeout;
+    let mut prep = Prepared {
+        id: id.clone(),
+        method,
+        deadline,
+        call: None,
+        permit: None,
+    };
+    if prep.method != "tools/call" {
+        return Ok(prep);
+    }
+    let Some(tool) = msg
+        .pointer("/params/name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Err((
+            StatusCode::OK,
+            jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "tools/call needs params.name"),
+        ));
+    };
+    let info = CallInfo {
+        label: up.tool_label(&tool),
+        argument_keys: msg
+            .pointer("/params/arguments")
+            .and_then(Value::as_object)
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default(),
+        tool,
+        started: Instant::now(),
+    };
+    if let Err(r) = p.require(Role::Requester) {
+        log_call(b, up, p, &info, "denied");
+        return Err((
+            StatusCode::FORBIDDEN,
+            jsonrpc::error(id, jsonrpc::FORBIDDEN, r.message),
+        ));
+    }
+    if let Err(d) = policy::tool_permitted(rules(up), p.scopes.as_deref(), &info.tool) {
+        log_call(b, up, p, &info, "denied");
+        let message = d.message(up.name(), &info.tool);
+        return Err(match d {
+            // The tool does not exist as far as this bridge's clients go.
+            Denial::Denied | Denial::NotAllowed => (
+                StatusCode::OK,
+                jsonrpc::error(id, jsonrpc::INVALID_PARAMS, message),
+            ),
+            Denial::ToolOutOfScope | Denial::ServerOutOfScope => (
+                StatusCode::FORBIDDEN,
+                jsonrpc::error(id, jsonrpc::FORBIDDEN, message),
+            ),
+        });
+    }
+    match up.call_slot(deadline).await {
+        Ok(permit) => prep.permit = Some(permit),
+        Err(e) => {
+            log_call(b, up, p, &info, e.outcome());
+            return Err((StatusCode::OK, e.to_response(id)));
+        }
+    }
+    prep.call = Some(info);
+    Ok(prep)
+}
+
+/// The child's answer (or why there is none) as the client gets it: a
+/// `tools/list` learnt and filtered, a call logged and counted, and in the
+/// stateless era `resultType` and the caching hints added.
+fn finish(
+    b: &Bridge,
+    up: &Upstream,
+    p: &Principal,
+    prep: Prepared,
+    answer: Result<Value, CallError>,
+    stateless: bool,
+) -> Value {
+    let Prepared {
+        id,
+        method,
+        call,
+        permit,
+        ..
+    } = prep;
+    drop(permit);
+    let mut out = match answer {
+        Ok(m) => m,
+        Err(e) => {
+            if let Some(c) = &call {
+                log_call(b, up, p, c, e.outcome());
+            }
+            return e.to_response(id);
+        }
+    };
+    if method == "tools/list" {
+        if let Some(result) = out.get_mut("result") {
+            up.learn_tools(result);
+            policy::filter_tools_list(result, rules(up), p.scopes.as_deref());
+        }
+    }
+    if let Some(c) = &call {
+        log_call(b, up, p, c, outcome_of(&out));
+    }
+    if stateless {
+        if let Some(r) = out.get_mut("result").and_then(Value::as_object_mut) {
+            r.entry("resultType").or_insert_with(|| json!("complete"));
+            if CACHEABLE.contains(&method.as_str()) {
+                // The child (session era) gives no caching hints: 0 ms (it
+                // may change its lists at any time), private (tools/list
+                // is filtered by the caller's token).
+                r.entry("ttlMs").or_insert_with(|| json!(0));
+                r.entry("cacheScope").or_insert_with(|| json!("private"));
+            }
+        }
+    }
+    out
+}
+
+/// The `outcome` label of a tools/call answer.
+fn outcome_of(out: &Value) -> &'static str {
+    if out.get("error").is_some() {
+        "error"
+    } else if out.pointer("/result/isError") == Some(&Value::Bool(true)) {
+        "tool_error"
+    } else {
+        "ok"
+    }
+}
+
+/// A request to the child and its answer, whole (no SSE): the HTTP
+/// status and the JSON-RPC answer.
+pub async fn call(
+    b: &Bridge,
+    up: &Upstream,
+    p: &Principal,
+    msg: Value,
+    session: Option<String>,
+    stateless: bool,
+) -> (StatusCode, Value) {
+    let prep = match prepare(b, up, p, &msg).await {
+        Ok(prep) => prep,
+        Err(refused) => return refused,
+    };
+    let answer = up
+        .request(
+            msg,
+            prep.deadline,
+            CallOpts {
+                session,
+                progress: None,
+            },
+        )
+        .await;
+    let out = finish(b, up, p, prep, answer, stateless);
+    // 2026-07-28: a method the server does not implement is HTTP 404
+    // (the child answers -32601 for, say, prompts/list without prompts).
+    let status = if stateless
+        && out.pointer("/error/code").and_then(Value::as_i64) == Some(jsonrpc::METHOD_NOT_FOUND)
+    {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    (status, out)
+}
+
+/// Forwards a request to the child and answers the client: whole, or,
+/// when the client asked for progress and accepts SSE, as a stream of the
+/// progress notifications followed by the answer. `stateless`: mark
+/// results with `resultType` (2026-07-28), and cacheable ones with
+/// `ttlMs` / `cacheScope`.
 pub async fn request(
     b: &Arc<Bridge>,
     up: Arc<Upstream>,
@@ -72,141 +259,19 @@ pub async fn request(
     sse_ok: bool,
     stateless: bool,
 ) -> Response {
-    let id = jsonrpc::id(&msg);
-    let method = jsonrpc::method(&msg).to_string();
-    let deadline = tokio::time::Instant::now() + up.cfg.call_timeout;
-    let mut call: Option<CallInfo> = None;
-    let mut permit = None;
-    if method == "tools/call" {
-        let Some(tool) = msg
-            .pointer("/params/name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
-            return rpc(
-                StatusCode::OK,
-                jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "tools/call needs params.name"),
-            );
-        };
-        let info = CallInfo {
-            label: up.tool_label(&tool),
-            argument_keys: msg
-                .pointer("/params/arguments")
-                .and_then(Value::as_object)
-                .map(|a| a.keys().cloned().collect())
-                .unwrap_or_default(),
-            tool,
-            started: Instant::now(),
-        };
-        if let Err(r) = p.require(Role::Requester) {
-            log_call(b, &up, p, &info, "denied");
-            return rpc(
-                StatusCode::FORBIDDEN,
-                jsonrpc::error(id, jsonrpc::FORBIDDEN, r.message),
-            );
-        }
-        match policy::tool_permitted(rules(&up), p.scopes.as_deref(), &info.tool) {
-            Ok(()) => {}
-            Err(d) => {
-                log_call(b, &up, p, &info, "denied");
-                let message = d.message(up.name(), &info.tool);
-                return match d {
-                    // The tool does not exist as far as this bridge's clients go.
-                    Denial::Denied | Denial::NotAllowed => rpc(
-                        StatusCode::OK,
-                        jsonrpc::error(id, jsonrpc::INVALID_PARAMS, message),
-                    ),
-                    Denial::ToolOutOfScope | Denial::ServerOutOfScope => rpc(
-                        StatusCode::FORBIDDEN,
-                        jsonrpc::error(id, jsonrpc::FORBIDDEN, message),
-                    ),
-                };
-            }
-        }
-        match up.call_slot(deadline).await {
-            Ok(permit_) => permit = Some(permit_),
-            Err(e) => {
-                log_call(b, &up, p, &info, e.outcome());
-                return rpc(StatusCode::OK, e.to_response(id));
-            }
-        }
-        call = Some(info);
-    }
     let wants_progress = msg.pointer("/params/_meta/progressToken").is_some();
-    let scopes = p.scopes.clone();
-    let finish = {
-        let b = b.clone();
-        let up = up.clone();
-        let p = p.clone();
-        move |answer: Result<Value, CallError>| -> Value {
-            drop(permit);
-            let mut out = match answer {
-                Ok(m) => m,
-                Err(e) => {
-                    if let Some(c) = &call {
-                        log_call(&b, &up, &p, c, e.outcome());
-                    }
-                    return e.to_response(id);
-                }
-            };
-            if method == "tools/list" {
-                if let Some(result) = out.get_mut("result") {
-                    up.learn_tools(result);
-                    policy::filter_tools_list(result, rules(&up), scopes.as_deref());
-                }
-            }
-            if let Some(c) = &call {
-                let outcome = if out.get("error").is_some() {
-                    "error"
-                } else if out.pointer("/result/isError") == Some(&Value::Bool(true)) {
-                    "tool_error"
-                } else {
-                    "ok"
-                };
-                log_call(&b, &up, &p, c, outcome);
-            }
-            if stateless {
-                if let Some(r) = out.get_mut("result").and_then(Value::as_object_mut) {
-                    r.entry("resultType").or_insert_with(|| json!("complete"));
-                    if CACHEABLE.contains(&method.as_str()) {
-                        // The child (session era) gives no caching hints:
-                        // 0 ms (it may change its lists at any time, and no
-                        // list_changed reaches clients), private (tools/list
-                        // is filtered by the caller's token).
-                        r.entry("ttlMs").or_insert_with(|| json!(0));
-                        r.entry("cacheScope").or_insert_with(|| json!("private"));
-                    }
-                }
-            }
-            out
-        }
-    };
     if !(sse_ok && wants_progress) {
-        let answer = up
-            .request(
-                msg,
-                deadline,
-                CallOpts {
-                    session,
-                    progress: None,
-                },
-            )
-            .await;
-        let out = finish(answer);
-        // 2026-07-28: a method the server does not implement is HTTP 404
-        // (the child answers -32601 for, say, prompts/list without prompts).
-        let status = if stateless
-            && out.pointer("/error/code").and_then(Value::as_i64) == Some(jsonrpc::METHOD_NOT_FOUND)
-        {
-            StatusCode::NOT_FOUND
-        } else {
-            StatusCode::OK
-        };
+        let (status, out) = call(b, &up, p, msg, session, stateless).await;
         return rpc(status, out);
     }
+    let prep = match prepare(b, &up, p, &msg).await {
+        Ok(prep) => prep,
+        Err((status, body)) => return rpc(status, body),
+    };
+    let (b, p) = (b.clone(), p.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
     let stream = async_stream::stream! {
-        let fut = up.request(msg, deadline, CallOpts { session, progress: Some(tx) });
+        let fut = up.request(msg, prep.deadline, CallOpts { session, progress: Some(tx) });
         tokio::pin!(fut);
         loop {
             tokio::select! {
@@ -216,7 +281,7 @@ pub async fn request(
                     while let Ok(note) = rx.try_recv() {
                         yield Ok(event(&note));
                     }
-                    yield Ok(event(&finish(answer)));
+                    yield Ok(event(&finish(&b, &up, &p, prep, answer, stateless)));
                     break;
                 }
             }

@@ -1,8 +1,10 @@
 //! The bridge's HTTP API: `/mcp/{server}` (both protocol eras),
-//! `/servers`, `/status`, behind Origin/Host validation and bearer auth.
+//! `/openapi/{server}` (the same tools as OpenAPI operations), `/servers`,
+//! `/status`, behind Origin/Host validation and bearer auth.
 
 pub mod forward;
 pub mod listen;
+pub mod openapi;
 pub mod session_era;
 pub mod stateless;
 
@@ -68,6 +70,11 @@ pub fn routes(bridge: Arc<Bridge>, auth: &TokenAuth) -> Router {
         .route(
             "/mcp/{server}",
             get(get_mcp).post(post_mcp).delete(delete_mcp),
+        )
+        .route("/openapi/{server}/openapi.json", get(openapi::openapi_json))
+        .route(
+            "/openapi/{server}/{tool}",
+            axum::routing::post(openapi::call_tool),
         )
         .route("/servers", get(status::servers))
         .route("/status", get(status::status))
