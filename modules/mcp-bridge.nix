@@ -203,7 +203,10 @@ in
                 description = ''
                   `shared`: one child for every client session. `per-session`:
                   a child per session (for servers that keep state per
-                  connection), at most `settings.max_children`.
+                  connection), at most `settings.max_children`, started at
+                  `initialize` and ended with the session; such a server
+                  takes no stateless (2026-07-28) or OpenAPI requests, which
+                  would share one child between callers.
                 '';
               };
               required = mkOption {

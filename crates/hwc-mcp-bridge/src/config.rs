@@ -79,7 +79,7 @@ pub enum Isolation {
     /// One child for every session (requests multiplexed onto it).
     #[default]
     Shared,
-    /// A child per session, at most `max_children` (not implemented yet).
+    /// A child per session, at most `max_children` ([`crate::isolation`]).
     PerSession,
 }
 
@@ -156,7 +156,9 @@ pub struct ServerEntry {
     /// Largest message accepted from the child; a larger one is dropped and
     /// its caller gets a JSON-RPC error.
     pub max_result_bytes: usize,
-    /// `shared` (one child) or `per-session` (not implemented yet).
+    /// `shared` (one child, sessions multiplexed onto it) or `per-session`
+    /// (a child per session, at most `max_children`; no stateless or
+    /// OpenAPI requests).
     pub isolation: Isolation,
     /// Children at most with `isolation = "per-session"`.
     pub max_children: usize,
@@ -285,11 +287,6 @@ impl BridgeConfig {
         if s.max_children == 0 {
             p.push(format!("{who}: max_children must be at least 1"));
         }
-        if s.isolation == Isolation::PerSession {
-            p.push(format!(
-                "{who}: isolation = \"per-session\" is not implemented yet in this version; use \"shared\""
-            ));
-        }
         if s.restart.base.is_zero() || s.restart.max < s.restart.base {
             p.push(format!(
                 "{who}: restart.base must be above 0 and restart.max at least restart.base"
@@ -388,7 +385,6 @@ mod tests {
             ("[[servers]]\nname = \"Time\"\ncommand = \"x\"\n", "must match [a-z0-9]"),
             ("[[servers]]\nname = \"a\"\ncommand = \"x\"\n[[servers]]\nname = \"a\"\ncommand = \"y\"\n", "server `a`: the name is used twice"),
             ("[[servers]]\nname = \"a\"\n", "`command` is required"),
-            ("[[servers]]\nname = \"a\"\ncommand = \"x\"\nisolation = \"per-session\"\n", "not implemented yet"),
             ("[[servers]]\nname = \"a\"\ncommand = \"x\"\nisolation = \"pooled\"\n", "pooled"),
             ("[[servers]]\nname = \"a\"\ncommand = \"x\"\nmax_concurrent_calls = 0\n", "max_concurrent_calls is 0"),
             ("[[servers]]\nname = \"a\"\ncommand = \"x\"\ntimeout = \"1s\"\n", "timeout"),

@@ -4,7 +4,8 @@
 //! stateless 2026-07-28), behind bearer tokens scoped to servers and tools.
 //!
 //! [`config`] types the TOML, [`upstream`] runs and multiplexes a child,
-//! [`session`] keeps session-era sessions, [`policy`] decides which tools a
+//! [`session`] keeps session-era sessions, [`isolation`] gives sessions of
+//! a per-session server their own child, [`policy`] decides which tools a
 //! caller may see and call, [`headers`] holds the header rules, [`http`]
 //! the endpoints, [`status`] `/servers` and `/status`, [`metrics`] the
 //! `hwc_bridge_*` metrics. ADR 0008 says why JSON-RPC is handled raw;
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod headers;
 pub mod http;
+pub mod isolation;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod policy;
@@ -20,8 +22,9 @@ pub mod session;
 pub mod status;
 pub mod upstream;
 
-use crate::config::{BridgeConfig, ServerEntry};
+use crate::config::{BridgeConfig, Isolation, ServerEntry};
 use crate::http::Bridge;
+use crate::isolation::Pool;
 use crate::metrics::BridgeMetrics;
 use crate::session::Sessions;
 use crate::upstream::Upstream;
@@ -101,7 +104,10 @@ impl Health for BridgeHealth {
             .0
             .upstreams
             .values()
-            .filter(|u| u.cfg.required && u.link().is_none())
+            .filter(|u| {
+                // A per-session server has no resident child to wait for.
+                u.cfg.required && u.cfg.isolation == Isolation::Shared && u.link().is_none()
+            })
             .map(|u| u.name())
             .collect();
         if down.is_empty() {
@@ -128,9 +134,19 @@ pub async fn daemon_with_guard(
     daemon.telemetry = cfg.telemetry.clone();
     let metrics = BridgeMetrics::register(&mut daemon.registry);
     let mut upstreams = BTreeMap::new();
+    let mut pools = BTreeMap::new();
     for s in &cfg.servers {
         let spec = child_spec(s, guard.clone())?;
         metrics.declare(&s.name);
+        if s.isolation == Isolation::PerSession {
+            let pool = Pool::new(
+                s.clone(),
+                spec.clone(),
+                metrics.clone(),
+                daemon.tasks.clone(),
+            );
+            pools.insert(s.name.clone(), Arc::new(pool));
+        }
         upstreams.insert(
             s.name.clone(),
             Upstream::new(s.clone(), spec, metrics.clone()),
@@ -138,6 +154,7 @@ pub async fn daemon_with_guard(
     }
     let bridge = Arc::new(Bridge {
         upstreams,
+        pools,
         sessions: Sessions::new(cfg.http.max_sessions, cfg.http.session_idle_timeout),
         metrics,
         header: StatusHeader::new(NAME, env!("CARGO_PKG_VERSION"), status::STATUS_FORMAT),
@@ -146,7 +163,9 @@ pub async fn daemon_with_guard(
         draining: daemon.draining.clone(),
     });
     for up in bridge.upstreams.values() {
-        up.spawn(&daemon.tasks);
+        if !bridge.pools.contains_key(up.name()) {
+            up.spawn(&daemon.tasks);
+        }
     }
     let sweeper = bridge.clone();
     daemon

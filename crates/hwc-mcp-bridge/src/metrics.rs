@@ -122,6 +122,15 @@ impl BridgeMetrics {
             .set(i64::from(up));
     }
 
+    /// Sets how many children of a per-session server are running.
+    pub fn child_count(&self, server: &str, n: usize) {
+        self.children_up
+            .get_or_create(&ServerLabels {
+                server: server.into(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// Counts a restart.
     pub fn restarted(&self, server: &str) {
         self.restarts

@@ -7,8 +7,9 @@
 //! subscribed to (what its GET stream passes on), and a token cancelled
 //! when it ends, however it ends, so its GET streams end with it.
 
+use crate::upstream::Upstream;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +28,9 @@ pub struct Session {
     pub subscriptions: BTreeSet<String>,
     /// Cancelled when the session ends.
     pub ended: CancellationToken,
+    /// The session's own child (`isolation = "per-session"`); `None`: the
+    /// server's shared one.
+    pub upstream: Option<Arc<Upstream>>,
     last_used: Instant,
 }
 
@@ -76,13 +80,34 @@ impl Sessions {
         }
     }
 
-    /// Opens a session; returns its id.
+    /// Opens a session on the server's shared child; returns its id.
     pub fn open(
         &self,
         server: &str,
         generation: u64,
         protocol_version: &str,
         client: &str,
+    ) -> String {
+        self.open_own(
+            server,
+            generation,
+            protocol_version,
+            client,
+            CancellationToken::new(),
+            None,
+        )
+    }
+
+    /// Opens a session with `ended` as its end token and, for a
+    /// per-session server, its own child; returns its id.
+    pub fn open_own(
+        &self,
+        server: &str,
+        generation: u64,
+        protocol_version: &str,
+        client: &str,
+        ended: CancellationToken,
+        upstream: Option<Arc<Upstream>>,
     ) -> String {
         let id = hex::encode(rand::random::<u128>().to_be_bytes());
         let mut map = hwc_ai_core::sync::lock(&self.map);
@@ -103,11 +128,19 @@ impl Sessions {
                 protocol_version: protocol_version.into(),
                 client: client.into(),
                 subscriptions: BTreeSet::new(),
-                ended: CancellationToken::new(),
+                ended,
+                upstream,
                 last_used: Instant::now(),
             },
         );
         id
+    }
+
+    /// The session `id`'s own child, if it has one (and is open).
+    pub fn own_upstream(&self, id: &str) -> Option<Arc<Upstream>> {
+        hwc_ai_core::sync::lock(&self.map)
+            .get(id)
+            .and_then(|s| s.upstream.clone())
     }
 
     /// The session `id` for `server`, used by `client`, as long as the

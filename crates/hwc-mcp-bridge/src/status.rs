@@ -60,7 +60,13 @@ fn view(b: &Bridge, up: &Upstream) -> ServerView {
         name: up.cfg.name.clone(),
         url: format!("/mcp/{}", up.cfg.name),
         openapi_url: format!("/openapi/{}/openapi.json", up.cfg.name),
-        state: up.state(),
+        state: match b.pools.get(up.name()) {
+            Some(pool) => ServerState::PerSession {
+                children: pool.children(),
+                max_children: pool.max(),
+            },
+            None => up.state(),
+        },
         required: up.cfg.required,
         isolation: up.cfg.isolation,
         allowed_tools: up.cfg.allowed_tools.clone(),
@@ -75,7 +81,12 @@ pub fn snapshot(b: &Bridge) -> BridgeStatus {
     BridgeStatus {
         servers_up: servers
             .iter()
-            .filter(|s| matches!(s.state, ServerState::Running { .. }))
+            .filter(|s| {
+                matches!(
+                    s.state,
+                    ServerState::Running { .. } | ServerState::PerSession { .. }
+                )
+            })
             .count(),
         sessions_open: servers.iter().map(|s| s.sessions_open).sum(),
         servers,

@@ -56,8 +56,8 @@ fn check_config_accepts_the_example_and_names_what_is_wrong() {
             "is not in PATH",
         ),
         (
-            &format!("{ok}isolation = \"per-session\"\n"),
-            "not implemented yet",
+            &format!("{ok}isolation = \"per-session\"\nmax_children = 0\n"),
+            "max_children must be at least 1",
         ),
         (
             &format!("{ok}env_files = {{ K = \"/nonexistent/key\" }}\n"),

@@ -59,38 +59,74 @@ async fn real_servers_as_openapi_tool_servers() {
     assert_eq!(paths, ["/get_current_time"], "convert_time is not allowed");
     assert_eq!(doc.body["servers"][0]["url"], "/openapi/time");
     assert_eq!(
-        doc.body["paths"]["/get_current_time"]["post"]["requestBody"]["content"]["application/json"]
-            ["schema"]["required"],
+        doc.body["paths"]["/get_current_time"]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"]["required"],
         json!(["timezone"]),
         "the tool's own input schema"
     );
     validate(&doc.body);
     let doc = b.get("/openapi/everything/openapi.json").await;
     let paths = doc.body["paths"].as_object().unwrap();
-    assert!(paths.contains_key("/echo") && !paths.contains_key("/get-env"), "{paths:?}");
+    assert!(
+        paths.contains_key("/echo") && !paths.contains_key("/get-env"),
+        "{paths:?}"
+    );
     validate(&doc.body);
 
-    let r = post(&b, "/openapi/time/get_current_time", r#"{"timezone": "Etc/UTC"}"#).await;
+    let r = post(
+        &b,
+        "/openapi/time/get_current_time",
+        r#"{"timezone": "Etc/UTC"}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["timezone"], "Etc/UTC", "the tool's JSON, parsed: {}", r.text);
-    let r = post(&b, "/openapi/everything/echo", r#"{"message": "via openapi"}"#).await;
+    assert_eq!(
+        r.body["timezone"], "Etc/UTC",
+        "the tool's JSON, parsed: {}",
+        r.text
+    );
+    let r = post(
+        &b,
+        "/openapi/everything/echo",
+        r#"{"message": "via openapi"}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(r.body.as_str().unwrap().contains("via openapi"), "{}", r.text);
+    assert!(
+        r.body.as_str().unwrap().contains("via openapi"),
+        "{}",
+        r.text
+    );
 
     // Refusals, each with the status a plain HTTP client acts on.
     for (path, body, status, code) in [
         ("/openapi/time/convert_time", "{}", 404, "unknown_tool"),
         ("/openapi/everything/get-env", "{}", 404, "unknown_tool"),
         ("/openapi/nope/x", "{}", 404, "unknown_server"),
-        ("/openapi/time/get_current_time", "{not json", 400, "invalid_json"),
-        ("/openapi/time/get_current_time", "[1]", 400, "invalid_arguments"),
+        (
+            "/openapi/time/get_current_time",
+            "{not json",
+            400,
+            "invalid_json",
+        ),
+        (
+            "/openapi/time/get_current_time",
+            "[1]",
+            400,
+            "invalid_arguments",
+        ),
     ] {
         let r = post(&b, path, body).await;
         assert_eq!(r.status, status, "{path}: {}", r.text);
         assert_eq!(r.body["error"]["code"], code, "{path}: {}", r.text);
     }
     // The tool's own error (mcp-server-time refuses an unknown zone).
-    let r = post(&b, "/openapi/time/get_current_time", r#"{"timezone": "Mars/Base"}"#).await;
+    let r = post(
+        &b,
+        "/openapi/time/get_current_time",
+        r#"{"timezone": "Mars/Base"}"#,
+    )
+    .await;
     assert_eq!(r.status, 500, "{}", r.text);
     assert_eq!(r.body["error"]["type"], "tool_error", "{}", r.text);
     assert!(r.text.contains("Mars/Base"), "{}", r.text);

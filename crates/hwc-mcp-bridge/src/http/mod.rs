@@ -30,8 +30,11 @@ use std::sync::Arc;
 
 /// Everything a request handler needs.
 pub struct Bridge {
-    /// The servers, by name.
+    /// The servers, by name (a per-session server's is never started: it
+    /// holds its config and policy; its sessions' children are in `pools`).
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// The per-session servers' children, by server name.
+    pub pools: BTreeMap<String, Arc<crate::isolation::Pool>>,
     /// Session-era sessions.
     pub sessions: Sessions,
     /// The bridge's metrics.
@@ -47,6 +50,16 @@ pub struct Bridge {
 }
 
 impl Bridge {
+    /// A refusal for a request that would share a per-session server's
+    /// child between callers (stateless requests, the OpenAPI view).
+    pub fn per_session_refusal(&self, server: &str) -> Option<String> {
+        self.pools.contains_key(server).then(|| {
+            format!(
+                "server `{server}` gives each session its own child (isolation = \"per-session\"): open a session (initialize, protocol 2025-11-25); stateless 2026-07-28 requests and the OpenAPI view would share one child between callers"
+            )
+        })
+    }
+
     /// Updates the open-sessions gauge of `server`.
     pub fn sessions_changed(&self, server: &str) {
         self.metrics
@@ -239,6 +252,7 @@ async fn get_mcp(
     if !accepts_sse(&h) {
         return listen::needs_sse(Value::Null);
     }
+    let up = b.sessions.own_upstream(sid).unwrap_or(up);
     let live = up.link().map(|l| l.generation);
     match b.sessions.get(sid, up.name(), &p.name, live) {
         crate::session::Lookup::Ok(s) => {

@@ -158,6 +158,9 @@ fn lookup(b: &Bridge, server: &str, p: &Principal) -> Result<Arc<Upstream>, ApiE
             format!("no MCP server named `{server}` here; GET /servers lists them"),
         ));
     };
+    if let Some(why) = b.per_session_refusal(server) {
+        return Err(ApiError::invalid_request("per_session_server", why));
+    }
     if !policy::server_in_scope(p.scopes.as_deref(), server) {
         return Err(ApiError::forbidden(
             "server_out_of_scope",

@@ -25,7 +25,10 @@ pub async fn post(
 ) -> Response {
     let kind = jsonrpc::kind(&msg);
     if kind == Kind::Request && jsonrpc::method(&msg) == "initialize" {
-        return initialize(b, &up, p, msg);
+        return match b.pools.get(up.name()) {
+            Some(pool) => initialize_own(b, pool, &up, p, msg).await,
+            None => initialize(b, &up, p, msg),
+        };
     }
     if let Some(v) = headers::protocol_version_header(h) {
         if !headers::SESSION_VERSIONS.contains(&v) {
@@ -46,6 +49,7 @@ pub async fn post(
             "no Mcp-Session-Id header: send initialize first (or a 2026-07-28 request with MCP-Protocol-Version and _meta)",
         );
     };
+    let up = b.sessions.own_upstream(sid).unwrap_or(up);
     let live = up.link().map(|l| l.generation);
     match b.sessions.get(sid, up.name(), &p.name, live) {
         Lookup::Ok(_) => {}
@@ -116,6 +120,65 @@ pub async fn post(
             "not a JSON-RPC message",
         ),
     }
+}
+
+/// `initialize` on a per-session server: the session's own child first.
+async fn initialize_own(
+    b: &Arc<Bridge>,
+    pool: &crate::isolation::Pool,
+    shared: &Upstream,
+    p: &Principal,
+    msg: Value,
+) -> Response {
+    let id = jsonrpc::id(&msg);
+    let ended = tokio_util::sync::CancellationToken::new();
+    let own = match pool.start(ended.clone()).await {
+        Ok(own) => own,
+        Err(e) => {
+            tracing::warn!(server = %shared.name(), client = %p.name, error = %e, "no child for a new session");
+            let mut r = rpc(
+                StatusCode::SERVICE_UNAVAILABLE,
+                jsonrpc::error(id, jsonrpc::SERVER_UNAVAILABLE, e.to_string()),
+            );
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("2"),
+            );
+            return r;
+        }
+    };
+    let Some(link) = own.link() else {
+        ended.cancel();
+        return rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            jsonrpc::SERVER_UNAVAILABLE,
+            format!(
+                "server `{}`: the session's child ended at once; retry",
+                shared.name()
+            ),
+        );
+    };
+    let version = headers::negotiate(
+        msg.pointer("/params/protocolVersion")
+            .and_then(Value::as_str),
+    );
+    let mut result = (*link.init).clone();
+    result["protocolVersion"] = json!(version);
+    let sid = b.sessions.open_own(
+        shared.name(),
+        link.generation,
+        version,
+        &p.name,
+        ended,
+        Some(own),
+    );
+    b.sessions_changed(shared.name());
+    tracing::debug!(server = %shared.name(), client = %p.name, protocol_version = version, "session opened with its own child");
+    let mut r = rpc(StatusCode::OK, jsonrpc::result(id, result));
+    if let Ok(v) = HeaderValue::from_str(&sid) {
+        r.headers_mut().insert("mcp-session-id", v);
+    }
+    r
 }
 
 fn initialize(b: &Arc<Bridge>, up: &Upstream, p: &Principal, msg: Value) -> Response {

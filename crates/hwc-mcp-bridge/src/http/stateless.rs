@@ -31,6 +31,12 @@ pub async fn post(
     msg: Value,
 ) -> Response {
     let id = jsonrpc::id(&msg);
+    if let Some(why) = b.per_session_refusal(up.name()) {
+        return rpc(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::error(id, jsonrpc::INVALID_REQUEST, why),
+        );
+    }
     let header_version = headers::protocol_version_header(h);
     let meta_version =
         jsonrpc::meta_get(&msg, headers::META_PROTOCOL_VERSION).and_then(Value::as_str);

@@ -36,7 +36,7 @@ impl Upstream {
             inner.starts += 1;
             inner.generation
         };
-        if generation > 1 {
+        if generation > 1 && !self.session_child {
             self.metrics.restarted(&self.cfg.name);
         }
         let (tx, rx) = mpsc::channel::<String>(WRITE_QUEUE);
@@ -105,7 +105,9 @@ impl Upstream {
             inner.down_since = None;
             inner.last_error = None;
         }
-        self.metrics.child_up(name, true);
+        if !self.session_child {
+            self.metrics.child_up(name, true);
+        }
         loop {
             tokio::time::sleep(self.cfg.ping_interval).await;
             let deadline = tokio::time::Instant::now() + self.cfg.ping_timeout;
@@ -266,7 +268,9 @@ impl Drop for GenerationEnd {
         hwc_ai_core::sync::lock(&self.up.listen_subs).clear();
         hwc_ai_core::sync::lock(&self.up.tool_schemas).clear();
         self.up.publish(Change::Ended(gen));
-        self.up.metrics.child_up(&name, false);
+        if !self.up.session_child {
+            self.up.metrics.child_up(&name, false);
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub use state::ServerState;
 use crate::config::ServerEntry;
 use crate::metrics::BridgeMetrics;
 use hwc_ai_core::process::{Child, ChildSpec, ChildState, Supervisor};
-use hwc_ai_core::tasks::TaskGroup;
+use hwc_ai_core::tasks::{CancellationToken, TaskGroup};
 use pending::Pending;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -86,12 +86,39 @@ pub struct Upstream {
     changes: broadcast::Sender<Change>,
     listen_subs: Mutex<HashMap<String, usize>>,
     metrics: BridgeMetrics,
+    /// A per-session child ([`crate::isolation`]): its pool reports the
+    /// children-up gauge for the server, not each child.
+    session_child: bool,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("server", &self.cfg.name)
+            .field("session_child", &self.session_child)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Upstream {
     /// An upstream for `cfg` that will run `spec` (nothing runs until
     /// [`Upstream::spawn`]).
     pub fn new(cfg: ServerEntry, spec: ChildSpec, metrics: BridgeMetrics) -> Arc<Self> {
+        Self::build(cfg, spec, metrics, false)
+    }
+
+    /// An upstream that is one session's own child (`isolation =
+    /// "per-session"`).
+    pub fn for_session(cfg: ServerEntry, spec: ChildSpec, metrics: BridgeMetrics) -> Arc<Self> {
+        Self::build(cfg, spec, metrics, true)
+    }
+
+    fn build(
+        cfg: ServerEntry,
+        spec: ChildSpec,
+        metrics: BridgeMetrics,
+        session_child: bool,
+    ) -> Arc<Self> {
         let calls = Arc::new(Semaphore::new(cfg.max_concurrent_calls));
         Arc::new(Self {
             cfg: Arc::new(cfg),
@@ -105,6 +132,7 @@ impl Upstream {
             changes: broadcast::channel(changes::FEED).0,
             listen_subs: Mutex::new(HashMap::new()),
             metrics,
+            session_child,
         })
     }
 
@@ -121,10 +149,22 @@ impl Upstream {
     /// Starts the supervisor in `tasks`: the child runs until the group is
     /// cancelled, restarted with backoff when it ends.
     pub fn spawn(self: &Arc<Self>, tasks: &TaskGroup) {
+        self.spawn_until(tasks, CancellationToken::new(), || {});
+    }
+
+    /// [`Upstream::spawn`] that also ends when `until` is cancelled, and
+    /// then calls `on_end` (a per-session child ends with its session).
+    pub fn spawn_until(
+        self: &Arc<Self>,
+        tasks: &TaskGroup,
+        until: CancellationToken,
+        on_end: impl FnOnce() + Send + 'static,
+    ) {
         let sup = Supervisor::new(self.spec.clone(), self.cfg.restart.policy());
         let _ = self.child_state.set(sup.state());
         let up = self.clone();
         tasks.spawn("mcp-child-supervisor", move |cancel| async move {
+            let stop = CancellationToken::new();
             let on_start = {
                 let up = up.clone();
                 move |child: &mut Child| {
@@ -135,8 +175,17 @@ impl Upstream {
                     async move { up.run_child(stdin, stdout, group).await }
                 }
             };
-            sup.run(cancel, on_start).await;
-            up.metrics.child_up(&up.cfg.name, false);
+            let run = sup.run(stop.clone(), on_start);
+            tokio::pin!(run);
+            tokio::select! {
+                () = &mut run => {}
+                () = cancel.cancelled() => { stop.cancel(); run.await }
+                () = until.cancelled() => { stop.cancel(); run.await }
+            }
+            if !up.session_child {
+                up.metrics.child_up(&up.cfg.name, false);
+            }
+            on_end();
         });
     }
 

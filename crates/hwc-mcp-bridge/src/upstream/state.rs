@@ -31,6 +31,13 @@ pub enum ServerState {
     },
     /// Stopped by the bridge (shutdown).
     Stopped,
+    /// `isolation = "per-session"`: no resident child; each session has its own.
+    PerSession {
+        /// Sessions' children running now.
+        children: usize,
+        /// At most this many.
+        max_children: usize,
+    },
 }
 
 impl Upstream {

@@ -78,7 +78,8 @@ impl Bridge {
         let t0 = Instant::now();
         loop {
             let s = self.state(server).await;
-            if s["state"]["state"] == "running" {
+            // A per-session server has no resident child to wait for.
+            if s["state"]["state"] == "running" || s["state"]["state"] == "per_session" {
                 return s;
             }
             assert!(
