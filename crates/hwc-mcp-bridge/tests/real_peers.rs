@@ -1,8 +1,9 @@
-//! Real peers on both sides: PyPI `mcp-server-time` and npm
-//! `@modelcontextprotocol/server-everything` (stdio) as children, the
-//! official PyPI `mcp` 1.x client (`streamablehttp_client` +
-//! `ClientSession`, what Open WebUI runs) and raw 2026-07-28 requests as
-//! clients.
+//! Real peers on both sides: PyPI `mcp-server-time`, `mcp-server-git` and
+//! npm `@modelcontextprotocol/server-everything` and `server-filesystem`
+//! (stdio) as children; the official PyPI `mcp` 1.x client
+//! (`streamablehttp_client` + `ClientSession`, what Open WebUI runs), the
+//! 2.x client (`mcp.Client`, in the 2026-07-28 era it probes for and in the
+//! session era) and raw requests as clients.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
@@ -273,5 +274,141 @@ async fn stateless_2026_07_28_against_a_real_server() {
         .await
         .unwrap();
     assert_eq!(del.status(), 405);
+    b.stop().await;
+}
+
+/// Runs the official Python `mcp` 2.x client against `url` in `mode`.
+fn py_client2(url: &str, mode: &str, tool: &str, args: Value) -> Value {
+    let out = std::process::Command::new(hwc_testkit::mcp::client2_python())
+        .arg(fixture("py_client2.py"))
+        .args([url, mode, tool, &args.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python mcp 2.x client failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_mcp_2_client_in_both_eras_against_the_real_git_server() {
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+            .args(args)
+            .current_dir(repo.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "the first commit"]);
+    let toml = format!(
+        "[[servers]]\nname = \"git\"\ncommand = \"{}\"\nargs = [\"--repository\", \"{}\"]\ndenied_tools = [\"git_reset\"]\n",
+        hwc_testkit::mcp::git_server().display(),
+        repo.path().display()
+    );
+    let b = Bridge::start(&toml).await;
+    let url = format!("{}/mcp/git", b.d.url);
+    let repo_path = repo.path().display().to_string();
+    let (modern, legacy) = tokio::task::spawn_blocking(move || {
+        let args = json!({"repo_path": repo_path});
+        (
+            py_client2(&url, "auto", "git_log", args.clone()),
+            py_client2(&url, "legacy", "git_status", args),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        modern["protocol"], "2026-07-28",
+        "discover probed: {modern}"
+    );
+    assert_eq!(legacy["protocol"], "2025-11-25", "{legacy}");
+    for out in [&modern, &legacy] {
+        let tools = out["tools"].as_array().unwrap();
+        assert!(tools.contains(&json!("git_log")), "{out}");
+        assert!(!tools.contains(&json!("git_reset")), "denied: {out}");
+        assert_eq!(out["is_error"], false, "{out}");
+    }
+    assert!(
+        modern["text"]
+            .as_str()
+            .unwrap()
+            .contains("the first commit"),
+        "{modern}"
+    );
+    assert!(
+        legacy["text"]
+            .as_str()
+            .unwrap()
+            .contains("working tree clean"),
+        "{legacy}"
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn client_roots_never_reach_the_real_filesystem_server() {
+    let allowed = tempfile::tempdir().unwrap();
+    std::fs::write(allowed.path().join("note.txt"), "inside").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "outside").unwrap();
+    let toml = format!(
+        "[[servers]]\nname = \"fs\"\ncommand = \"node\"\nargs = [\"{}\", \"{}\"]\ncall_timeout = \"20s\"\n",
+        hwc_testkit::mcp::filesystem_entry_point().display(),
+        allowed.path().display()
+    );
+    let b = Bridge::start(&toml).await;
+    // The client declares roots and says they changed: the bridge answers
+    // for itself; the server never asks (the bridge declared no roots).
+    let sid = b.init("fs").await;
+    let n = b
+        .post(
+            "fs",
+            Some(&sid),
+            &json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}),
+            &[],
+        )
+        .await;
+    assert_eq!(n.status, 202);
+    let dirs = b
+        .call("fs", &sid, 2, "list_allowed_directories", json!({}))
+        .await;
+    let text = text_of(&dirs.body);
+    let canonical = std::fs::canonicalize(allowed.path()).unwrap();
+    assert!(
+        text.contains(&*canonical.to_string_lossy()),
+        "the configured directory: {text}"
+    );
+    assert!(
+        !text.contains(&*outside.path().to_string_lossy()),
+        "nothing else: {text}"
+    );
+    let inside = b
+        .call(
+            "fs",
+            &sid,
+            3,
+            "read_text_file",
+            json!({"path": allowed.path().join("note.txt")}),
+        )
+        .await;
+    assert_eq!(text_of(&inside.body), "inside", "{}", inside.text);
+    let denied = b
+        .call(
+            "fs",
+            &sid,
+            4,
+            "read_text_file",
+            json!({"path": outside.path().join("secret.txt")}),
+        )
+        .await;
+    assert_eq!(denied.body["result"]["isError"], true, "{}", denied.text);
+    assert!(!denied.text.contains("\"outside\""), "{}", denied.text);
     b.stop().await;
 }

@@ -9,18 +9,10 @@ use std::time::{Duration, Instant};
 
 /// Path of the server's entry point, or a panic saying how to get it.
 pub fn entry_point() -> PathBuf {
-    let path = std::env::var_os("HWC_MCP_EVERYTHING")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            crate::llama::cache()
-                .join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-        });
-    assert!(
-        path.exists(),
-        "{} is missing; run scripts/setup.sh",
-        path.display()
-    );
-    path
+    installed(
+        "HWC_MCP_EVERYTHING",
+        "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+    )
 }
 
 /// A running MCP server, killed on drop.
@@ -71,12 +63,12 @@ pub fn everything() -> McpServer {
     McpServer { port, child }
 }
 
-/// The PyPI `mcp-server-time` stdio server (a real MCP server), installed
-/// by scripts/setup.sh into its own venv; `HWC_MCP_TIME` overrides.
-pub fn time_server() -> PathBuf {
-    let path = std::env::var_os("HWC_MCP_TIME")
+/// A peer installed by scripts/setup.sh under the cache at `rel`, or where
+/// the environment variable `var` says.
+fn installed(var: &str, rel: &str) -> PathBuf {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::llama::cache().join("mcp-time/bin/mcp-server-time"));
+        .unwrap_or_else(|| crate::llama::cache().join(rel));
     assert!(
         path.exists(),
         "{} is missing; run scripts/setup.sh",
@@ -85,17 +77,37 @@ pub fn time_server() -> PathBuf {
     path
 }
 
+/// The PyPI `mcp-server-time` stdio server (a real MCP server), installed
+/// by scripts/setup.sh into its own venv; `HWC_MCP_TIME` overrides.
+pub fn time_server() -> PathBuf {
+    installed("HWC_MCP_TIME", "mcp-time/bin/mcp-server-time")
+}
+
+/// The PyPI `mcp-server-git` stdio server (`--repository DIR`);
+/// `HWC_MCP_GIT` overrides.
+pub fn git_server() -> PathBuf {
+    installed("HWC_MCP_GIT", "mcp-git/bin/mcp-server-git")
+}
+
+/// The npm `@modelcontextprotocol/server-filesystem` entry point (run with
+/// `node`, its allowed directories as arguments); `HWC_MCP_FILESYSTEM`
+/// overrides.
+pub fn filesystem_entry_point() -> PathBuf {
+    installed(
+        "HWC_MCP_FILESYSTEM",
+        "npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js",
+    )
+}
+
 /// The Python of the venv holding the official PyPI `mcp` 1.x client (what
 /// Open WebUI runs), installed by scripts/setup.sh; `HWC_MCP_CLIENT_PYTHON`
 /// overrides.
 pub fn client_python() -> PathBuf {
-    let path = std::env::var_os("HWC_MCP_CLIENT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::llama::cache().join("mcp-client/bin/python"));
-    assert!(
-        path.exists(),
-        "{} is missing; run scripts/setup.sh",
-        path.display()
-    );
-    path
+    installed("HWC_MCP_CLIENT_PYTHON", "mcp-client/bin/python")
+}
+
+/// The Python of the venv holding the official PyPI `mcp` 2.x client;
+/// `HWC_MCP_CLIENT2_PYTHON` overrides.
+pub fn client2_python() -> PathBuf {
+    installed("HWC_MCP_CLIENT2_PYTHON", "mcp-client2/bin/python")
 }
