@@ -353,6 +353,47 @@ if [[ -x /opt/hwc-ai/bin/hwc-mcp-bridge ]]; then
   check "bridge: the child and its grandchildren run ($(strays) processes)" test "$(strays)" -ge 3
   score=$(exposure hwc-mcp-bridge.service)
   check "bridge: exposure $score <= 1.5 as the running systemd scores it" within "$score" 1.5
+  # sessions SERVER N [keep]: opens N sessions, calls a tool in each, closes
+  # it (unless keep); prints how many of each step were answered as expected.
+  sessions() {
+    python3 - "$1" "$2" "${3:-}" <<'PY'
+import http.client, json, sys
+server, n, keep = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "keep"
+c = http.client.HTTPConnection("127.0.0.1", 8471, timeout=30)
+h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+ok = {"init": 0, "call": 0, "delete": 0}
+init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+        "capabilities": {}, "clientInfo": {"name": "guest", "version": "0"}}}
+for i in range(n):
+    c.request("POST", "/mcp/" + server, json.dumps(init), h)
+    r = c.getresponse(); r.read()
+    sid = r.getheader("Mcp-Session-Id")
+    ok["init"] += r.status == 200 and bool(sid)
+    s = dict(h, **{"Mcp-Session-Id": sid or "", "MCP-Protocol-Version": "2025-11-25"})
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": str(i)}}}
+    c.request("POST", "/mcp/" + server, json.dumps(call), s)
+    r = c.getresponse(); body = r.read()
+    ok["call"] += r.status == 200 and json.loads(body).get("result", {}).get("content", [{}])[0].get("text") == str(i)
+    if keep:
+        continue
+    c.request("DELETE", "/mcp/" + server, headers=s)
+    r = c.getresponse(); r.read()
+    ok["delete"] += r.status == 204
+print(" ".join(f"{k}={v}" for k, v in ok.items()))
+PY
+  }
+  # The python processes themselves (the guard in front of each has the
+  # same words further along its command line).
+  children() { pgrep -f -c '^/usr/bin/python3 /usr/local/lib/hwc-vmtest/fault_server.py' || true; }
+  out=$(sessions fault 1000)
+  check "bridge: 1000 sessions opened, used and closed on one shared child ($out)" \
+    test "$out" = "init=1000 call=1000 delete=1000"
+  check "bridge: still exactly one child after them ($(children))" test "$(children)" = 1
+  out=$(sessions iso 100)
+  check "bridge: 100 per-session sessions, each its own child ($out)" \
+    test "$out" = "init=100 call=100 delete=100"
+  only_shared() { [[ $(children) == 1 ]]; }
+  check "bridge: no per-session child left once its session closed" wait_for 10 only_shared
   systemctl stop hwc-mcp-bridge.service
   check "bridge: systemctl stop -> inactive, Result=success" \
     test "$(prop hwc-mcp-bridge ActiveState)/$(prop hwc-mcp-bridge Result)" = inactive/success
@@ -361,6 +402,8 @@ if [[ -x /opt/hwc-ai/bin/hwc-mcp-bridge ]]; then
   wait_for 15 ready
   sid=$(session)
   fork_call "$sid" >/dev/null
+  out=$(sessions iso 3 keep)
+  check "bridge: 3 per-session sessions left open, 4 children ($out, $(children))" test "$(children)" = 4
   pid=$(prop hwc-mcp-bridge MainPID)
   kill -KILL "$pid"
   check "bridge: nothing of its children is left after a SIGKILL" wait_for 10 no_strays
