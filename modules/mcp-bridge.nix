@@ -245,9 +245,9 @@ in
         With hwc.ai.openWebui enabled: give Open WebUI every server as a tool
         server connection (`TOOL_SERVER_CONNECTIONS`), with a bearer token
         of its own (role requester, scoped to these servers) generated on the
-        host at first start in ${tokenFile}. Open WebUI keeps the connections
-        of its first start in its database unless `ENABLE_PERSISTENT_CONFIG`
-        is `False` (docs/mcp-bridge.md).
+        host at first start in ${tokenFile}. With
+        `hwc.ai.openWebui.declarative` (the default) Open WebUI reads them
+        at every start; without it, it keeps those of its first start.
       '';
     };
   };

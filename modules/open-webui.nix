@@ -96,6 +96,21 @@ in
       default = false;
       description = "Open `port` in the firewall.";
     };
+
+    declarative = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        What this configuration says is what Open WebUI runs with, after
+        every `nixos-rebuild switch`: its "persistent config" settings (the
+        router URL, the bridge's tool server connections) come from the
+        environment at every start (`ENABLE_PERSISTENT_CONFIG=False`), and
+        changes made in its admin panel to those settings last until the
+        next restart. `false`: Open WebUI keeps the values of its first
+        start in its database and the admin panel owns them from then on;
+        a server added here later does not reach it (docs/adr/0011).
+      '';
+    };
   };
 
   config = lib.mkIf (top.enable && cfg.enable) {
@@ -140,6 +155,7 @@ in
         DO_NOT_TRACK = "True";
         ANONYMIZED_TELEMETRY = "False";
       }
+      // lib.optionalAttrs cfg.declarative { ENABLE_PERSISTENT_CONFIG = "False"; }
       // cfg.environment;
       environmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;
     };

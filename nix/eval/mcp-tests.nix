@@ -133,6 +133,12 @@ in
     && builtins.elem "hwc-mcp-bridge.service" prep.before
     && hasInfix "TOOL_SERVER_CONNECTIONS=" prep.script
   ))
+  (holds "mcp: Open WebUI takes its settings from the configuration at every start" withOpenWebui (
+    c: c.services.open-webui.environment.ENABLE_PERSISTENT_CONFIG == "False"
+  ))
+  (holds "mcp: declarative = false leaves them to Open WebUI's database" (
+    withOpenWebui ++ [ { hwc.ai.openWebui.declarative = false; } ]
+  ) (c: !(c.services.open-webui.environment ? ENABLE_PERSISTENT_CONFIG)))
   (holds "mcp: no Open WebUI wiring when it is turned off" (
     withOpenWebui ++ [ { hwc.ai.mcp.openWebui.enable = false; } ]
   ) (c: !(c.systemd.services ? hwc-ai-mcp-open-webui) && !(c.hwc.ai.mcp.settings.auth ? tokens)))
