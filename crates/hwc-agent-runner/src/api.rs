@@ -725,14 +725,17 @@ async fn events(
                     done = true;
                 }
             }
-            if done {
+            if done || runner.draining.is_cancelled() {
                 break;
             }
             if batch.len() == 500 {
                 continue;
             }
-            // New events wake us; a poll covers events written by another runner.
+            // New events wake us; a poll covers events written by another
+            // runner; the drain ends the stream (the client resumes with
+            // Last-Event-ID on another runner or after the restart).
             tokio::select! {
+                () = runner.draining.cancelled() => break,
                 _ = async { loop { match rx.recv().await { Ok((j, _)) if j == id => break, Ok(_) => {}, Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break, Err(_) => { tokio::time::sleep(Duration::from_secs(3600)).await; } } } } => {}
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }

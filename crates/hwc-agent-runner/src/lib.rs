@@ -292,6 +292,7 @@ pub async fn daemon(cfg: RunnerConfig) -> Result<Daemon, StartError> {
         store,
         audit,
         cfg: cfg.clone(),
+        draining: daemon.draining.clone(),
     });
     let sched = runner.clone();
     daemon.tasks.spawn("agent-scheduler", move |cancel| {

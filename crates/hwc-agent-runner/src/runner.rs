@@ -64,6 +64,8 @@ pub struct Runner {
     pub http: reqwest::Client,
     /// The `/status` envelope's header (uptime counts from the start).
     pub header: hwc_ai_core::status::StatusHeader,
+    /// Cancelled when the daemon starts draining: open event streams end.
+    pub draining: CancellationToken,
 }
 
 impl Runner {

@@ -612,6 +612,32 @@ async fn events_resume_from_last_event_id_and_the_stream_ends_with_the_job() {
 }
 
 #[tokio::test]
+async fn an_open_event_stream_does_not_hold_the_drain() {
+    let up = Upstream::start(vec![shell("kill -0 1")], done()).await;
+    let r = Runner::start(&up.url(), "").await;
+    let id = r
+        .job(json!({"goal": "signal init", "environment": "prod"}))
+        .await;
+    pending(&r, &id).await;
+    let mut stream = r
+        .get(&format!("/agent/jobs/{id}/events"), RITA)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        stream.chunk().await.unwrap().is_some(),
+        "the stream is open"
+    );
+    let t0 = std::time::Instant::now();
+    r.stop().await;
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(10),
+        "a stream of a waiting job held the drain for {:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_session_looks_read_only_and_starts_a_job_for_anything_else() {
     let up = Upstream::start(
         vec![
