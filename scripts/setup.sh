@@ -31,6 +31,10 @@ need nix-instantiate nix-bin
 need debootstrap debootstrap
 need systemd-nspawn systemd-container
 need bwrap bubblewrap
+# The approval page's browser tests (headless, driven by npm playwright-core)
+# and the CLI's terminal tests (`hwc-ai jobs follow` in a real terminal).
+need chromium chromium
+need tmux tmux
 # A real PostgreSQL for the agent runner's shared store (tests start their own cluster).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
 python3 -c 'import yaml' 2>/dev/null || apt_pkgs+=(python3-yaml)
@@ -60,6 +64,8 @@ npm_pkg() { # <package@version> <file it installs, under node_modules>
 npm_pkg "@modelcontextprotocol/server-everything@2026.8.31" "@modelcontextprotocol/server-everything/dist/index.js"
 npm_pkg "@modelcontextprotocol/server-filesystem@2026.8.31" "@modelcontextprotocol/server-filesystem/dist/index.js"
 npm_pkg "supergateway@4.0.0" "supergateway/package.json"
+# Drives Debian's chromium for the approval page tests (no browser download).
+npm_pkg "playwright-core@1.65.1" "playwright-core/package.json"
 
 # pip_venv DIR PKG EXE [WHY]: PKG installed into its own venv $cache/DIR
 # (kept while DIR/.pkg names PKG and DIR/bin/EXE exists).
