@@ -2,9 +2,11 @@
 //! timed from send to the last byte of the body; and streams timed to their
 //! first data event and between data events.
 
-use anyhow::Context;
 use bytes::Bytes;
 use futures_util::StreamExt;
+pub use hwc_bench::loopback::client;
+use hwc_bench::sse::{data_of, event_end};
+pub use hwc_bench::stats::{nanos, Run, Summary};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,32 +30,6 @@ pub fn chat_body(stream: bool) -> Bytes {
         "stream": stream,
     });
     Bytes::from(body.to_string())
-}
-
-/// A client whose pool keeps `concurrency` connections to one host; it
-/// ignores proxy settings from the environment (everything is on 127.0.0.1).
-pub fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(concurrency.max(1))
-        .pool_idle_timeout(Duration::from_secs(120))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .context("building the HTTP client")
-}
-
-/// Latencies of one non-streaming run.
-#[derive(Debug, Default)]
-pub struct Run {
-    /// Latency of every successful request, in nanoseconds.
-    pub latencies_ns: Vec<u64>,
-    /// Requests that failed or answered other than 200.
-    pub errors: usize,
-    /// The first failure, for the log.
-    pub first_error: Option<String>,
-    /// From the first send to the last answer.
-    pub wall: Duration,
 }
 
 async fn one(client: &reqwest::Client, target: &Target, body: &Bytes) -> Result<(), String> {
@@ -103,31 +79,13 @@ pub async fn non_stream(
                 let t0 = Instant::now();
                 match one(&client, &target, &body).await {
                     Ok(()) => run.latencies_ns.push(nanos(t0.elapsed())),
-                    Err(e) => {
-                        run.errors += 1;
-                        run.first_error.get_or_insert(e);
-                    }
+                    Err(e) => run.fail(e),
                 }
             }
             run
         }));
     }
-    let mut all = Run::default();
-    for task in tasks {
-        match task.await {
-            Ok(run) => {
-                all.latencies_ns.extend(run.latencies_ns);
-                all.errors += run.errors;
-                if all.first_error.is_none() {
-                    all.first_error = run.first_error;
-                }
-            }
-            Err(e) => {
-                all.errors += 1;
-                all.first_error.get_or_insert(format!("task: {e}"));
-            }
-        }
-    }
+    let mut all = Run::join(tasks).await;
     all.wall = start.elapsed();
     all
 }
@@ -224,101 +182,4 @@ async fn one_stream(
     run.total_ns.push(nanos(done - t0));
     run.events += times.len();
     Ok(())
-}
-
-/// Index just past the first blank line (`\n\n` or `\r\n\r\n`).
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// The `data:` lines of an event joined with `\n`, or `None` when it has none.
-fn data_of(event: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(event);
-    let mut data: Option<String> = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("data:") {
-            let rest = rest.strip_prefix(' ').unwrap_or(rest);
-            match &mut data {
-                Some(d) => {
-                    d.push('\n');
-                    d.push_str(rest);
-                }
-                None => data = Some(rest.to_owned()),
-            }
-        }
-    }
-    data
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Order statistics of a sample, in nanoseconds.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Summary {
-    /// Sample size.
-    pub n: usize,
-    /// Median (nearest rank).
-    pub p50: u64,
-    /// 99th percentile (nearest rank).
-    pub p99: u64,
-    /// Arithmetic mean.
-    pub mean: u64,
-    /// Largest value.
-    pub max: u64,
-}
-
-impl Summary {
-    /// Summarises `v` (sorted in place).
-    pub fn of(v: &mut [u64]) -> Self {
-        if v.is_empty() {
-            return Self::default();
-        }
-        v.sort_unstable();
-        let sum: u128 = v.iter().map(|&x| u128::from(x)).sum();
-        let n = v.len();
-        Self {
-            n,
-            p50: v[rank(n, 0.50)],
-            p99: v[rank(n, 0.99)],
-            mean: u64::try_from(sum / n as u128).unwrap_or(u64::MAX),
-            max: v[n - 1],
-        }
-    }
-}
-
-/// Nearest-rank index of quantile `q` in a sorted sample of `n`.
-fn rank(n: usize, q: f64) -> usize {
-    let r = (q * n as f64).ceil() as usize;
-    r.clamp(1, n) - 1
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank() {
-        let mut v: Vec<u64> = (1..=100).rev().collect();
-        let s = Summary::of(&mut v);
-        assert_eq!((s.n, s.p50, s.p99, s.max), (100, 50, 99, 100));
-        assert_eq!(s.mean, 50);
-        let mut one = vec![7];
-        assert_eq!(Summary::of(&mut one).p99, 7);
-    }
-
-    #[test]
-    fn sse_events() {
-        assert_eq!(event_end(b"data: x\n\ndata: y"), Some(9));
-        assert_eq!(event_end(b"data: x\r\n\r\n"), Some(11));
-        assert_eq!(event_end(b"data: x\n"), None);
-        assert_eq!(data_of(b": keepalive\n\n"), None);
-        assert_eq!(data_of(b"data: [DONE]\n\n").as_deref(), Some("[DONE]"));
-    }
 }

@@ -14,6 +14,7 @@ mod upstream;
 
 use anyhow::Context;
 use clap::Parser;
+use hwc_bench::runinfo::{self, output_of};
 use load::{Summary, Target};
 use procs::{Proc, RssSampler};
 use report::{PairRow, Report, RssRow, Side, StreamRow, StreamSide};
@@ -123,12 +124,7 @@ fn main() -> anyhow::Result<()> {
         gap: Duration::from_millis(args.chunk_gap_ms),
         threads: args.upstream_threads,
     })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads.max(1))
-        .thread_name("bench-client")
-        .enable_all()
-        .build()
-        .context("starting the load generator's runtime")?;
+    let runtime = runinfo::client_runtime(args.client_threads)?;
     let dir = tempfile::Builder::new().prefix("hwc-bench-").tempdir()?;
     let result = runtime.block_on(run(&args, &upstream, dir.path()));
     if args.keep_dir {
@@ -140,12 +136,7 @@ fn main() -> anyhow::Result<()> {
         "Whole run took {:.1} s.",
         started.elapsed().as_secs_f64()
     ));
-    let md = report.markdown();
-    println!("{md}");
-    if let Some(out) = &args.out {
-        std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("wrote {}", out.display());
-    }
+    runinfo::emit(&report.markdown(), args.out.as_deref())?;
     drop(runtime);
     drop(upstream);
     Ok(())
@@ -154,8 +145,8 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow::Result<Report> {
     let plan = args.plan();
     let mut report = Report {
-        command: command_line(),
-        machine: machine(),
+        command: runinfo::command_line(),
+        machine: runinfo::machine(),
         high_concurrency: plan.concurrency,
         ..Report::default()
     };
@@ -408,20 +399,7 @@ async fn timed(
         plan.max_phase,
     )
     .await;
-    let latency = Summary::of(&mut run.latencies_ns);
-    let rps = latency.n as f64 / run.wall.as_secs_f64().max(1e-9);
-    eprintln!(
-        "{phase:<18} {name:<17} n={:<6} p50={:.3} ms p99={:.3} ms mean={:.3} ms max={:.3} ms {rps:.0} req/s errors={}",
-        latency.n,
-        latency.p50 as f64 / 1e6,
-        latency.p99 as f64 / 1e6,
-        latency.mean as f64 / 1e6,
-        latency.max as f64 / 1e6,
-        run.errors
-    );
-    if let Some(e) = &run.first_error {
-        eprintln!("  first error: {e}");
-    }
+    let (latency, rps) = run.summarise(phase, name, "req");
     Side {
         latency,
         errors: run.errors,
@@ -475,62 +453,6 @@ async fn stream_phase(
         direct,
         proxied,
     })
-}
-
-/// This process's arguments, quoted for a POSIX shell where needed.
-fn command_line() -> String {
-    std::env::args()
-        .map(|a| {
-            let plain = !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
-            if plain {
-                a
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A command's trimmed stdout, if it ran and said something.
-fn output_of(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new(cmd).args(args).output().ok()?;
-    let s = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (out.status.success() && !s.is_empty()).then_some(s)
-}
-
-/// Lines describing the machine and the source tree.
-fn machine() -> Vec<String> {
-    let nproc = output_of("nproc", &[]).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| "?".into())
-    });
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let kernel = output_of("uname", &["-sr"]).unwrap_or_else(|| "unknown kernel".into());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "?".into());
-    let mut lines = vec![format!(
-        "Machine: `nproc` = {nproc}, {cpu}, {kernel}; load average at start {load}."
-    )];
-    if let Some(rev) = output_of("git", &["rev-parse", "--short", "HEAD"]) {
-        let dirty = output_of("git", &["status", "--porcelain", "--untracked-files=no"])
-            .map_or("", |_| " with uncommitted changes");
-        lines.push(format!("Source: git {rev}{dirty}."));
-    }
-    lines
 }
 
 fn litellm_version(bin: &std::path::Path) -> String {

@@ -34,3 +34,73 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let ticks = clock_ticks();
     Some(Duration::from_micros((utime + stime) * 1_000_000 / ticks))
 }
+
+/// The parent pid in the text of `/proc/PID/stat`.
+pub fn parse_ppid(stat: &str) -> Option<u32> {
+    // After the parenthesised name: state, then ppid.
+    let after = stat.get(stat.rfind(')')? + 1..)?;
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A process's arguments from `/proc/PID/cmdline` (empty for kernel
+/// threads, zombies and processes that are gone).
+pub fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every process now: `(pid, ppid)`.
+pub fn process_table() -> Vec<(u32, u32)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Some((pid, parse_ppid(&stat)?))
+    })
+    .collect()
+}
+
+/// The descendants of `root` in `table` (`(pid, ppid)` pairs), parents
+/// before their children; `root` itself is not included.
+pub fn descendants(root: u32, table: &[(u32, u32)]) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in table {
+            if ppid == parent && pid != root && !out.contains(&pid) {
+                out.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ppid_after_a_name_with_spaces() {
+        assert_eq!(parse_ppid("42 (a b) c) S 7 42 42 0"), Some(7));
+        assert_eq!(parse_ppid("42 (x) R 1 1"), Some(1));
+        assert_eq!(parse_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn tree() {
+        let table = [(1, 0), (10, 1), (11, 10), (12, 11), (13, 10), (20, 1)];
+        let mut d = descendants(10, &table);
+        d.sort_unstable();
+        assert_eq!(d, vec![11, 12, 13]);
+        assert!(descendants(12, &table).is_empty());
+    }
+}

@@ -1,6 +1,7 @@
 //! The results as Markdown tables.
 
 use crate::load::Summary;
+use hwc_bench::stats::{added, mb, ms};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -104,18 +105,6 @@ fn verdict(ok: bool) -> &'static str {
     } else {
         "**missed**"
     }
-}
-
-fn ms(ns: u64) -> String {
-    format!("{:.3}", ns as f64 / 1e6)
-}
-
-fn added(proxy: u64, direct: u64) -> String {
-    format!("{:+.3}", (proxy as f64 - direct as f64) / 1e6)
-}
-
-fn mb(kb: Option<u64>) -> String {
-    kb.map_or_else(|| "n/a".into(), |kb| format!("{:.1}", kb as f64 / 1024.0))
 }
 
 impl Report {
