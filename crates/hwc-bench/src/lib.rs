@@ -2,6 +2,7 @@
 
 pub mod child;
 pub mod loopback;
+pub mod mcp;
 pub mod procinfo;
 pub mod runinfo;
 pub mod sse;
