@@ -13,6 +13,7 @@
     ./model-manager.nix
     ./mcp-bridge.nix
     ./agent-runner.nix
+    ./cli.nix
     ./monitoring
   ];
 }

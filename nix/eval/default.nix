@@ -15,9 +15,10 @@ let
   };
 
   # What the flake's nixosModules.default puts in hwc.ai.packages: a package
-  # for every daemon of the registry.
+  # for every daemon of the registry, and the CLI.
   packages = builtins.listToAttrs (
     map (d: lib.nameValuePair d.crate (fakePackage d.crate)) (import ../daemons.nix)
+    ++ [ (lib.nameValuePair "hwc-ai" (fakePackage "hwc-ai")) ]
   );
 
   eval =

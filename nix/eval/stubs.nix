@@ -569,6 +569,12 @@ in
       };
     };
 
+    # nixos/modules/config/system-path.nix
+    environment.systemPackages = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+    };
+
     # nixos/modules/system/etc/etc.nix
     environment.etc = mkOption {
       type = types.attrsOf (

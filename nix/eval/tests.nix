@@ -928,6 +928,14 @@ let
       minimal
       ;
   }
+  ++ import ./cli-tests.nix {
+    inherit
+      lib
+      holds
+      rejects
+      minimal
+      ;
+  }
   ++ import ./agent-tests.nix {
     inherit
       lib

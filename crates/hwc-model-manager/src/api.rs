@@ -1,5 +1,6 @@
 //! `GET /status` ([`ManagerStatus`] in the core's envelope; `hwc-ai`
-//! deserializes the same type) and `POST /reconcile`.
+//! deserializes the same type), `GET /plan` (what a reconcile would do)
+//! and `POST /reconcile`.
 
 use crate::reconcile::{Manager, ModelStatus};
 use axum::extract::State;
@@ -50,6 +51,7 @@ pub fn routes(manager: Arc<Manager>) -> Router {
     );
     Router::new()
         .route("/status", get(status))
+        .route("/plan", get(plan))
         .route("/reconcile", post(reconcile))
         .with_state(Arc::new(ApiState { manager, header }))
 }
@@ -67,6 +69,13 @@ pub fn status_of(m: &Manager) -> ManagerStatus {
 
 async fn status(State(s): State<Arc<ApiState>>) -> Json<Envelope<ManagerStatus>> {
     Json(s.header.wrap(status_of(&s.manager)))
+}
+
+/// What a reconcile would do now (nothing is changed): `hwc-ai models plan`.
+async fn plan(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let plan = s.manager.plan(true).await;
+    let lines: Vec<String> = plan.iter().map(ToString::to_string).collect();
+    Json(json!({ "plan": plan, "lines": lines }))
 }
 
 /// Starts a reconcile in the background and answers with its plan
