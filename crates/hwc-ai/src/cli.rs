@@ -33,6 +33,12 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<ModelsCommand>,
     },
+    /// Where the router would send a request, and why (nothing is sent).
+    Route {
+        /// What to do.
+        #[command(subcommand)]
+        command: RouteCommand,
+    },
     /// The agent runner's jobs and approvals.
     Jobs {
         /// What to do.
@@ -87,6 +93,36 @@ pub enum ModelsCommand {
         /// Return at once instead of following the pulls.
         #[arg(long)]
         no_wait: bool,
+    },
+}
+
+/// `hwc-ai route …`.
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// The router's decision for a request: the model, the rule, the
+    /// backends in order with their state.
+    Explain {
+        /// The model asked for (an alias, `auto`, or a `[models]` entry).
+        #[arg(long, default_value = "auto")]
+        model: String,
+        /// The user message (its length is a routing signal).
+        #[arg(long, default_value = "hello")]
+        prompt: String,
+        /// Offer this many tools (a routing signal of `auto`).
+        #[arg(long, default_value_t = 0)]
+        tools: usize,
+        /// Local backends only (`x-hwc-privacy: local-only`).
+        #[arg(long)]
+        local_only: bool,
+        /// Ask `auto` for the strong model (`x-hwc-escalate: strong`).
+        #[arg(long)]
+        escalate: bool,
+        /// The endpoint: chat, completions, embeddings or responses.
+        #[arg(long, default_value = "chat")]
+        endpoint: String,
+        /// A whole request body (JSON) instead of the flags above.
+        #[arg(long, value_name = "FILE")]
+        request: Option<PathBuf>,
     },
 }
 

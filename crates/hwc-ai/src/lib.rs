@@ -6,7 +6,8 @@
 //! [`cli`] is the command line, [`config`] where the daemons are,
 //! [`fleet`] which daemons there are, [`client`] the HTTP and its errors,
 //! [`render`] the tables, and one module per command group: [`status`],
-//! [`models`], [`jobs`], [`mcp`]; [`run`] ties them to the exit code.
+//! [`models`], [`route`], [`jobs`], [`mcp`]; [`run`] ties them to the
+//! exit code.
 
 pub mod cli;
 pub mod client;
@@ -16,5 +17,6 @@ pub mod jobs;
 pub mod mcp;
 pub mod models;
 pub mod render;
+pub mod route;
 pub mod run;
 pub mod status;

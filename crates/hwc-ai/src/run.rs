@@ -2,7 +2,7 @@
 //! print, and the exit code: 0 done and all well, 1 something is down or
 //! the daemon refused, 2 the configuration or the command line is wrong.
 
-use crate::cli::{Cli, Command, JobsCommand, McpCommand, ModelsCommand};
+use crate::cli::{Cli, Command, JobsCommand, McpCommand, ModelsCommand, RouteCommand};
 use crate::client::{Client, ClientError};
 use crate::config::{CliConfig, ConfigError};
 use crate::fleet::{self, Daemon};
@@ -126,6 +126,49 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, RunError> {
         Command::Jobs { command } => {
             let cfg = CliConfig::load()?;
             jobs_cmd(&client(&cfg, fleet::RUNNER)?, command, json).await
+        }
+        Command::Route {
+            command:
+                RouteCommand::Explain {
+                    model,
+                    prompt,
+                    tools,
+                    local_only,
+                    escalate,
+                    endpoint,
+                    request,
+                },
+        } => {
+            let cfg = CliConfig::load()?;
+            let c = client(&cfg, fleet::ROUTER)?;
+            let body = match request {
+                Some(f) => {
+                    let text = std::fs::read_to_string(&f)?;
+                    serde_json::from_str(&text).map_err(|e| {
+                        RunError::Refused(format!("{} is not JSON: {e}", f.display()))
+                    })?
+                }
+                None => crate::route::request_body(&endpoint, &model, &prompt, tools),
+            };
+            let mut req = c
+                .post(&format!("/v1/route/explain?endpoint={endpoint}"))
+                .json(&body);
+            if local_only {
+                req = req.header("x-hwc-privacy", "local-only");
+            }
+            if escalate {
+                req = req.header("x-hwc-escalate", "strong");
+            }
+            let resp = c.send(req).await?;
+            let v: serde_json::Value = resp.json().await.map_err(|e| {
+                RunError::Refused(format!("the router's answer does not parse: {e}"))
+            })?;
+            if json {
+                print_json(&v)?;
+            } else {
+                print!("{}", crate::route::render(&v));
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

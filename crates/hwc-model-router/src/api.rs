@@ -52,6 +52,7 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/responses", post(responses))
         .route("/v1/models", get(models))
+        .route("/v1/route/explain", post(explain))
         .route("/status", get(status))
         .with_state(api)
 }
@@ -125,14 +126,15 @@ fn privacy_of(api: &Api, key: &ApiKey, headers: &HeaderMap) -> Result<Privacy, A
     })
 }
 
-async fn handle(
-    api: Arc<Api>,
+/// Reads the body and decides where the request goes, changing nothing:
+/// the part of a request that `POST /v1/route/explain` shows.
+fn resolve(
+    api: &Api,
     endpoint: Endpoint,
-    key: Arc<ApiKey>,
-    headers: HeaderMap,
+    key: &ApiKey,
+    headers: &HeaderMap,
     body: RawBody,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
+) -> Result<(Bytes, ClientRequest, Privacy, crate::routing::Route), ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             hwc_ai_core::server::body_too_large(api.max_body)
@@ -144,7 +146,7 @@ async fn handle(
         }
     })?;
     let req = ClientRequest::parse(endpoint, &bytes)?;
-    let privacy = privacy_of(&api, &key, &headers)?;
+    let privacy = privacy_of(api, key, headers)?;
     let engine = &api.engine;
     let forced = engine
         .table
@@ -154,7 +156,7 @@ async fn handle(
         .map(str::to_owned);
     let mut route = engine.table.route(
         &req.model,
-        &key,
+        key,
         privacy,
         || req.signals(),
         forced.as_deref(),
@@ -178,6 +180,79 @@ async fn handle(
         )
         .with_param("model"));
     }
+    Ok((bytes, req, privacy, route))
+}
+
+/// `POST /v1/route/explain[?endpoint=chat|completions|embeddings|responses]`:
+/// the body of a request to that endpoint (chat by default); the answer
+/// is where it would go and why, nothing sent: the `[models]` entry, the
+/// decision and its rule, the privacy in force, and the candidates in
+/// order with their backends' state now (`hwc-ai route explain`).
+async fn explain(
+    State(api): State<Arc<Api>>,
+    Extension(key): Extension<Arc<ApiKey>>,
+    axum::extract::Query(q): axum::extract::Query<ExplainQuery>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let endpoint = match q.endpoint.as_deref().unwrap_or("chat") {
+        "chat" => Endpoint::Chat,
+        "completions" => Endpoint::Completions,
+        "embeddings" => Endpoint::Embeddings,
+        "responses" => Endpoint::Responses,
+        other => {
+            return Err(ApiError::invalid_request(
+                "invalid_endpoint",
+                format!(
+                    "endpoint `{other}` is not one of chat, completions, embeddings, responses"
+                ),
+            )
+            .with_param("endpoint"))
+        }
+    };
+    let (_, _, privacy, route) = resolve(&api, endpoint, &key, &headers, body)?;
+    let status = status_of(&api.engine, &key);
+    let candidates: Vec<serde_json::Value> = route
+        .candidates
+        .iter()
+        .map(|c| {
+            let b = status.backends.iter().find(|b| b.name == c.backend.name());
+            serde_json::json!({
+                "backend": c.backend.name(),
+                "upstream_model": c.upstream_model,
+                "locality": b.map(|b| b.locality),
+                "kind": b.map(|b| b.kind),
+                "state": b.map(|b| b.state),
+                "replicas": b.map(|b| b.replicas.clone()),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "model": route.model,
+        "decision": route.decision,
+        "rule": route.rule,
+        "reason": route.reason,
+        "header": route.header(),
+        "privacy": privacy,
+        "candidates": candidates,
+    })))
+}
+
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    endpoint: Option<String>,
+}
+
+async fn handle(
+    api: Arc<Api>,
+    endpoint: Endpoint,
+    key: Arc<ApiKey>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let (bytes, req, _, route) = resolve(&api, endpoint, &key, &headers, body)?;
+    let engine = &api.engine;
     engine.ledger.admit(&key).inspect_err(|e| {
         engine.metrics.request(
             &route.model,

@@ -446,3 +446,81 @@ async fn embeddings_pass_through_with_usage() {
     );
     r.stop().await;
 }
+
+#[tokio::test]
+async fn route_explain_says_where_a_request_would_go_and_sends_nothing() {
+    let (r, small, big) = setup().await;
+    let explain = |body: serde_json::Value, query: &'static str| {
+        r.post(&format!("/v1/route/explain{query}"), ALICE)
+            .json(&body)
+            .send()
+    };
+    let tools: Vec<_> = (0..3)
+        .map(|i| json!({"type": "function", "function": {"name": format!("t{i}"), "parameters": {"type": "object"}}}))
+        .collect();
+    let v: serde_json::Value = explain(
+        json!({"model": "auto", "messages": [{"role": "user", "content": "x"}], "tools": tools}),
+        "",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["model"], "big", "{v}");
+    assert_eq!(v["decision"], "auto-strong", "{v}");
+    assert_eq!(v["rule"], "tools", "{v}");
+    assert_eq!(v["candidates"][0]["backend"], "big-be", "{v}");
+    assert_eq!(v["candidates"][0]["upstream_model"], "b");
+    assert_eq!(
+        v["candidates"][0]["state"], "unknown",
+        "not contacted yet: {v}"
+    );
+    assert_eq!(v["privacy"], "allow-cloud");
+    let v: serde_json::Value = explain(
+        json!({"model": "auto", "messages": [{"role": "user", "content": "x"}]}),
+        "",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (v["model"].as_str(), v["decision"].as_str()),
+        (Some("small"), Some("auto-default")),
+        "{v}"
+    );
+    // The request's own errors, as the real endpoint would give them.
+    let (status, err) = error_of(
+        explain(
+            json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+            "",
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    let (status, err) = error_of(
+        explain(
+            json!({"model": "small", "input": "x"}),
+            "?endpoint=responses",
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("endpoint_not_supported")),
+        "{err}"
+    );
+    let (status, _) = error_of(explain(json!({}), "?endpoint=fax").await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert_eq!(small.calls() + big.calls(), 0, "nothing was sent");
+    r.stop().await;
+}
