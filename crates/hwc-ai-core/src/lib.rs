@@ -23,6 +23,7 @@ pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod origin;
 pub mod process;
 pub mod secret;
 pub mod server;

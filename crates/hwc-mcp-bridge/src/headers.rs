@@ -12,6 +12,7 @@
 
 use axum::http::HeaderMap;
 use base64::Engine;
+use hwc_ai_core::origin::{self, host_of};
 use serde_json::Value;
 
 /// The session-era revisions served, newest first.
@@ -43,38 +44,18 @@ pub fn negotiate(requested: Option<&str>) -> &'static str {
 /// authority equals the request's `Host`, which `check_host` then
 /// validates: a same-origin request is no DNS-rebinding vector, and the
 /// conformance suite's `dns-rebinding-protection` sends one); the
-/// offending value otherwise.
+/// offending value otherwise. The rule is core's
+/// ([`hwc_ai_core::origin::origin_allowed`]), shared with the agent runner.
 pub fn check_origin(
     origin: Option<&str>,
     host: Option<&str>,
     allowed: &[String],
 ) -> Result<(), String> {
-    let same_origin = |o: &str| {
-        let authority = o
-            .strip_prefix("http://")
-            .or_else(|| o.strip_prefix("https://"));
-        matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
-    };
     match origin {
-        None => Ok(()),
-        Some(o) if allowed.iter().any(|a| a.eq_ignore_ascii_case(o)) => Ok(()),
-        Some(o) if same_origin(o) => Ok(()),
-        Some(o) => Err(format!(
+        Some(o) if !origin::origin_allowed(origin, host, allowed) => Err(format!(
             "Origin `{o}` is not allowed; add it to http.allowed_origins if this web page may use the bridge"
         )),
-    }
-}
-
-/// The host part of a `Host` header value: `[::1]:8471` → `::1`,
-/// `localhost:8471` → `localhost`.
-pub fn host_of(value: &str) -> &str {
-    if let Some(rest) = value.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match value.rsplit_once(':') {
-        // A bare IPv6 address has more than one colon: no port to strip.
-        Some((h, port)) if !h.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => value,
+        _ => Ok(()),
     }
 }
 
@@ -84,12 +65,12 @@ pub fn check_host(host: Option<&str>, allowed: &[String]) -> Result<(), String> 
     let Some(h) = host else {
         return Err("no Host header".into());
     };
-    let name = host_of(h);
-    if allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+    if origin::host_allowed(host, allowed) {
         Ok(())
     } else {
         Err(format!(
-            "Host `{h}` is not allowed; add `{name}` to http.allowed_hosts if clients reach the bridge under that name"
+            "Host `{h}` is not allowed; add `{}` to http.allowed_hosts if clients reach the bridge under that name",
+            host_of(h)
         ))
     }
 }
@@ -418,22 +399,16 @@ mod tests {
         assert!(check_origin(Some("http://localhost:8471"), host, &allowed).is_err());
         assert!(check_origin(Some("http://127.0.0.1:8471"), None, &allowed).is_err());
         assert!(check_origin(Some("null"), Some("null"), &allowed).is_err());
-        let hosts: Vec<String> = ["127.0.0.1", "localhost", "::1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        for (h, ok) in [
-            ("127.0.0.1:8471", true),
-            ("localhost", true),
-            ("LOCALHOST:1", true),
-            ("[::1]:8471", true),
-            ("::1", true),
-            ("evil.example:8471", false),
-            ("127.0.0.1.evil:80", false),
-        ] {
-            assert_eq!(check_host(Some(h), &hosts).is_ok(), ok, "{h}");
-        }
-        assert!(check_host(None, &hosts).is_err());
+        // The host table itself is core's (hwc_ai_core::origin); here the
+        // bridge's answers.
+        let hosts: Vec<String> = vec!["127.0.0.1".into(), "::1".into()];
+        assert!(check_host(Some("[::1]:8471"), &hosts).is_ok());
+        let e = check_host(Some("evil.example:8471"), &hosts).unwrap_err();
+        assert!(
+            e.contains("add `evil.example` to http.allowed_hosts"),
+            "{e}"
+        );
+        assert_eq!(check_host(None, &hosts).unwrap_err(), "no Host header");
     }
 
     #[test]

@@ -114,14 +114,7 @@ async fn www_authenticate(mut resp: Response) -> Response {
 /// DNS-rebinding protection: an `Origin` not listed (and not the bridge's
 /// own), or a `Host` not listed, gets 403 before anything else.
 async fn origin_and_host(State(b): State<Arc<Bridge>>, req: Request, next: Next) -> Response {
-    let h = req.headers();
-    let origin = h
-        .get(header::ORIGIN)
-        .map(|v| v.to_str().unwrap_or("<invalid>"));
-    let host = h
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let (origin, host) = hwc_ai_core::origin::origin_and_host(req.headers(), req.uri());
     if let Err(why) = headers::check_origin(origin, host, &b.http.allowed_origins)
         .and_then(|()| headers::check_host(host, &b.hosts))
     {
