@@ -35,8 +35,12 @@ fn store_err(e: crate::store::StoreError) -> ApiError {
     )
 }
 
-/// Every route, behind bearer auth (no anonymous access).
+/// Every route: the API behind bearer auth (no anonymous access) and the
+/// `Origin` guard (a state-changing request from another site's page is
+/// refused), the approval page's static files beside it (no data, no
+/// auth), and the browser security headers on all of them.
 pub fn routes(runner: Arc<Runner>, auth: &TokenAuth) -> Router {
+    let allowed = Arc::new(runner.cfg.ui.allowed_origins.clone());
     let api = Router::new()
         .route("/agent/jobs", post(create_job).get(list_jobs))
         .route("/agent/jobs/{id}", get(get_job))
@@ -49,9 +53,22 @@ pub fn routes(runner: Arc<Runner>, auth: &TokenAuth) -> Router {
         .route("/agent/sessions/{id}", get(get_session))
         .route("/agent/sessions/{id}/messages", post(session_message))
         .route("/agent/openapi.json", get(openapi))
+        .route("/agent/whoami", get(whoami))
         .route("/status", get(status))
         .with_state(runner);
     auth.protect(api)
+        .layer(axum::middleware::from_fn_with_state(
+            allowed,
+            crate::ui::origin_guard,
+        ))
+        .merge(crate::ui::routes())
+        .layer(axum::middleware::from_fn(crate::ui::secure))
+}
+
+/// `GET /agent/whoami`: the caller's name and role, as the token says
+/// (the approval page shows who is signed in).
+async fn whoami(Extension(who): Extension<Principal>) -> Json<Value> {
+    Json(json!({"name": who.name, "role": who.role}))
 }
 
 async fn job_or_404(r: &Runner, id: &str) -> Result<Job, ApiError> {

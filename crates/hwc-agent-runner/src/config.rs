@@ -1,6 +1,7 @@
 //! The runner's configuration: `[server]`, `[telemetry]`, `[auth]` (tokens
 //! with roles: requester, approver, admin), `[store]`, `[policy]`,
-//! `[audit]`, `[model]`, `[limits]`, `[sandbox]`, `[tools]`, `[retention]`.
+//! `[audit]`, `[model]`, `[limits]`, `[sandbox]`, `[tools]`, `[retention]`,
+//! `[ui]`.
 //! docs/agent-runner.md documents every key; examples/agent-runner.toml is
 //! a full example.
 
@@ -42,6 +43,8 @@ pub struct RunnerConfig {
     pub tools: ToolsConfig,
     /// How long tool output is kept.
     pub retention: RetentionConfig,
+    /// The approval page.
+    pub ui: UiConfig,
 }
 
 impl Default for RunnerConfig {
@@ -58,6 +61,7 @@ impl Default for RunnerConfig {
             sandbox: SandboxConfig::default(),
             tools: ToolsConfig::default(),
             retention: RetentionConfig::default(),
+            ui: UiConfig::default(),
         }
     }
 }
@@ -256,6 +260,18 @@ impl Default for RetentionConfig {
     }
 }
 
+/// `[ui]`: the approval page (served at `/ui/`, ADR 0012).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// `Origin` values, besides the runner's own (`http(s)://` + the
+    /// request's `Host`), whose pages may send state-changing requests
+    /// (`POST`): the page's public origin behind a reverse proxy that does
+    /// not pass `Host` through, e.g. `"https://agent.example.org"`.
+    /// Any other `Origin` on a `POST` gets 403.
+    pub allowed_origins: Vec<String>,
+}
+
 impl Validate for RunnerConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let mut p = self.server.problems();
@@ -294,6 +310,11 @@ impl Validate for RunnerConfig {
         }
         if self.auth.token_files.is_empty() && self.auth.tokens.is_empty() {
             p.push("[auth] has no tokens: the runner has no anonymous access; add [[auth.tokens]] with role = \"requester\", \"approver\" or \"admin\"".into());
+        }
+        for o in &self.ui.allowed_origins {
+            if crate::ui::parse_origin(o).is_none() {
+                p.push(format!("[ui] allowed_origins: `{o}` is not an origin; write scheme://host[:port] with no path, e.g. \"https://agent.example.org\""));
+            }
         }
         if p.is_empty() {
             Ok(())

@@ -8,7 +8,8 @@
 //! the model (through the router, [`model`]), judges each tool call
 //! ([`tools`]), waits for people, runs what may run (shell lines in the
 //! [`sandbox`]), and writes the [`report`]. [`api`] is the HTTP contract,
-//! [`store`] and [`repo`] the database (SQLite or PostgreSQL).
+//! [`store`] and [`repo`] the database (SQLite or PostgreSQL), [`ui`] the
+//! approval page served beside the API.
 //!
 //! The gate, not the model's judgement, is what keeps a host safe:
 //! open-weight models are weak at free-form terminal work, so nothing the
@@ -36,6 +37,7 @@ pub mod session;
 pub mod status;
 pub mod store;
 pub mod tools;
+pub mod ui;
 
 use crate::audit::{Audit, CheckpointKey};
 use crate::config::RunnerConfig;

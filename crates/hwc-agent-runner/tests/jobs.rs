@@ -198,16 +198,9 @@ async fn an_r2_action_waits_and_only_a_valid_approval_lets_it_run() {
 async fn an_approver_cannot_approve_a_job_they_asked_for() {
     let up = Upstream::start(vec![shell("kill -0 1")], done()).await;
     let r = Runner::start(&up.url(), "").await;
-    let resp = r
-        .post("/agent/jobs", BOB)
-        .json(&json!({"goal": "signal", "environment": "prod"}))
-        .send()
-        .await
-        .unwrap();
-    let id = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = r
+        .job_as(BOB, json!({"goal": "signal", "environment": "prod"}))
+        .await;
     let d = pending(&r, &id).await["digest"]
         .as_str()
         .unwrap()

@@ -169,8 +169,13 @@ impl Runner {
 
     /// Starts a job as alice; its id.
     pub async fn job(&self, body: Value) -> String {
+        self.job_as(ALICE, body).await
+    }
+
+    /// Starts a job as the holder of `token`; its id.
+    pub async fn job_as(&self, token: &str, body: Value) -> String {
         let resp = self
-            .post("/agent/jobs", ALICE)
+            .post("/agent/jobs", token)
             .json(&body)
             .send()
             .await
@@ -182,7 +187,12 @@ impl Runner {
     }
 
     pub async fn view(&self, id: &str) -> Value {
-        self.get(&format!("/agent/jobs/{id}"), RITA)
+        self.get_json(&format!("/agent/jobs/{id}"), RITA).await
+    }
+
+    /// `GET path` as the holder of `token`, its body as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get(path, token)
             .send()
             .await
             .unwrap()
