@@ -348,7 +348,10 @@ async fn status_jobs_and_approvals_against_the_real_daemons() {
 
     // Where the router would send a request, and a refusal it would give.
     let route = text(&f.run(&["route", "explain", "--model", "small"]));
-    assert!(route.contains("model small") && route.contains("local") && route.contains("direct"), "{route}");
+    assert!(
+        route.contains("model small") && route.contains("local") && route.contains("direct"),
+        "{route}"
+    );
     let local = f.run(&["route", "explain", "--model", "gone", "--local-only"]);
     assert_eq!(local.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&local.stderr).contains("has no local backend"));
