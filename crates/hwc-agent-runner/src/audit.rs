@@ -439,6 +439,14 @@ pub async fn checkpointed(store: &Store) -> Result<Option<i64>, StoreError> {
         .map_err(db_err("audit: read checkpoints"))
 }
 
+/// When the last checkpoint was signed (unix ms), if there is one.
+pub async fn last_checkpoint_at(store: &Store) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT MAX(at) FROM checkpoints")
+        .fetch_one(&store.pool)
+        .await
+        .map_err(db_err("audit: read checkpoints"))
+}
+
 fn is_conflict(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {

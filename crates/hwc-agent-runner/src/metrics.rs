@@ -47,6 +47,12 @@ pub struct RunnerMetrics {
     pub tool_calls: Family<CallLabels, Counter>,
     /// Actions waiting for approval.
     pub approvals_waiting: Gauge,
+    /// How long the oldest waiting action has waited, in seconds (0: none).
+    pub approval_oldest_waiting: Gauge,
+    /// Audit records no signed checkpoint covers yet.
+    pub audit_unsigned: Gauge,
+    /// Unix time of the last signed checkpoint (0: none yet).
+    pub audit_last_checkpoint: Gauge,
     /// Time from approval requested to granted or rejected.
     pub approval_wait: Histogram,
     /// Actions that ran without the approvals their class needs. The gate
@@ -66,6 +72,9 @@ impl RunnerMetrics {
             jobs: Family::default(),
             tool_calls: Family::default(),
             approvals_waiting: Gauge::default(),
+            approval_oldest_waiting: Gauge::default(),
+            audit_unsigned: Gauge::default(),
+            audit_last_checkpoint: Gauge::default(),
             approval_wait: Histogram::new(exponential_buckets(5.0, 3.0, 9)),
             unsafe_actions: Counter::default(),
             tokens: Family::default(),
@@ -81,6 +90,23 @@ impl RunnerMetrics {
             "approvals_waiting",
             "Actions waiting for approval",
             m.approvals_waiting.clone(),
+        );
+        registry.register_with_unit(
+            "approval_oldest_waiting",
+            "How long the oldest action still waiting for approval has waited (0 when none waits)",
+            Unit::Seconds,
+            m.approval_oldest_waiting.clone(),
+        );
+        registry.register(
+            "audit_unsigned_records",
+            "Audit records that no signed checkpoint covers yet",
+            m.audit_unsigned.clone(),
+        );
+        registry.register_with_unit(
+            "audit_last_checkpoint_timestamp",
+            "Unix time of the last signed audit checkpoint (0 before the first)",
+            Unit::Seconds,
+            m.audit_last_checkpoint.clone(),
         );
         registry.register_with_unit(
             "approval_wait",

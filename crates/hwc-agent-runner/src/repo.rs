@@ -494,6 +494,14 @@ pub async fn waiting_actions(s: &Store) -> Result<i64, StoreError> {
         .map_err(db_err("actions: waiting"))
 }
 
+/// When the oldest action still waiting was requested (unix ms).
+pub async fn oldest_waiting(s: &Store) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT MIN(requested_at) FROM actions WHERE state = 'waiting'")
+        .fetch_one(&s.pool)
+        .await
+        .map_err(db_err("actions: oldest waiting"))
+}
+
 /// Records an approval (one per approver per action: a second is a
 /// conflict the caller has already refused).
 pub async fn insert_grant(s: &Store, job: &str, action: i64, g: &Grant) -> Result<(), StoreError> {

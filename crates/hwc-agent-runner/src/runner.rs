@@ -142,6 +142,24 @@ impl Runner {
         if let Ok(n) = crate::repo::waiting_actions(&self.store).await {
             self.metrics.approvals_waiting.set(n);
         }
+        if let Ok(oldest) = crate::repo::oldest_waiting(&self.store).await {
+            let waited = oldest.map_or(0, |at| (self.now_ms() - at).max(0) / 1000);
+            self.metrics.approval_oldest_waiting.set(waited);
+        }
+        if let (Ok(head), Ok(signed)) = (
+            crate::audit::head(&self.store.pool).await,
+            crate::audit::checkpointed(&self.store).await,
+        ) {
+            let records = head.map_or(0, |(seq, _)| seq);
+            self.metrics
+                .audit_unsigned
+                .set((records - signed.unwrap_or(0)).max(0));
+        }
+        if let Ok(at) = crate::audit::last_checkpoint_at(&self.store).await {
+            self.metrics
+                .audit_last_checkpoint
+                .set(at.map_or(0, |ms| ms / 1000));
+        }
     }
 }
 

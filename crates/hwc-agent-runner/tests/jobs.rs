@@ -916,3 +916,35 @@ async fn an_action_changed_in_the_store_after_it_was_shown_is_refused_at_the_las
         .contains("hwc_runner_unsafe_actions_total 1"));
     r.stop().await;
 }
+
+#[tokio::test]
+async fn the_oldest_waiting_approval_and_the_unsigned_audit_tail_are_metrics() {
+    let up = Upstream::start(vec![shell("kill -0 1")], done()).await;
+    let r = Runner::start(&up.url(), "").await;
+    let id = r
+        .job(json!({"goal": "signal init", "environment": "prod"}))
+        .await;
+    pending(&r, &id).await;
+    let value = |m: &str, name: &str| -> i64 {
+        m.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1)
+    };
+    let t0 = std::time::Instant::now();
+    loop {
+        let m = r.metrics().await;
+        if value(&m, "hwc_runner_approval_oldest_waiting_seconds") >= 1 {
+            assert!(value(&m, "hwc_runner_audit_unsigned_records") >= 0, "{m}");
+            assert!(
+                value(&m, "hwc_runner_audit_last_checkpoint_timestamp_seconds") >= 0,
+                "{m}"
+            );
+            break;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "{m}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    r.stop().await;
+}
