@@ -226,6 +226,37 @@ pub struct ToolsConfig {
     pub git: PathBuf,
     /// Lines `journal` returns at most.
     pub max_journal_lines: u32,
+    /// `[tools.mcp]`: MCP servers through hwc-mcp-bridge.
+    pub mcp: McpToolsConfig,
+}
+
+/// `[tools.mcp]`: the runner as an MCP client of hwc-mcp-bridge (the
+/// `mcp_tools` and `mcp_call` tools). Without `bridge_url` the tools say so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpToolsConfig {
+    /// The bridge's base URL (`http://127.0.0.1:8471`).
+    pub bridge_url: Option<String>,
+    /// A file with the runner's bridge token (relative: under
+    /// `$CREDENTIALS_DIRECTORY`); read at each call, so a rotation needs
+    /// no restart.
+    pub token_file: Option<PathBuf>,
+    /// Longest one MCP round trip may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Bytes of a tool's answer kept for the model.
+    pub max_result_bytes: usize,
+}
+
+impl Default for McpToolsConfig {
+    fn default() -> Self {
+        Self {
+            bridge_url: None,
+            token_file: None,
+            timeout: Duration::from_secs(60),
+            max_result_bytes: 64 * 1024,
+        }
+    }
 }
 
 impl Default for ToolsConfig {
@@ -238,6 +269,7 @@ impl Default for ToolsConfig {
             journalctl: PathBuf::from("journalctl"),
             git: PathBuf::from("git"),
             max_journal_lines: 500,
+            mcp: McpToolsConfig::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod logging;
+pub mod mcp_client;
 pub mod metrics;
 pub mod notify;
 pub mod origin;

@@ -8,11 +8,13 @@
 //! [`host`] inspects the host (systemctl, journal, facts) and changes unit
 //! state over D-Bus; [`net`] GETs fleet endpoints and queries Prometheus;
 //! [`files`] reads and changes files in the job's workspace; [`git`] works
-//! in the job's worktree; [`shell`] runs a line in the sandbox.
+//! in the job's worktree; [`shell`] runs a line in the sandbox; [`mcp`]
+//! lists and calls MCP tools through hwc-mcp-bridge.
 
 pub mod files;
 pub mod git;
 pub mod host;
+pub mod mcp;
 pub mod net;
 pub mod schema;
 pub mod shell;
@@ -181,6 +183,8 @@ impl Toolbox {
             Arc::new(files::ApplyPatch),
             Arc::new(git::Git),
             Arc::new(shell::Shell),
+            Arc::new(mcp::McpTools),
+            Arc::new(mcp::McpCall),
         ];
         Self {
             tools: list.into_iter().map(|t| (t.spec().name, t)).collect(),
@@ -227,6 +231,8 @@ pub const READ_ONLY: &[&str] = &[
     "prometheus_query",
     "read_file",
     "search_files",
+    "mcp_tools",
+    "mcp_call",
 ];
 
 /// A unit name as systemd accepts it, with `.service` added when it has no

@@ -20,6 +20,10 @@ fn check_at(schema: &Value, v: &Value, at: &str) -> Result<(), String> {
                 return Err(format!("{at} must be a JSON object"));
             };
             let props = schema["properties"].as_object();
+            // Strict by default (a typo'd argument is an error the model
+            // can fix); `additionalProperties: true` opens an object whose
+            // keys are someone else's (an MCP tool's arguments).
+            let open = schema["additionalProperties"] == Value::Bool(true);
             for req in schema["required"].as_array().into_iter().flatten() {
                 if let Some(k) = req.as_str() {
                     if !map.contains_key(k) {
@@ -30,6 +34,7 @@ fn check_at(schema: &Value, v: &Value, at: &str) -> Result<(), String> {
             for (k, x) in map {
                 match props.and_then(|p| p.get(k)) {
                     Some(s) => check_at(s, x, &format!("`{k}`"))?,
+                    None if open => {}
                     None => {
                         let known: Vec<&str> = props
                             .map(|p| p.keys().map(String::as_str).collect())
@@ -107,7 +112,8 @@ mod tests {
             "unit": {"type": "string", "maxLength": 10},
             "lines": {"type": "integer", "minimum": 1, "maximum": 500},
             "mode": {"type": "string", "enum": ["a", "b"]},
-            "args": {"type": "array", "items": {"type": "string"}, "maxItems": 2}}});
+            "args": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+            "open": {"type": "object", "additionalProperties": true}}});
         let table = [
             (json!({"unit": "x"}), None),
             (json!([]), Some("arguments must be a JSON object")),
@@ -130,6 +136,14 @@ mod tests {
                 Some("`args`[1] must be a string"),
             ),
             (json!({"unit": "0123456789x"}), Some("longer than 10")),
+            (
+                json!({"unit": "x", "open": {"anything": [1], "goes": null}}),
+                None,
+            ),
+            (
+                json!({"unit": "x", "open": 1}),
+                Some("`open` must be a JSON object"),
+            ),
         ];
         for (args, want) in table {
             match (check(&s, &args), want) {
