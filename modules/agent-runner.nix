@@ -49,6 +49,7 @@ let
     routerKey = "agent-router-key";
     auditKey = "agent-audit-key";
     storeUrl = "agent-store-url";
+    mcpToken = "agent-mcp-token";
   };
 
   # The policy file from `environments` and `rules` (src/policy/rules.rs:
@@ -337,6 +338,41 @@ in
       '';
     };
 
+    mcp = {
+      bridgeUrl = mkOption {
+        type = types.nullOr types.str;
+        default = if top.mcp.enable then top.mcp.url else null;
+        defaultText = literalMD "hwc.ai.mcp.url when hwc.ai.mcp is enabled, else null";
+        example = "http://tools.lan:8471";
+        description = ''
+          hwc-mcp-bridge's base URL for the `mcp_tools` and `mcp_call` tools
+          (`[tools.mcp] bridge_url`); null: no MCP tools.
+        '';
+      };
+      tokenFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/secrets/hwc-ai/agent-mcp-token";
+        description = ''
+          File holding the runner's bridge token (`[tools.mcp] token_file`),
+          passed with `LoadCredential` as `${credentialNames.mcpToken}`. With
+          hwc.ai.mcp on this host it is also given to the bridge as the token
+          `agent-runner` (role requester, scoped to `servers`). Outside the
+          Nix store.
+        '';
+      };
+      servers = mkOption {
+        type = types.nullOr (types.listOf types.str);
+        default = null;
+        example = [ "time" "git" ];
+        description = ''
+          The bridge's servers the runner's token may use (its scopes on this
+          host's bridge); null: every server. What a call may do is still
+          the policy's (words `mcp SERVER TOOL`).
+        '';
+      };
+    };
+
     auditKeyFile = mkOption {
       type = types.nullOr types.str;
       default = null;
@@ -435,7 +471,17 @@ in
       (lib.mkIf (cfg.routerKeyFile != null) { ${credentialNames.routerKey} = cfg.routerKeyFile; })
       (lib.mkIf (cfg.auditKeyFile != null) { ${credentialNames.auditKey} = cfg.auditKeyFile; })
       (lib.mkIf (cfg.store.urlFile != null) { ${credentialNames.storeUrl} = cfg.store.urlFile; })
+      (lib.mkIf (cfg.mcp.tokenFile != null) { ${credentialNames.mcpToken} = cfg.mcp.tokenFile; })
     ];
+
+    # The bridge on this host knows the runner's token.
+    hwc.ai.mcp.tokens = lib.mkIf (top.mcp.enable && cfg.mcp.tokenFile != null) {
+      agent-runner = {
+        file = cfg.mcp.tokenFile;
+        role = "requester";
+        scopes = cfg.mcp.servers;
+      };
+    };
 
     hwc.ai.agent.settings = {
       model = {
@@ -455,6 +501,10 @@ in
       };
       policy.file = lib.mkIf (policyFile != null) policyFile;
       tools.repositories = lib.mkIf (cfg.repositories != [ ]) cfg.repositories;
+      tools.mcp = lib.mkIf (cfg.mcp.bridgeUrl != null) {
+        bridge_url = cfg.mcp.bridgeUrl;
+        token_file = lib.mkIf (cfg.mcp.tokenFile != null) credentialNames.mcpToken;
+      };
       retention.tool_output = cfg.retention;
       sandbox.path = lib.mkDefault "${lib.makeBinPath toolPackages}:${systemPath}";
     };

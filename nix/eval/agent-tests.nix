@@ -432,4 +432,36 @@ in
   (rejects "agent: a relative repository" (
     plain ++ [ { hwc.ai.agent.repositories = [ "srv/git/infra" ]; } ]
   ) "every repository must be an absolute path")
+  (holds "agent: the bridge on this host serves the MCP tools, with a token both know" (
+    plain
+    ++ [
+      (
+        { pkgs, ... }:
+        {
+          hwc.ai.mcp = {
+            enable = true;
+            servers.time.package = pkgs.mcp-server-time;
+          };
+          hwc.ai.agent.mcp = {
+            tokenFile = "/run/secrets/hwc-ai/agent-mcp-token";
+            servers = [ "time" ];
+          };
+        }
+      )
+    ]
+  ) (
+    c:
+    let
+      t = lib.findFirst (t: t.name == "agent-runner") null c.hwc.ai.mcp.settings.auth.tokens;
+    in
+    (settings c).tools.mcp == {
+      bridge_url = "http://127.0.0.1:8471";
+      token_file = "agent-mcp-token";
+    }
+    && builtins.elem "agent-mcp-token:/run/secrets/hwc-ai/agent-mcp-token" (sc c).LoadCredential
+    && t != null
+    && t.role == "requester"
+    && t.scopes == [ "time" ]
+  ))
+  (holds "agent: no MCP tools without a bridge" plain (c: !((settings c).tools ? mcp)))
 ]
