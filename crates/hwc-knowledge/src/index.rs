@@ -42,6 +42,9 @@ const SCHEMA: &[&str] = &[
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (heading, text, tokenize = 'porter unicode61')",
 ];
 
+/// Deletes a document's FTS rows (the chunks go by cascade or explicitly).
+const DELETE_FTS: &str = "DELETE FROM chunks_fts WHERE rowid IN (SELECT c.id FROM chunks c JOIN documents d ON c.doc_id = d.id WHERE d.path = ?)";
+
 /// The root name incident records are filed under.
 pub const INCIDENTS: &str = "incidents";
 
@@ -324,12 +327,7 @@ impl Index {
     /// Removes a document and its chunks; true when it was there.
     pub async fn remove(&self, path: &str) -> Result<bool, KnowledgeError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "DELETE FROM chunks_fts WHERE rowid IN (SELECT c.id FROM chunks c JOIN documents d ON c.doc_id = d.id WHERE d.path = ?)",
-        )
-        .bind(path)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(DELETE_FTS).bind(path).execute(&mut *tx).await?;
         let gone = sqlx::query("DELETE FROM documents WHERE path = ?")
             .bind(path)
             .execute(&mut *tx)
@@ -416,12 +414,7 @@ impl Index {
         vectors: Option<(&[Vec<f32>], &str)>,
     ) -> Result<(), KnowledgeError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "DELETE FROM chunks_fts WHERE rowid IN (SELECT c.id FROM chunks c JOIN documents d ON c.doc_id = d.id WHERE d.path = ?)",
-        )
-        .bind(path)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(DELETE_FTS).bind(path).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM chunks WHERE doc_id IN (SELECT id FROM documents WHERE path = ?)")
             .bind(path)
             .execute(&mut *tx)

@@ -7,16 +7,6 @@ use std::time::Duration;
 
 use hwc_knowledge::{Embedder, Incident, Index, KnowledgeError, Mode, OpenAiEmbedder};
 
-fn copy_corpus(dst: &std::path::Path) {
-    for sub in ["runbooks", "postmortems", "distractors"] {
-        std::fs::create_dir_all(dst.join(sub)).unwrap();
-        for e in std::fs::read_dir(common::corpus().join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dst.join(sub).join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// Touches a file's mtime forward so the index sees a change even on coarse clocks.
 fn bump_mtime(path: &std::path::Path) {
     let f = std::fs::File::options().write(true).open(path).unwrap();
@@ -27,7 +17,7 @@ fn bump_mtime(path: &std::path::Path) {
 #[tokio::test]
 async fn indexes_the_corpus_and_finds_passages_with_source_and_heading() {
     let dir = tempfile::tempdir().unwrap();
-    copy_corpus(dir.path());
+    common::copy_corpus(dir.path());
     let index = Index::open(&dir.path().join("k.db")).await.unwrap();
     let src = dir.path().join("runbooks");
     let r = index.sync_dir(&src, None).await.unwrap();
@@ -53,7 +43,7 @@ async fn indexes_the_corpus_and_finds_passages_with_source_and_heading() {
 #[tokio::test]
 async fn re_indexes_edits_and_deletions_incrementally() {
     let dir = tempfile::tempdir().unwrap();
-    copy_corpus(dir.path());
+    common::copy_corpus(dir.path());
     let src = dir.path().join("runbooks");
     let index = Index::open(&dir.path().join("k.db")).await.unwrap();
     index.sync_dir(&src, None).await.unwrap();
@@ -147,7 +137,7 @@ async fn missing_dir_and_binary_files_are_clear_and_never_served() {
 #[tokio::test]
 async fn an_embedding_endpoint_that_is_down_is_a_clear_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    copy_corpus(dir.path());
+    common::copy_corpus(dir.path());
     let index = Index::open(&dir.path().join("k.db")).await.unwrap();
     let down = OpenAiEmbedder::new(
         &format!("http://127.0.0.1:{}/v1", hwc_testkit::free_port()),
@@ -175,7 +165,7 @@ async fn dense_and_hybrid_search_through_real_llama_server_embeddings() {
     assert_eq!(v[0].len(), 384);
 
     let dir = tempfile::tempdir().unwrap();
-    copy_corpus(dir.path());
+    common::copy_corpus(dir.path());
     let index = Index::open(&dir.path().join("k.db")).await.unwrap();
     let r = index
         .sync_dir(&dir.path().join("runbooks"), Some(&embedder))

@@ -75,3 +75,14 @@ pub fn shared() -> &'static EmbedServer {
 pub fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus")
 }
+
+/// Copies the corpus documents (not the questions) under `dst`.
+pub fn copy_corpus(dst: &std::path::Path) {
+    for sub in ["runbooks", "postmortems", "distractors"] {
+        std::fs::create_dir_all(dst.join(sub)).unwrap();
+        for e in std::fs::read_dir(corpus().join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dst.join(sub).join(e.file_name())).unwrap();
+        }
+    }
+}
