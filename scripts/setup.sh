@@ -35,6 +35,10 @@ need bwrap bubblewrap
 # and the CLI's terminal tests (`hwc-ai jobs follow` in a real terminal).
 need chromium chromium
 need tmux tmux
+# A real OpenSSH server for the agent runner's ssh tool tests (they start
+# their own sshd on a loopback port; on a systemd host the package also
+# enables its ssh.service).
+[[ -x /usr/sbin/sshd ]] || apt_pkgs+=(openssh-server)
 # A real PostgreSQL for the agent runner's shared store (tests start their own cluster).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
 python3 -c 'import yaml' 2>/dev/null || apt_pkgs+=(python3-yaml)

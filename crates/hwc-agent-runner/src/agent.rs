@@ -747,6 +747,8 @@ pub fn judge(r: &Runner, job: &Job, planned: &Planned) -> Decision {
 /// The policy's decision on a plan in `environment`.
 pub fn judge_in(r: &Runner, environment: &str, planned: &Planned) -> Decision {
     let policy = r.policy();
+    // An action on another host is judged in that host's environment.
+    let environment = planned.environment.as_deref().unwrap_or(environment);
     let subject = match &planned.subject {
         PlanSubject::Shell(line) => Subject::Shell(line),
         PlanSubject::Commands(c) => Subject::Commands(c),

@@ -228,6 +228,66 @@ pub struct ToolsConfig {
     pub max_journal_lines: u32,
     /// `[tools.mcp]`: MCP servers through hwc-mcp-bridge.
     pub mcp: McpToolsConfig,
+    /// `[tools.ssh]`: commands on declared hosts.
+    pub ssh: SshToolsConfig,
+}
+
+/// `[tools.ssh]`: the `ssh` tool runs commands on these hosts only, with
+/// their host keys pinned (never trust on first use) and one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshToolsConfig {
+    /// The declared hosts.
+    pub hosts: Vec<SshHost>,
+    /// The pinned `known_hosts` file (relative: under `$CREDENTIALS_DIRECTORY`).
+    pub known_hosts: Option<PathBuf>,
+    /// The private key (relative: under `$CREDENTIALS_DIRECTORY`).
+    pub key_file: Option<PathBuf>,
+    /// The OpenSSH client.
+    pub program: PathBuf,
+    /// Longest the connection may take to set up.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest a command may run.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Bytes of output kept.
+    pub max_output_bytes: usize,
+}
+
+impl Default for SshToolsConfig {
+    fn default() -> Self {
+        Self {
+            hosts: Vec::new(),
+            known_hosts: None,
+            key_file: None,
+            program: PathBuf::from("ssh"),
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(120),
+            max_output_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `[[tools.ssh.hosts]]`: one host the agent may run commands on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshHost {
+    /// The name jobs and rules use (`db1`).
+    pub name: String,
+    /// Its address (name or IP).
+    pub address: String,
+    /// Its port.
+    #[serde(default = "ssh_port")]
+    pub port: u16,
+    /// The user to log in as.
+    pub user: String,
+    /// The environment its commands are judged in (a policy environment).
+    pub environment: String,
+}
+
+fn ssh_port() -> u16 {
+    22
 }
 
 /// `[tools.mcp]`: the runner as an MCP client of hwc-mcp-bridge (the
@@ -270,6 +330,7 @@ impl Default for ToolsConfig {
             git: PathBuf::from("git"),
             max_journal_lines: 500,
             mcp: McpToolsConfig::default(),
+            ssh: SshToolsConfig::default(),
         }
     }
 }
@@ -342,6 +403,39 @@ impl Validate for RunnerConfig {
         }
         if self.auth.token_files.is_empty() && self.auth.tokens.is_empty() {
             p.push("[auth] has no tokens: the runner has no anonymous access; add [[auth.tokens]] with role = \"requester\", \"approver\" or \"admin\"".into());
+        }
+        let ssh = &self.tools.ssh;
+        if !ssh.hosts.is_empty() && (ssh.known_hosts.is_none() || ssh.key_file.is_none()) {
+            p.push("[tools.ssh] has hosts but no known_hosts or key_file: host keys are pinned (never trusted on first use) and the key comes from a file; set both".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for h in &ssh.hosts {
+            let ok_name = !h.name.is_empty()
+                && h.name
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+            if !ok_name {
+                p.push(format!(
+                    "[[tools.ssh.hosts]] name `{}` must be letters, digits, - _ . only",
+                    h.name
+                ));
+            }
+            if !seen.insert(h.name.clone()) {
+                p.push(format!(
+                    "[[tools.ssh.hosts]] `{}` is declared twice",
+                    h.name
+                ));
+            }
+            if h.address.is_empty()
+                || h.address.starts_with('-')
+                || h.user.is_empty()
+                || h.user.starts_with('-')
+            {
+                p.push(format!(
+                    "[[tools.ssh.hosts]] `{}`: address and user must be set and not start with -",
+                    h.name
+                ));
+            }
         }
         for o in &self.ui.allowed_origins {
             if crate::ui::parse_origin(o).is_none() {

@@ -1,6 +1,6 @@
 //! MCP tools through the real bridge (hwc-mcp-bridge in-process, its child
 //! the real PyPI `mcp-server-time`), judged by the runner's own policy:
-//! the built-in rules make the time server's tools R0, a tool no rule
+//! the built-in rules make the time server's read tools R0, a tool no rule
 //! names (or a server no rule names) is denied in production before it
 //! reaches the bridge, and a missing bridge is an error the model is told.
 #![allow(clippy::unwrap_used, missing_docs)]

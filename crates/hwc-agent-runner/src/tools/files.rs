@@ -80,6 +80,7 @@ fn file_plan(
         item,
         network: false,
         call_id: None,
+        environment: None,
     }
 }
 

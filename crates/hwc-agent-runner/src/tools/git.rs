@@ -148,6 +148,7 @@ impl Tool for Git {
             item: ItemKind::CommandExecution,
             network: false,
             call_id: None,
+            environment: None,
         })
     }
 

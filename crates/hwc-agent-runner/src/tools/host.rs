@@ -23,6 +23,7 @@ fn planned(tool: &str, args: Value, words: Vec<String>, ctx: &Ctx, target: Strin
         item: ItemKind::CommandExecution,
         network: false,
         call_id: None,
+        environment: None,
     }
 }
 

@@ -145,6 +145,7 @@ impl Tool for McpTools {
             item: ItemKind::ToolCall,
             network: false,
             call_id: None,
+            environment: None,
         })
     }
 
@@ -244,6 +245,7 @@ impl Tool for McpCall {
             item: ItemKind::ToolCall,
             network: false,
             call_id: None,
+            environment: None,
         })
     }
 

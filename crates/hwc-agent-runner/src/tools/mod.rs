@@ -9,7 +9,8 @@
 //! state over D-Bus; [`net`] GETs fleet endpoints and queries Prometheus;
 //! [`files`] reads and changes files in the job's workspace; [`git`] works
 //! in the job's worktree; [`shell`] runs a line in the sandbox; [`mcp`]
-//! lists and calls MCP tools through hwc-mcp-bridge.
+//! lists and calls MCP tools through hwc-mcp-bridge; [`ssh`] runs a command
+//! on a declared host.
 
 pub mod files;
 pub mod git;
@@ -18,6 +19,7 @@ pub mod mcp;
 pub mod net;
 pub mod schema;
 pub mod shell;
+pub mod ssh;
 
 use crate::config::ToolsConfig;
 use crate::model::ToolSpec;
@@ -100,6 +102,10 @@ pub struct Planned {
     /// part of what is approved.
     #[serde(default)]
     pub call_id: Option<String>,
+    /// The environment it runs in when that is not the job's (an ssh
+    /// host's): the policy judges it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 /// What a run returned.
@@ -185,6 +191,7 @@ impl Toolbox {
             Arc::new(shell::Shell),
             Arc::new(mcp::McpTools),
             Arc::new(mcp::McpCall),
+            Arc::new(ssh::Ssh),
         ];
         Self {
             tools: list.into_iter().map(|t| (t.spec().name, t)).collect(),

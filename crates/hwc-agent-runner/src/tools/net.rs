@@ -77,6 +77,7 @@ impl Tool for HttpGet {
             item: ItemKind::ToolCall,
             network: false,
             call_id: None,
+            environment: None,
         })
     }
 
@@ -126,6 +127,7 @@ impl Tool for PrometheusQuery {
             item: ItemKind::ToolCall,
             network: false,
             call_id: None,
+            environment: None,
         })
     }
 

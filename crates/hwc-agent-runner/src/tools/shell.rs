@@ -65,6 +65,7 @@ impl Tool for Shell {
             item: ItemKind::CommandExecution,
             network: false,
             call_id: None,
+            environment: None,
         })
     }
 
