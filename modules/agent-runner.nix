@@ -50,6 +50,8 @@ let
     auditKey = "agent-audit-key";
     storeUrl = "agent-store-url";
     mcpToken = "agent-mcp-token";
+    sshKnownHosts = "agent-ssh-known-hosts";
+    sshKey = "agent-ssh-key";
   };
 
   # The policy file from `environments` and `rules` (src/policy/rules.rs:
@@ -98,6 +100,7 @@ let
   toolPackages = [
     pkgs.bubblewrap
     pkgs.git
+    pkgs.openssh
     config.systemd.package
     pkgs.iproute2
     pkgs.procps
@@ -418,6 +421,61 @@ in
       '';
     };
 
+    ssh = {
+      hosts = mkOption {
+        default = { };
+        example = literalExpression ''
+          { db1 = { address = "db1.lan"; user = "ops"; environment = "prod"; }; }
+        '';
+        description = ''
+          Hosts the `ssh` tool may run commands on (`[[tools.ssh.hosts]]`), by
+          name; each host's commands are judged in its `environment`.
+        '';
+        type = types.attrsOf (
+          types.submodule {
+            options = {
+              address = mkOption {
+                type = types.str;
+                description = "Its address (name or IP).";
+              };
+              port = mkOption {
+                type = types.port;
+                default = 22;
+                description = "Its SSH port.";
+              };
+              user = mkOption {
+                type = types.str;
+                description = "The user to log in as.";
+              };
+              environment = mkOption {
+                type = types.str;
+                description = "The policy environment its commands are judged in.";
+              };
+            };
+          }
+        );
+      };
+      knownHostsFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/etc/hwc-ai/agent-known-hosts";
+        description = ''
+          The pinned host keys (OpenSSH known_hosts format), passed with
+          `LoadCredential` as `${credentialNames.sshKnownHosts}`: a host
+          whose key is not in it is refused, never trusted on first use.
+        '';
+      };
+      keyFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/secrets/hwc-ai/agent-ssh-key";
+        description = ''
+          The runner's private SSH key, passed with `LoadCredential` as
+          `${credentialNames.sshKey}`. Outside the Nix store.
+        '';
+      };
+    };
+
     repositories = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -472,6 +530,10 @@ in
       (lib.mkIf (cfg.auditKeyFile != null) { ${credentialNames.auditKey} = cfg.auditKeyFile; })
       (lib.mkIf (cfg.store.urlFile != null) { ${credentialNames.storeUrl} = cfg.store.urlFile; })
       (lib.mkIf (cfg.mcp.tokenFile != null) { ${credentialNames.mcpToken} = cfg.mcp.tokenFile; })
+      (lib.mkIf (cfg.ssh.knownHostsFile != null) {
+        ${credentialNames.sshKnownHosts} = cfg.ssh.knownHostsFile;
+      })
+      (lib.mkIf (cfg.ssh.keyFile != null) { ${credentialNames.sshKey} = cfg.ssh.keyFile; })
     ];
 
     # The bridge on this host knows the runner's token.
@@ -501,6 +563,11 @@ in
       };
       policy.file = lib.mkIf (policyFile != null) policyFile;
       tools.repositories = lib.mkIf (cfg.repositories != [ ]) cfg.repositories;
+      tools.ssh = lib.mkIf (cfg.ssh.hosts != { }) {
+        hosts = lib.mapAttrsToList (name: h: { inherit name; } // h) cfg.ssh.hosts;
+        known_hosts = lib.mkIf (cfg.ssh.knownHostsFile != null) credentialNames.sshKnownHosts;
+        key_file = lib.mkIf (cfg.ssh.keyFile != null) credentialNames.sshKey;
+      };
       tools.mcp = lib.mkIf (cfg.mcp.bridgeUrl != null) {
         bridge_url = cfg.mcp.bridgeUrl;
         token_file = lib.mkIf (cfg.mcp.tokenFile != null) credentialNames.mcpToken;
@@ -510,6 +577,13 @@ in
     };
 
     assertions = [
+      {
+        assertion = cfg.ssh.hosts == { } || (cfg.ssh.knownHostsFile != null && cfg.ssh.keyFile != null);
+        message = ''
+          hwc.ai.agent.ssh.hosts is set without knownHostsFile and keyFile: host keys are pinned
+          (never trusted on first use) and the key comes from a file. Set both.
+        '';
+      }
       {
         assertion = cfg.tokenFiles != [ ] || cfg.tokens != { };
         message = ''

@@ -464,4 +464,49 @@ in
     && t.scopes == [ "time" ]
   ))
   (holds "agent: no MCP tools without a bridge" plain (c: !((settings c).tools ? mcp)))
+  (holds "agent: ssh hosts with their pinned keys and key as credentials" (
+    plain
+    ++ [
+      {
+        hwc.ai.agent.ssh = {
+          hosts.db1 = {
+            address = "db1.lan";
+            user = "ops";
+            environment = "prod";
+          };
+          knownHostsFile = "/etc/hwc-ai/agent-known-hosts";
+          keyFile = "/run/secrets/hwc-ai/agent-ssh-key";
+        };
+      }
+    ]
+  ) (
+    c:
+    (settings c).tools.ssh == {
+      hosts = [
+        {
+          name = "db1";
+          address = "db1.lan";
+          port = 22;
+          user = "ops";
+          environment = "prod";
+        }
+      ];
+      known_hosts = "agent-ssh-known-hosts";
+      key_file = "agent-ssh-key";
+    }
+    && builtins.elem "agent-ssh-key:/run/secrets/hwc-ai/agent-ssh-key" (sc c).LoadCredential
+    && builtins.elem "agent-ssh-known-hosts:/etc/hwc-ai/agent-known-hosts" (sc c).LoadCredential
+  ))
+  (rejects "agent: ssh hosts without pinned keys" (
+    plain
+    ++ [
+      {
+        hwc.ai.agent.ssh.hosts.db1 = {
+          address = "db1.lan";
+          user = "ops";
+          environment = "prod";
+        };
+      }
+    ]
+  ) "host keys are pinned")
 ]

@@ -190,6 +190,7 @@ let
       bubblewrap = pkgWithMain "bubblewrap" "bwrap";
       git = pkgWithMain "git" "git";
       iproute2 = pkgWithMain "iproute2" "ip";
+      openssh = pkgWithMain "openssh" "ssh";
       procps = pkgWithMain "procps" "ps";
       util-linux = pkgWithMain "util-linux" "lsblk";
       systemd = pkgWithMain "systemd" "systemctl";
