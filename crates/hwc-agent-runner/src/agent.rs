@@ -317,6 +317,7 @@ pub async fn workspace_for(
         tools: r.cfg.tools.clone(),
         http: r.http.clone(),
         systemd: r.systemd.clone(),
+        knowledge: r.knowledge.clone(),
     })
 }
 
@@ -1218,5 +1219,40 @@ async fn write_report(
     let v = serde_json::to_value(&report).unwrap_or(Value::Null);
     job.progress.report = Some(r.redactor.json(&v));
     r.event(&job.id, "report.ready", json!({"evidence_completeness": report.evidence_completeness, "findings": report.findings.len()})).await?;
+    if let Some(k) = &r.knowledge {
+        // What later jobs can learn from this one (redacted like the report).
+        let incident = hwc_knowledge::index::Incident {
+            job_id: job.id.clone(),
+            goal: r.redactor.text(&job.spec.goal).into_owned(),
+            findings: r
+                .redactor
+                .text(
+                    &report
+                        .findings
+                        .iter()
+                        .map(|f| format!("- {}", f.text))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+                .into_owned(),
+            actions: r
+                .redactor
+                .text(
+                    &report
+                        .actions
+                        .iter()
+                        .map(|a| format!("- {} ({} {})", a.summary, a.risk, a.verdict))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+                .into_owned(),
+            outcome: format!(
+                "{}: {}",
+                job.state.as_str(),
+                r.redactor.text(&report.summary)
+            ),
+        };
+        k.record(&incident).await;
+    }
     Ok(())
 }

@@ -230,6 +230,39 @@ pub struct ToolsConfig {
     pub mcp: McpToolsConfig,
     /// `[tools.ssh]`: commands on declared hosts.
     pub ssh: SshToolsConfig,
+    /// `[tools.knowledge]`: runbooks and past incidents for `search_knowledge`.
+    pub knowledge: KnowledgeConfig,
+}
+
+/// `[tools.knowledge]`: the directories `search_knowledge` searches (plus
+/// the incident records of finished jobs), indexed in the background.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// Directories of Markdown and text (runbooks, postmortems, docs).
+    pub paths: Vec<PathBuf>,
+    /// The index (relative: under `$STATE_DIRECTORY`).
+    pub index: PathBuf,
+    /// The router model alias for `/v1/embeddings` (hybrid search); none:
+    /// BM25 only.
+    pub embedding_model: Option<String>,
+    /// How often the directories are re-read (changed files only).
+    #[serde(with = "humantime_serde")]
+    pub reindex_every: Duration,
+    /// Passages one search returns at most.
+    pub max_k: usize,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            paths: Vec::new(),
+            index: PathBuf::from("knowledge.sqlite"),
+            embedding_model: None,
+            reindex_every: Duration::from_secs(600),
+            max_k: 10,
+        }
+    }
 }
 
 /// `[tools.ssh]`: the `ssh` tool runs commands on these hosts only, with
@@ -331,6 +364,7 @@ impl Default for ToolsConfig {
             max_journal_lines: 500,
             mcp: McpToolsConfig::default(),
             ssh: SshToolsConfig::default(),
+            knowledge: KnowledgeConfig::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod exec;
 pub mod job;
+pub mod knowledge;
 pub mod metrics;
 pub mod model;
 pub mod policy;
@@ -248,6 +249,21 @@ pub async fn daemon(cfg: RunnerConfig) -> Result<Daemon, StartError> {
         &url,
         model_key.as_ref().map(|k| k.expose()),
     ));
+    let knowledge = if cfg.tools.knowledge.paths.is_empty() {
+        None
+    } else {
+        let path = under_state(&cfg.tools.knowledge.index);
+        match knowledge::Knowledge::open(&cfg, path.clone(), model_key.as_ref().map(|k| k.expose()))
+            .await
+        {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                // The runner works without it; search_knowledge says why.
+                tracing::error!(index = %path.display(), error = %e, "knowledge index unavailable");
+                None
+            }
+        }
+    };
     let sandbox_status = sandbox::probe(&cfg.sandbox).await;
     if let Err(e) = &sandbox_status {
         tracing::warn!(error = %e, "the shell sandbox is unavailable; shell commands will be refused (fail closed)");
@@ -295,7 +311,19 @@ pub async fn daemon(cfg: RunnerConfig) -> Result<Daemon, StartError> {
         audit,
         cfg: cfg.clone(),
         draining: daemon.draining.clone(),
+        knowledge: knowledge.clone(),
     });
+    if let Some(k) = knowledge {
+        let every = cfg.tools.knowledge.reindex_every;
+        daemon
+            .tasks
+            .spawn_until_cancelled("knowledge-sync", async move {
+                loop {
+                    k.sync().await;
+                    tokio::time::sleep(every).await;
+                }
+            });
+    }
     let sched = runner.clone();
     daemon.tasks.spawn("agent-scheduler", move |cancel| {
         runner::schedule(sched, cancel)

@@ -66,6 +66,8 @@ pub struct Runner {
     pub header: hwc_ai_core::status::StatusHeader,
     /// Cancelled when the daemon starts draining: open event streams end.
     pub draining: CancellationToken,
+    /// Runbooks and past incidents (`[tools.knowledge]`), if configured.
+    pub knowledge: Option<Arc<crate::knowledge::Knowledge>>,
 }
 
 impl Runner {

@@ -24,6 +24,7 @@ fn ctx(ws: &Path) -> Ctx {
         tools: ToolsConfig::default(),
         http: reqwest::Client::new(),
         systemd: Arc::new(hwc_ai_core::systemd::Systemd::default()),
+        knowledge: None,
     }
 }
 

@@ -10,11 +10,12 @@
 //! [`files`] reads and changes files in the job's workspace; [`git`] works
 //! in the job's worktree; [`shell`] runs a line in the sandbox; [`mcp`]
 //! lists and calls MCP tools through hwc-mcp-bridge; [`ssh`] runs a command
-//! on a declared host.
+//! on a declared host; [`knowledge`] searches runbooks and past incidents.
 
 pub mod files;
 pub mod git;
 pub mod host;
+pub mod knowledge;
 pub mod mcp;
 pub mod net;
 pub mod schema;
@@ -51,6 +52,8 @@ pub struct Ctx {
     pub http: reqwest::Client,
     /// The system bus.
     pub systemd: Arc<Systemd>,
+    /// Runbooks and past incidents, if configured.
+    pub knowledge: Option<Arc<crate::knowledge::Knowledge>>,
 }
 
 /// How an action shows in the event stream (Codex's item types).
@@ -192,6 +195,7 @@ impl Toolbox {
             Arc::new(mcp::McpTools),
             Arc::new(mcp::McpCall),
             Arc::new(ssh::Ssh),
+            Arc::new(knowledge::SearchKnowledge),
         ];
         Self {
             tools: list.into_iter().map(|t| (t.spec().name, t)).collect(),
@@ -240,6 +244,7 @@ pub const READ_ONLY: &[&str] = &[
     "search_files",
     "mcp_tools",
     "mcp_call",
+    "search_knowledge",
 ];
 
 /// A unit name as systemd accepts it, with `.service` added when it has no

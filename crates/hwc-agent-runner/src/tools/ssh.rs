@@ -158,6 +158,7 @@ mod tests {
             tools,
             http: reqwest::Client::new(),
             systemd: std::sync::Arc::new(hwc_ai_core::systemd::Systemd::default()),
+            knowledge: None,
         }
     }
 
