@@ -249,6 +249,7 @@ async fn status_jobs_and_approvals_against_the_real_daemons() {
         (r"start #\d+", "start #[n]"),
         (r"/tmp/\S+", "[tmp]"),
         (r"\d+ records, \d+ checkpointed", "[n] records, [n] checkpointed"),
+        (r"\d+ rules, environments", "[n] rules, environments"),
         (r"Connection refused \(os error 111\)|connection refused", "connection refused"),
     ]}, {
         insta::assert_snapshot!("status", text(&out));
