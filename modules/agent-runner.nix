@@ -476,6 +476,37 @@ in
       };
     };
 
+    knowledge = {
+      paths = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [
+          "/srv/runbooks"
+          "/srv/postmortems"
+        ];
+        description = ''
+          Directories of Markdown and text (runbooks, postmortems,
+          architecture docs) that `search_knowledge` searches, with the
+          incident records of finished jobs (`[tools.knowledge] paths`).
+          Read-only to the runner; re-read every `reindexEvery`.
+        '';
+      };
+      embeddingModel = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "all-minilm";
+        description = ''
+          A router alias for `/v1/embeddings`: hybrid search (BM25 and dense,
+          fused by reciprocal rank); null: BM25 only.
+        '';
+      };
+      reindexEvery = mkOption {
+        type = types.str;
+        default = "10m";
+        description = "How often the directories are re-read (changed files only).";
+      };
+    };
+
     repositories = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -563,6 +594,11 @@ in
       };
       policy.file = lib.mkIf (policyFile != null) policyFile;
       tools.repositories = lib.mkIf (cfg.repositories != [ ]) cfg.repositories;
+      tools.knowledge = lib.mkIf (cfg.knowledge.paths != [ ]) {
+        inherit (cfg.knowledge) paths;
+        embedding_model = lib.mkIf (cfg.knowledge.embeddingModel != null) cfg.knowledge.embeddingModel;
+        reindex_every = cfg.knowledge.reindexEvery;
+      };
       tools.ssh = lib.mkIf (cfg.ssh.hosts != { }) {
         hosts = lib.mapAttrsToList (name: h: { inherit name; } // h) cfg.ssh.hosts;
         known_hosts = lib.mkIf (cfg.ssh.knownHostsFile != null) credentialNames.sshKnownHosts;

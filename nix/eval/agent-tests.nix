@@ -509,4 +509,13 @@ in
       }
     ]
   ) "host keys are pinned")
+  (holds "agent: knowledge directories are what search_knowledge searches" (
+    plain ++ [ { hwc.ai.agent.knowledge.paths = [ "/srv/runbooks" ]; } ]
+  ) (
+    c:
+    (settings c).tools.knowledge == {
+      paths = [ "/srv/runbooks" ];
+      reindex_every = "10m";
+    }
+  ))
 ]
