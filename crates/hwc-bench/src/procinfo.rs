@@ -5,7 +5,24 @@ use std::time::Duration;
 
 /// A `kB` field of `/proc/PID/status`.
 pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    kb_field(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        field,
+    )
+}
+
+/// The proportional set size (`Pss` of `/proc/PID/smaps_rollup`), kB: its
+/// resident pages with each shared page divided among the processes
+/// sharing it, so that a sum over processes counts every page once.
+pub fn pss_kb(pid: u32) -> Option<u64> {
+    kb_field(
+        &std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?,
+        "Pss:",
+    )
+}
+
+/// The number after `field` on the line starting with it.
+fn kb_field(text: &str, field: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(field))?;
     line[field.len()..].split_whitespace().next()?.parse().ok()
 }
@@ -93,6 +110,14 @@ mod tests {
         assert_eq!(parse_ppid("42 (a b) c) S 7 42 42 0"), Some(7));
         assert_eq!(parse_ppid("42 (x) R 1 1"), Some(1));
         assert_eq!(parse_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn kb_fields() {
+        let text = "Rss:    900 kB\nPss:    512 kB\nPss_Anon:  100 kB\n";
+        assert_eq!(kb_field(text, "Pss:"), Some(512));
+        assert_eq!(kb_field(text, "Swap:"), None);
+        assert!(pss_kb(std::process::id()).is_some_and(|kb| kb > 0));
     }
 
     #[test]

@@ -58,27 +58,27 @@ struct Args {
     /// Its arguments, a JSON object.
     #[arg(long, default_value = r#"{"message":"hello"}"#)]
     tool_args: String,
-    /// Small counts (about 40 s for all three bridges).
+    /// Small counts (about 25 s for all three bridges on 2 cores).
     #[arg(long)]
     quick: bool,
-    /// Measured calls of the one-at-a-time loop [default: 2000; --quick 300].
+    /// Measured calls of the one-at-a-time loop [default: 5000; --quick 300].
     #[arg(long)]
     calls: Option<usize>,
-    /// Unmeasured calls before it [default: 200; --quick 50].
+    /// Unmeasured calls before it [default: 500; --quick 50].
     #[arg(long)]
     warmup: Option<usize>,
     /// Sessions of the concurrent loop, each opened by its own task.
     #[arg(long, default_value_t = 100)]
     sessions: usize,
     /// Measured calls of the concurrent loop, all sessions together
-    /// [default: 10000; --quick 2000].
+    /// [default: 20000; --quick 2000].
     #[arg(long)]
     calls_concurrent: Option<usize>,
     /// Unmeasured calls per session before it [default: 5; --quick 2].
     #[arg(long)]
     warmup_per_session: Option<usize>,
     /// A measured loop stops issuing calls after this many seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 60)]
     max_phase_secs: u64,
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
@@ -131,7 +131,7 @@ impl Args {
         let (calls, warmup, conc, wps) = if self.quick {
             (300, 50, 2000, 2)
         } else {
-            (2000, 200, 10000, 5)
+            (5000, 500, 20000, 5)
         };
         Plan {
             calls: self.calls.unwrap_or(calls),
@@ -238,7 +238,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<Report> {
         "Latency: from just before a request is sent to when its answer is parsed (for an event-stream answer, the event carrying it; the rest of the stream is read after, untimed). Added = via minus direct of the same statistic (nearest-rank percentiles). Threads: load generator {} tokio worker(s); every bridge runs as a separate process with its defaults.",
         args.client_threads.max(1)
     ));
-    report.setup.push("Memory: `VmRSS` of the bridge process 1 s after it is ready, before any session (idle), and the largest sampled during the concurrent loop (the process every 50 ms, its whole process tree every 500 ms); `VmHWM` of the bridge process at the end. *Other processes* are the bridge's descendants that are not server processes (hwc-mcp-bridge: one guard per child; supergateway: a `sh -c` per session when the shell does not exec); *charged* = bridge process + other processes; server processes (and anything below them) are counted apart. CPU/call: growth of the bridge process's `utime + stime` over the measured loop divided by its calls.".into());
+    report.setup.push("Memory: read 1 s after the bridge is ready, before any session (idle), and the largest sampled during the concurrent loop (under load: the bridge process's `VmRSS` every 50 ms, its whole process tree every 500 ms); `VmHWM` of the bridge process at the end. *Other processes* are the bridge's descendants that are not server processes (hwc-mcp-bridge: one guard per child; supergateway: a `sh -c` per session); their `VmRSS` is mostly pages shared with each other or with the bridge. *Charged PSS* = `Pss` (smaps_rollup) of the bridge process plus its other processes, which counts each shared page once. Server processes (and anything below them) are counted apart. CPU/call: growth of the bridge process's `utime + stime` (all its threads, not its children) over the measured loop divided by its calls; the clock tick is 10 ms.".into());
     for &kind in &args.peers {
         let (name, version) = describe(args, kind);
         eprintln!("== {name} ({version})");

@@ -8,7 +8,7 @@
 
 use super::http::Endpoint;
 use crate::child::{free_port, Process};
-use crate::procinfo::{cmdline, descendants, process_table, status_kb};
+use crate::procinfo::{cmdline, descendants, process_table, pss_kb, status_kb};
 use anyhow::{bail, Context};
 use reqwest::header::HeaderValue;
 use std::ops::{Deref, DerefMut};
@@ -220,13 +220,17 @@ pub fn split(root: u32, table: &[(u32, u32)], server_of: impl Fn(u32) -> bool) -
 /// Resident memory of a bridge's process tree at one moment, kB.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TreeRss {
-    /// The bridge process.
+    /// `VmRSS` of the bridge process.
     pub own_kb: u64,
-    /// Its other processes (not servers).
+    /// `VmRSS` of its other processes (not servers), summed.
     pub helpers_kb: u64,
     /// How many of those.
     pub helpers: usize,
-    /// Server processes and their descendants.
+    /// `Pss` of the bridge process plus its other processes: what they hold,
+    /// pages shared among them (the guard maps the bridge's own binary)
+    /// counted once.
+    pub charged_pss_kb: u64,
+    /// `VmRSS` of the server processes and their descendants, summed.
     pub servers_kb: u64,
     /// How many server processes.
     pub servers: usize,
@@ -239,6 +243,7 @@ impl TreeRss {
             own_kb: self.own_kb.max(other.own_kb),
             helpers_kb: self.helpers_kb.max(other.helpers_kb),
             helpers: self.helpers.max(other.helpers),
+            charged_pss_kb: self.charged_pss_kb.max(other.charged_pss_kb),
             servers_kb: self.servers_kb.max(other.servers_kb),
             servers: self.servers.max(other.servers),
         }
@@ -249,18 +254,22 @@ impl TreeRss {
 pub fn tree_rss(root: u32, server: &[String]) -> TreeRss {
     let table = process_table();
     let s = split(root, &table, |pid| is_server(&cmdline(pid), server));
-    let sum = |pids: &[u32]| pids.iter().filter_map(|&p| status_kb(p, "VmRSS:")).sum();
+    let rss = |pids: &[u32]| pids.iter().filter_map(|&p| status_kb(p, "VmRSS:")).sum();
     TreeRss {
         own_kb: status_kb(root, "VmRSS:").unwrap_or(0),
-        helpers_kb: sum(&s.helpers),
+        helpers_kb: rss(&s.helpers),
         helpers: s.helpers.len(),
-        servers_kb: sum(&s.servers),
+        charged_pss_kb: std::iter::once(root)
+            .chain(s.helpers.iter().copied())
+            .filter_map(pss_kb)
+            .sum(),
+        servers_kb: rss(&s.servers),
         servers: s.server_roots,
     }
 }
 
-/// Samples a bridge's tree on a thread (the bridge process every 50 ms,
-/// the whole tree every 500 ms) and keeps the largest of each field.
+/// Samples a bridge's tree on a thread (the bridge process's `VmRSS` every
+/// 50 ms, the whole tree every 500 ms) and keeps the largest of each field.
 pub struct TreeSampler {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<TreeRss>,

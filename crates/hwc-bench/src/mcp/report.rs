@@ -117,14 +117,9 @@ fn calls(direct: &Phase, via: &Phase) -> String {
     }
 }
 
-/// The RSS a bridge is charged with: its process plus its helpers.
-fn charged(t: &TreeRss) -> u64 {
-    t.own_kb + t.helpers_kb
-}
-
 /// What the ratio table compares, in its column order: added p50 and p99
 /// one at a time, added p50 and p99 concurrent, calls/s concurrent, charged
-/// RSS under load.
+/// memory (PSS) under load.
 fn compared(m: &Measured) -> [f64; 6] {
     let (s, c) = ((&m.seq_via, &m.seq_direct), (&m.conc_via, &m.conc_direct));
     [
@@ -133,7 +128,7 @@ fn compared(m: &Measured) -> [f64; 6] {
         added_ms(c.0.latency.p50, c.1.latency.p50),
         added_ms(c.0.latency.p99, c.1.latency.p99),
         m.conc_via.rps,
-        charged(&m.load) as f64,
+        m.load.charged_pss_kb as f64,
     ]
 }
 
@@ -217,16 +212,16 @@ impl Report {
     }
 
     fn memory_table(&self, s: &mut String) {
-        let _ = writeln!(s, "#### Resident memory (MB = MiB)\n");
+        let _ = writeln!(s, "#### Memory (MB = MiB)\n");
         let _ = writeln!(
             s,
-            "| via | process idle | process under load (peak) | process VmHWM | other processes idle / under load (count) | **charged under load** | server processes under load (count) |"
+            "| via | process RSS idle | process RSS under load (peak) | process VmHWM | other processes' RSS idle / under load (count) | charged PSS idle | **charged PSS under load** | server processes' RSS under load (count) |"
         );
-        s.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
+        s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|\n");
         for (r, m) in self.measured() {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} / {} ({}) | **{}** | {} ({}) |",
+                "| {} | {} | {} | {} | {} / {} ({}) | {} | **{}** | {} ({}) |",
                 r.name,
                 mb(Some(m.idle.own_kb)),
                 mb(Some(m.load.own_kb)),
@@ -234,7 +229,8 @@ impl Report {
                 mb(Some(m.idle.helpers_kb)),
                 mb(Some(m.load.helpers_kb)),
                 m.load.helpers,
-                mb(Some(charged(&m.load))),
+                mb(Some(m.idle.charged_pss_kb)),
+                mb(Some(m.load.charged_pss_kb)),
                 mb(Some(m.load.servers_kb)),
                 m.load.servers,
             );
@@ -247,7 +243,7 @@ impl Report {
         let _ = writeln!(s, "#### Against hwc-mcp-bridge (peer ÷ hwc-mcp-bridge; above 1× is worse, except calls/s)\n");
         let _ = writeln!(
             s,
-            "| via | added p50, c=1 | added p99, c=1 | added p50, {n} sessions | added p99, {n} sessions | calls/s, {n} sessions | charged RSS under load |",
+            "| via | added p50, c=1 | added p99, c=1 | added p50, {n} sessions | added p99, {n} sessions | calls/s, {n} sessions | charged PSS under load |",
             n = self.sessions
         );
         s.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
@@ -352,6 +348,7 @@ mod tests {
             own_kb: own_mb * 1024,
             helpers_kb: 1024,
             helpers: 1,
+            charged_pss_kb: (own_mb + 1) * 1024,
             servers_kb: 2048,
             servers: 1,
         };
@@ -412,10 +409,10 @@ mod tests {
             md.contains("| hwc-mcp-bridge | 1.0× | 1.0× | 1.0× | 1.0× | 1.0× | 1.0× |"),
             "{md}"
         );
-        // Memory: process, helpers, charged = process + helpers.
+        // Memory: process, helpers, charged PSS idle and under load, servers.
         assert!(
             md.contains(
-                "| hwc-mcp-bridge | 11.0 | 11.0 | 11.0 | 1.0 / 1.0 (1) | **12.0** | 2.0 (1) |"
+                "| hwc-mcp-bridge | 11.0 | 11.0 | 11.0 | 1.0 / 1.0 (1) | 12.0 | **12.0** | 2.0 (1) |"
             ),
             "{md}"
         );
