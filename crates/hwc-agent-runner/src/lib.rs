@@ -283,7 +283,7 @@ pub async fn daemon(cfg: RunnerConfig) -> Result<Daemon, StartError> {
     let (events, _) = tokio::sync::broadcast::channel(1024);
     let runner = Arc::new(Runner {
         model: ModelClient::new(&cfg.model, model_key),
-        toolbox: Toolbox::all(),
+        toolbox: Toolbox::configured(&cfg.tools),
         redactor,
         host,
         metrics,

@@ -2,7 +2,7 @@
 //! the real PyPI `mcp-server-time`), judged by the runner's own policy:
 //! the built-in rules make the time server's read tools R0, a tool no rule
 //! names (or a server no rule names) is denied in production before it
-//! reaches the bridge, and a missing bridge is an error the model is told.
+//! reaches the bridge, and without a bridge the tools are not offered.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -136,7 +136,7 @@ async fn mcp_tools_reach_the_real_bridge_under_the_runners_policy() {
 }
 
 #[tokio::test]
-async fn without_a_bridge_the_mcp_tools_say_so() {
+async fn without_a_bridge_the_mcp_tools_are_not_offered() {
     let up = Upstream::start(
         vec![tool_call("mcp_tools", r#"{"server": "time"}"#)],
         tool_call("finish", &finish("no bridge", &[])),
@@ -145,7 +145,12 @@ async fn without_a_bridge_the_mcp_tools_say_so() {
     let r = Runner::start(&up.url(), "").await;
     let id = r.job(json!({"goal": "list", "environment": "dev"})).await;
     r.wait_for(&id, &["completed"]).await;
+    let offered = up.request(0).2["tools"].to_string();
+    assert!(
+        !offered.contains("mcp_tools") && !offered.contains("mcp_call"),
+        "{offered}"
+    );
     let told = up.request(1).2.to_string();
-    assert!(told.contains("no MCP bridge is configured"), "{told}");
+    assert!(told.contains("there is no tool `mcp_tools`"), "{told}");
     r.stop().await;
 }

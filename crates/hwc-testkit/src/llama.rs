@@ -101,7 +101,9 @@ pub fn spawn_model_on(port: u16, model: &std::path::Path) -> Llama {
         .args(["-m"])
         .arg(model)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--metrics", "-c", "2048", "-t", "2", "-np", "2"])
+        // 2048 tokens per slot: an agent job's four turns of a small model
+        // (prompt, tool schemas, outputs) outgrew 1024 once.
+        .args(["--metrics", "-c", "4096", "-t", "2", "-np", "2"])
         .spawn()
         .expect("cannot start llama-server");
     Llama { port, child }

@@ -202,6 +202,26 @@ impl Toolbox {
         }
     }
 
+    /// Every tool this configuration can serve: the MCP tools only with a
+    /// bridge, `ssh` only with declared hosts, `search_knowledge` only with
+    /// knowledge directories. A tool that could only say "not configured"
+    /// is not offered (a small model's prompt is short: every tool costs).
+    pub fn configured(cfg: &ToolsConfig) -> Self {
+        let mut off: Vec<&str> = Vec::new();
+        if cfg.mcp.bridge_url.is_none() {
+            off.extend(["mcp_tools", "mcp_call"]);
+        }
+        if cfg.ssh.hosts.is_empty() {
+            off.push("ssh");
+        }
+        if cfg.knowledge.paths.is_empty() {
+            off.push("search_knowledge");
+        }
+        let mut all = Self::all();
+        all.tools.retain(|name, _| !off.contains(&name.as_str()));
+        all
+    }
+
     /// Only the named tools (a session's read-only set, a job's grants).
     pub fn only(&self, names: &[&str]) -> Self {
         Self {
