@@ -23,6 +23,17 @@ fn done() -> Act {
     tool_call("finish", &finish("done", &[]))
 }
 
+/// A prod job whose one R2 action (`kill -0 1`) waits for approval.
+async fn waiting_r2() -> (Upstream, Runner, String) {
+    let up = Upstream::start(vec![shell("kill -0 1")], done()).await;
+    let r = Runner::start(&up.url(), "").await;
+    let id = r
+        .job(json!({"goal": "signal init", "environment": "prod"}))
+        .await;
+    pending(&r, &id).await;
+    (up, r, id)
+}
+
 async fn pending(r: &Runner, id: &str) -> Value {
     let v = r.wait_for(id, &["waiting_approval"]).await;
     v["pending"].clone()
@@ -606,12 +617,7 @@ async fn events_resume_from_last_event_id_and_the_stream_ends_with_the_job() {
 
 #[tokio::test]
 async fn an_open_event_stream_does_not_hold_the_drain() {
-    let up = Upstream::start(vec![shell("kill -0 1")], done()).await;
-    let r = Runner::start(&up.url(), "").await;
-    let id = r
-        .job(json!({"goal": "signal init", "environment": "prod"}))
-        .await;
-    pending(&r, &id).await;
+    let (_up, r, id) = waiting_r2().await;
     let mut stream = r
         .get(&format!("/agent/jobs/{id}/events"), RITA)
         .send()
@@ -919,12 +925,7 @@ async fn an_action_changed_in_the_store_after_it_was_shown_is_refused_at_the_las
 
 #[tokio::test]
 async fn the_oldest_waiting_approval_and_the_unsigned_audit_tail_are_metrics() {
-    let up = Upstream::start(vec![shell("kill -0 1")], done()).await;
-    let r = Runner::start(&up.url(), "").await;
-    let id = r
-        .job(json!({"goal": "signal init", "environment": "prod"}))
-        .await;
-    pending(&r, &id).await;
+    let (_up, r, id) = waiting_r2().await;
     let value = |m: &str, name: &str| -> i64 {
         m.lines()
             .find(|l| l.starts_with(&format!("{name} ")))
