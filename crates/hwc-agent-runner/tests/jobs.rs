@@ -925,7 +925,7 @@ async fn an_action_changed_in_the_store_after_it_was_shown_is_refused_at_the_las
 
 #[tokio::test]
 async fn the_oldest_waiting_approval_and_the_unsigned_audit_tail_are_metrics() {
-    let (_up, r, id) = waiting_r2().await;
+    let (_up, r, _id) = waiting_r2().await;
     let value = |m: &str, name: &str| -> i64 {
         m.lines()
             .find(|l| l.starts_with(&format!("{name} ")))
