@@ -480,14 +480,17 @@ pub async fn serve_on(
     Ok(())
 }
 
-/// Listens for SIGHUP for the daemon's lifetime and runs its reload.
+/// Listens for SIGHUP for the daemon's lifetime and runs its reload. The
+/// handler is installed before this returns, so before the server answers:
+/// SIGHUP's default action would end the daemon.
 fn spawn_reload(
     name: &'static str,
     reload: Option<Box<dyn Fn() + Send + Sync>>,
 ) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let hup = signal(SignalKind::hangup());
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        let Ok(mut hup) = hup else {
             tracing::warn!("cannot listen for SIGHUP");
             return;
         };
