@@ -11,6 +11,7 @@ use hwc_ai_core::config::Validate;
 use hwc_ai_core::server::ServerConfig;
 use hwc_ai_core::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -232,6 +233,56 @@ pub struct ToolsConfig {
     pub ssh: SshToolsConfig,
     /// `[tools.knowledge]`: runbooks and past incidents for `search_knowledge`.
     pub knowledge: KnowledgeConfig,
+    /// `[tools.kubernetes]`: clusters for `kubectl`, one per environment.
+    pub kubernetes: KubernetesToolsConfig,
+}
+
+/// `[tools.kubernetes]`: the `kubectl` tool acts on these clusters only,
+/// each through a context of a kubeconfig credential, in allow-listed
+/// namespaces only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesToolsConfig {
+    /// The kubectl binary.
+    pub program: PathBuf,
+    /// Clusters by the policy environment their actions are judged in
+    /// (`[tools.kubernetes.clusters.prod]`).
+    pub clusters: BTreeMap<String, KubeCluster>,
+    /// Longest one API request may take (`--request-timeout`).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Longest `rollout status` waits for a rollout.
+    #[serde(with = "humantime_serde")]
+    pub rollout_timeout: Duration,
+    /// Log lines `logs` returns at most.
+    pub max_log_lines: u32,
+    /// Bytes of output kept.
+    pub max_output_bytes: usize,
+}
+
+impl Default for KubernetesToolsConfig {
+    fn default() -> Self {
+        Self {
+            program: PathBuf::from("kubectl"),
+            clusters: BTreeMap::new(),
+            request_timeout: Duration::from_secs(20),
+            rollout_timeout: Duration::from_secs(120),
+            max_log_lines: 500,
+            max_output_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `[tools.kubernetes.clusters.<environment>]`: one cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeCluster {
+    /// The kubeconfig (relative: under `$CREDENTIALS_DIRECTORY`).
+    pub kubeconfig: PathBuf,
+    /// The context in it to use.
+    pub context: String,
+    /// The namespaces the agent may act in; nothing else is reachable.
+    pub namespaces: Vec<String>,
 }
 
 /// `[tools.knowledge]`: the directories `search_knowledge` searches (plus
@@ -365,6 +416,7 @@ impl Default for ToolsConfig {
             mcp: McpToolsConfig::default(),
             ssh: SshToolsConfig::default(),
             knowledge: KnowledgeConfig::default(),
+            kubernetes: KubernetesToolsConfig::default(),
         }
     }
 }
@@ -469,6 +521,19 @@ impl Validate for RunnerConfig {
                     "[[tools.ssh.hosts]] `{}`: address and user must be set and not start with -",
                     h.name
                 ));
+            }
+        }
+        for (env, c) in &self.tools.kubernetes.clusters {
+            if c.context.trim().is_empty() {
+                p.push(format!("[tools.kubernetes.clusters.{env}] context is empty; name the kubeconfig context this environment's cluster is reached through"));
+            }
+            if c.namespaces.is_empty() {
+                p.push(format!("[tools.kubernetes.clusters.{env}] namespaces is empty; list the namespaces the agent may act in (nothing else is reachable)"));
+            }
+            for ns in &c.namespaces {
+                if !crate::tools::kubectl::is_dns_label(ns) {
+                    p.push(format!("[tools.kubernetes.clusters.{env}] namespace `{ns}` is not a Kubernetes namespace name (lowercase letters, digits and -, at most 63)"));
+                }
             }
         }
         for o in &self.ui.allowed_origins {

@@ -10,12 +10,14 @@
 //! [`files`] reads and changes files in the job's workspace; [`git`] works
 //! in the job's worktree; [`shell`] runs a line in the sandbox; [`mcp`]
 //! lists and calls MCP tools through hwc-mcp-bridge; [`ssh`] runs a command
-//! on a declared host; [`knowledge`] searches runbooks and past incidents.
+//! on a declared host; [`kubectl`] looks at and acts on a declared
+//! Kubernetes cluster; [`knowledge`] searches runbooks and past incidents.
 
 pub mod files;
 pub mod git;
 pub mod host;
 pub mod knowledge;
+pub mod kubectl;
 pub mod mcp;
 pub mod net;
 pub mod schema;
@@ -196,6 +198,7 @@ impl Toolbox {
             Arc::new(mcp::McpCall),
             Arc::new(ssh::Ssh),
             Arc::new(knowledge::SearchKnowledge),
+            Arc::new(kubectl::Kubectl),
         ];
         Self {
             tools: list.into_iter().map(|t| (t.spec().name, t)).collect(),
@@ -203,8 +206,8 @@ impl Toolbox {
     }
 
     /// Every tool this configuration can serve: the MCP tools only with a
-    /// bridge, `ssh` only with declared hosts, `search_knowledge` only with
-    /// knowledge directories. A tool that could only say "not configured"
+    /// bridge, `ssh` only with declared hosts, `kubectl` only with declared
+    /// clusters, `search_knowledge` only with knowledge directories. A tool that could only say "not configured"
     /// is not offered (a small model's prompt is short: every tool costs).
     pub fn configured(cfg: &ToolsConfig) -> Self {
         let mut off: Vec<&str> = Vec::new();
@@ -216,6 +219,9 @@ impl Toolbox {
         }
         if cfg.knowledge.paths.is_empty() {
             off.push("search_knowledge");
+        }
+        if cfg.kubernetes.clusters.is_empty() {
+            off.push("kubectl");
         }
         let mut all = Self::all();
         all.tools.retain(|name, _| !off.contains(&name.as_str()));
@@ -265,6 +271,7 @@ pub const READ_ONLY: &[&str] = &[
     "mcp_tools",
     "mcp_call",
     "search_knowledge",
+    "kubectl",
 ];
 
 /// A unit name as systemd accepts it, with `.service` added when it has no
