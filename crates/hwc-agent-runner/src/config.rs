@@ -235,6 +235,74 @@ pub struct ToolsConfig {
     pub knowledge: KnowledgeConfig,
     /// `[tools.kubernetes]`: clusters for `kubectl`, one per environment.
     pub kubernetes: KubernetesToolsConfig,
+    /// `[tools.ci]`: pipelines the `ci` tool may trigger and read.
+    pub ci: CiToolsConfig,
+}
+
+/// `[tools.ci]`: CI pipelines (GitHub Actions workflows, or Forgejo's and
+/// Gitea's Actions through the same REST shape) the `ci` tool triggers and
+/// reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CiToolsConfig {
+    /// The declared pipelines.
+    pub pipelines: Vec<CiPipeline>,
+    /// Longest one API request may take.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Longest a trigger or `status` may wait for a run to finish (a call
+    /// asks for less with `wait_seconds`).
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+    /// How often a waiting call asks for the run's state.
+    #[serde(with = "humantime_serde")]
+    pub poll_every: Duration,
+    /// Bytes of job logs `logs` returns (the end of each log is kept).
+    pub max_log_bytes: usize,
+}
+
+impl Default for CiToolsConfig {
+    fn default() -> Self {
+        Self {
+            pipelines: Vec::new(),
+            request_timeout: Duration::from_secs(20),
+            max_wait: Duration::from_secs(900),
+            poll_every: Duration::from_secs(5),
+            max_log_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `[[tools.ci.pipelines]]`: one workflow the agent may run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiPipeline {
+    /// The name jobs and rules use (`deploy-web`).
+    pub name: String,
+    /// The API's base URL: `https://api.github.com`, or a Forgejo or Gitea
+    /// instance's `https://git.example.org/api/v1`.
+    pub api_url: String,
+    /// `owner/repo`.
+    pub repository: String,
+    /// The workflow file (`deploy.yml`) or id.
+    pub workflow: String,
+    /// The ref a trigger runs when the call names none.
+    #[serde(default = "default_ref")]
+    pub default_ref: String,
+    /// A file with the API token (relative: under `$CREDENTIALS_DIRECTORY`);
+    /// read at each call, so a rotation needs no restart.
+    pub token_file: PathBuf,
+    /// The environment its runs are judged in; the job's when absent.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// A deploy: its trigger is the words `ci deploy NAME` (R2, R3 in
+    /// production by the built-in policy) rather than `ci trigger NAME` (R1).
+    #[serde(default)]
+    pub deploy: bool,
+}
+
+fn default_ref() -> String {
+    "main".into()
 }
 
 /// `[tools.kubernetes]`: the `kubectl` tool acts on these clusters only,
@@ -417,6 +485,7 @@ impl Default for ToolsConfig {
             ssh: SshToolsConfig::default(),
             knowledge: KnowledgeConfig::default(),
             kubernetes: KubernetesToolsConfig::default(),
+            ci: CiToolsConfig::default(),
         }
     }
 }
@@ -534,6 +603,37 @@ impl Validate for RunnerConfig {
                 if !crate::tools::kubectl::is_dns_label(ns) {
                     p.push(format!("[tools.kubernetes.clusters.{env}] namespace `{ns}` is not a Kubernetes namespace name (lowercase letters, digits and -, at most 63)"));
                 }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.tools.ci.pipelines {
+            let at = format!("[[tools.ci.pipelines]] `{}`", c.name);
+            if c.name.is_empty()
+                || !c
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                p.push(format!("{at}: name must be letters, digits, - _ . only"));
+            }
+            if !seen.insert(c.name.clone()) {
+                p.push(format!("{at} is declared twice"));
+            }
+            match reqwest::Url::parse(&c.api_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => p.push(format!("{at}: api_url `{}` is not an http(s) URL (https://api.github.com, or https://git.example.org/api/v1 for Forgejo)", c.api_url)),
+            }
+            let parts: Vec<&str> = c.repository.split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|s| s.is_empty() || s.starts_with('.')) {
+                p.push(format!(
+                    "{at}: repository `{}` must be owner/repo",
+                    c.repository
+                ));
+            }
+            if c.workflow.is_empty() || c.workflow.contains('/') {
+                p.push(format!(
+                    "{at}: workflow must be a workflow file name (deploy.yml) or id"
+                ));
             }
         }
         for o in &self.ui.allowed_origins {

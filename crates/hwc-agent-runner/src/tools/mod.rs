@@ -11,8 +11,10 @@
 //! in the job's worktree; [`shell`] runs a line in the sandbox; [`mcp`]
 //! lists and calls MCP tools through hwc-mcp-bridge; [`ssh`] runs a command
 //! on a declared host; [`kubectl`] looks at and acts on a declared
-//! Kubernetes cluster; [`knowledge`] searches runbooks and past incidents.
+//! Kubernetes cluster; [`ci`] triggers and reads declared CI pipelines;
+//! [`knowledge`] searches runbooks and past incidents.
 
+pub mod ci;
 pub mod files;
 pub mod git;
 pub mod host;
@@ -199,6 +201,7 @@ impl Toolbox {
             Arc::new(ssh::Ssh),
             Arc::new(knowledge::SearchKnowledge),
             Arc::new(kubectl::Kubectl),
+            Arc::new(ci::Ci),
         ];
         Self {
             tools: list.into_iter().map(|t| (t.spec().name, t)).collect(),
@@ -207,7 +210,8 @@ impl Toolbox {
 
     /// Every tool this configuration can serve: the MCP tools only with a
     /// bridge, `ssh` only with declared hosts, `kubectl` only with declared
-    /// clusters, `search_knowledge` only with knowledge directories. A tool that could only say "not configured"
+    /// clusters, `ci` only with declared pipelines, `search_knowledge` only
+    /// with knowledge directories. A tool that could only say "not configured"
     /// is not offered (a small model's prompt is short: every tool costs).
     pub fn configured(cfg: &ToolsConfig) -> Self {
         let mut off: Vec<&str> = Vec::new();
@@ -222,6 +226,9 @@ impl Toolbox {
         }
         if cfg.kubernetes.clusters.is_empty() {
             off.push("kubectl");
+        }
+        if cfg.ci.pipelines.is_empty() {
+            off.push("ci");
         }
         let mut all = Self::all();
         all.tools.retain(|name, _| !off.contains(&name.as_str()));
@@ -272,6 +279,7 @@ pub const READ_ONLY: &[&str] = &[
     "mcp_call",
     "search_knowledge",
     "kubectl",
+    "ci",
 ];
 
 /// A unit name as systemd accepts it, with `.service` added when it has no
