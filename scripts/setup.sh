@@ -7,6 +7,7 @@
 #     node and npm, nix-bin (parse and evaluate the Nix files), debootstrap
 #     and systemd-container (tests/vm), python3-yaml (scripts/check-alerts.sh);
 #   - a real MCP server from npm (the prober's mcp probe tests);
+#   - Debian 12's kubectl 1.20 (kubernetes-client), unpacked into the cache;
 #   - the real test runtime (scripts/test-runtime.sh);
 #   - a Python venv with the official openai SDK, pytest and tomli-w (tests/e2e,
 #     tests/nix);
@@ -51,6 +52,24 @@ apt_install() {
 }
 if ((${#apt_pkgs[@]})); then
   apt_install "${apt_pkgs[@]}"
+fi
+
+# A pinned real kubectl for the agent runner's kubectl tool tests (they run
+# it against hwc_testkit::kube::FakeApiServer): Debian 12's
+# kubernetes-client (kubectl 1.20.2), unpacked, not installed, so it never
+# fights another package that owns /usr/bin/kubectl.
+if [[ ! -x "$cache/kubectl/usr/bin/kubectl" ]]; then
+  log "unpacking Debian's kubernetes-client (kubectl 1.20) into $cache/kubectl"
+  mkdir -p "$cache/downloads"
+  rm -f "$cache/downloads"/kubernetes-client_*.deb
+  if ! (cd "$cache/downloads" && apt-get download -qq kubernetes-client >&2 2>/dev/null); then
+    sudo_=""
+    [[ $(id -u) -eq 0 ]] || sudo_="sudo"
+    $sudo_ apt-get update -qq >&2
+    (cd "$cache/downloads" && apt-get download -qq kubernetes-client >&2)
+  fi
+  rm -rf "$cache/kubectl"
+  dpkg -x "$cache/downloads"/kubernetes-client_*.deb "$cache/kubectl"
 fi
 
 scripts/test-runtime.sh >/dev/null

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod daemon;
 pub mod inprocess;
+pub mod kube;
 pub mod llama;
 pub mod mcp;
 pub mod phoenix;
