@@ -53,6 +53,43 @@ let
     sshKnownHosts = "agent-ssh-known-hosts";
     sshKey = "agent-ssh-key";
   };
+  # One credential per cluster's kubeconfig and per pipeline's token.
+  kubeconfigCredential = env: "agent-kubeconfig-${env}";
+  ciTokenCredential = name: "agent-ci-token-${name}";
+
+  # The unit's IP filter when every peer is known by address (see
+  # ipAddressAllow): the router, the bridge, ssh hosts, cluster API servers
+  # and CI APIs, with loopback.
+  isIpLiteral =
+    a:
+    builtins.match "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+(/[0-9]+)?" a != null
+    || builtins.match "\\[?[0-9a-fA-F:]+:[0-9a-fA-F:]*]?(/[0-9]+)?" a != null;
+  peerHosts =
+    map hlib.hostOfUrl (
+      lib.filter (u: u != null) [
+        cfg.routerUrl
+        cfg.mcp.bridgeUrl
+        (cfg.settings.tools.prometheus_url or null)
+        (top.telemetry.otlpEndpoint or null)
+      ]
+    )
+    ++ lib.mapAttrsToList (_: h: h.address) cfg.ssh.hosts
+    ++ lib.mapAttrsToList (_: p: hlib.hostOfUrl p.apiUrl) cfg.ci.pipelines;
+  remote = lib.filter (h: h == null || !(hlib.isLoopback h)) peerHosts;
+  everyPeerByAddress =
+    hlib.isLoopback cfg.host
+    && lib.all (h: h != null && isIpLiteral h) remote
+    && lib.all (k: k.apiServerAddresses != [ ]) (lib.attrValues cfg.kubernetes)
+    && cfg.repositories == [ ];
+  autoIpAddressAllow =
+    if everyPeerByAddress then
+      lib.unique (
+        [ "localhost" ]
+        ++ map (h: lib.removeSuffix "]" (lib.removePrefix "[" h)) remote
+        ++ lib.concatMap (k: k.apiServerAddresses) (lib.attrValues cfg.kubernetes)
+      )
+    else
+      null;
 
   # The policy file from `environments` and `rules` (src/policy/rules.rs:
   # PolicyFile, EnvironmentSpec, RuleSpec), when either is set.
@@ -124,7 +161,7 @@ let
 
   unit = import ../nix/units/agent-runner.nix {
     bin = lib.getExe cfg.package;
-    inherit (cfg) configFile user repositories;
+    inherit (cfg) configFile user repositories ipAddressAllow;
     credentials = cfg.unitCredentials;
     killBin = "${pkgs.coreutils}/bin/kill";
   };
@@ -507,6 +544,151 @@ in
       };
     };
 
+    kubernetes = mkOption {
+      default = { };
+      example = literalExpression ''
+        {
+          prod = {
+            kubeconfigFile = "/run/secrets/hwc-ai/kubeconfig-prod";
+            context = "prod-agent";
+            namespaces = [ "web" "db" ];
+            apiServerAddresses = [ "10.0.0.10" ];
+          };
+        }
+      '';
+      description = ''
+        Kubernetes clusters the `kubectl` tool acts on, by the policy
+        environment their actions are judged in
+        (`[tools.kubernetes.clusters.<env>]`). Reads are R0, rollout
+        restart/undo and scale R2, apply and delete R2 (R3 in `prod`) by the
+        built-in policy; writes are planned with a server dry run and a
+        rollback first.
+      '';
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            kubeconfigFile = mkOption {
+              type = types.str;
+              example = "/run/secrets/hwc-ai/kubeconfig-prod";
+              description = ''
+                The kubeconfig, passed with `LoadCredential` as
+                `agent-kubeconfig-<env>`. Outside the Nix store (it holds a
+                token or a client key).
+              '';
+            };
+            context = mkOption {
+              type = types.str;
+              description = "The context in it this environment's cluster is reached through.";
+            };
+            namespaces = mkOption {
+              type = types.listOf types.str;
+              example = [ "web" ];
+              description = "The namespaces the agent may act in; nothing else is reachable through the tool.";
+            };
+            apiServerAddresses = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+              example = [ "10.0.0.10" ];
+              description = ''
+                The API server's IP addresses or prefixes, for the unit's IP
+                filter (ipAddressAllow); empty: unknown, and the filter is not
+                set automatically.
+              '';
+            };
+          };
+        }
+      );
+    };
+
+    ci.pipelines = mkOption {
+      default = { };
+      example = literalExpression ''
+        {
+          deploy-web = {
+            apiUrl = "https://git.example.org/api/v1";
+            repository = "ops/web";
+            workflow = "deploy.yml";
+            tokenFile = "/run/secrets/hwc-ai/forgejo-token";
+            environment = "prod";
+            deploy = true;
+          };
+        }
+      '';
+      description = ''
+        CI pipelines the `ci` tool may trigger and read, by name
+        (`[[tools.ci.pipelines]]`): GitHub Actions, or Forgejo's and Gitea's
+        Actions through the same REST API. A trigger is R1; a pipeline
+        marked `deploy` is R2 (R3 in `prod`) by the built-in policy.
+      '';
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            apiUrl = mkOption {
+              type = types.str;
+              default = "https://api.github.com";
+              description = "The API's base URL (a Forgejo or Gitea instance's ends in /api/v1).";
+            };
+            repository = mkOption {
+              type = types.str;
+              example = "ops/web";
+              description = "owner/repo.";
+            };
+            workflow = mkOption {
+              type = types.str;
+              example = "deploy.yml";
+              description = "The workflow file name (or id); it needs a `workflow_dispatch` trigger.";
+            };
+            defaultRef = mkOption {
+              type = types.str;
+              default = "main";
+              description = "The ref a trigger runs when the call names none.";
+            };
+            tokenFile = mkOption {
+              type = types.str;
+              example = "/run/secrets/hwc-ai/ci-token";
+              description = ''
+                The API token (Actions read and write), passed with
+                `LoadCredential` as `agent-ci-token-<name>` and read at each
+                call. Outside the Nix store.
+              '';
+            };
+            environment = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              description = "The policy environment its runs are judged in; null: the job's.";
+            };
+            deploy = mkOption {
+              type = types.bool;
+              default = false;
+              description = "A deploy: its trigger is the words `ci deploy NAME` (R2, R3 in prod) rather than `ci trigger NAME` (R1).";
+            };
+          };
+        }
+      );
+    };
+
+    ipAddressAllow = mkOption {
+      type = types.nullOr (types.listOf types.str);
+      default = autoIpAddressAllow;
+      defaultText = literalMD ''
+        `[ "localhost" ]` plus the declared peers' addresses when every peer
+        (router, bridge, ssh hosts, cluster API servers, CI APIs) is given
+        by IP address and no repository is declared; otherwise `null`
+        '';
+      example = [
+        "localhost"
+        "10.0.0.0/24"
+      ];
+      description = ''
+        Confines the unit's sockets (`IPAddressDeny=any` plus
+        `IPAddressAllow=` these): the runner and its sandboxed commands reach
+        only these addresses. Computed when every peer is known by address;
+        a host name (api.github.com, a router on gpu-server.lan) or a
+        repository with remotes leaves it unset, as systemd filters by
+        address only. null: no IP filter.
+      '';
+    };
+
     repositories = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -565,6 +747,10 @@ in
         ${credentialNames.sshKnownHosts} = cfg.ssh.knownHostsFile;
       })
       (lib.mkIf (cfg.ssh.keyFile != null) { ${credentialNames.sshKey} = cfg.ssh.keyFile; })
+      (lib.mapAttrs' (
+        env: k: lib.nameValuePair (kubeconfigCredential env) k.kubeconfigFile
+      ) cfg.kubernetes)
+      (lib.mapAttrs' (name: p: lib.nameValuePair (ciTokenCredential name) p.tokenFile) cfg.ci.pipelines)
     ];
 
     # The bridge on this host knows the runner's token.
@@ -603,6 +789,26 @@ in
         hosts = lib.mapAttrsToList (name: h: { inherit name; } // h) cfg.ssh.hosts;
         known_hosts = lib.mkIf (cfg.ssh.knownHostsFile != null) credentialNames.sshKnownHosts;
         key_file = lib.mkIf (cfg.ssh.keyFile != null) credentialNames.sshKey;
+      };
+      tools.kubernetes = lib.mkIf (cfg.kubernetes != { }) {
+        program = lib.getExe pkgs.kubectl;
+        clusters = lib.mapAttrs (env: k: {
+          kubeconfig = kubeconfigCredential env;
+          inherit (k) context namespaces;
+        }) cfg.kubernetes;
+      };
+      tools.ci = lib.mkIf (cfg.ci.pipelines != { }) {
+        pipelines = lib.mapAttrsToList (
+          name: p:
+          {
+            inherit name;
+            api_url = p.apiUrl;
+            inherit (p) repository workflow deploy;
+            default_ref = p.defaultRef;
+            token_file = ciTokenCredential name;
+          }
+          // lib.optionalAttrs (p.environment != null) { inherit (p) environment; }
+        ) cfg.ci.pipelines;
       };
       tools.mcp = lib.mkIf (cfg.mcp.bridgeUrl != null) {
         bridge_url = cfg.mcp.bridgeUrl;

@@ -518,4 +518,109 @@ in
       reindex_every = "10m";
     }
   ))
+  (holds "agent: kubernetes clusters by environment, kubeconfigs as credentials" (
+    plain
+    ++ [
+      {
+        hwc.ai.agent.kubernetes.prod = {
+          kubeconfigFile = "/run/secrets/hwc-ai/kubeconfig-prod";
+          context = "prod-agent";
+          namespaces = [ "web" ];
+        };
+      }
+    ]
+  ) (
+    c:
+    (settings c).tools.kubernetes.clusters == {
+      prod = {
+        kubeconfig = "agent-kubeconfig-prod";
+        context = "prod-agent";
+        namespaces = [ "web" ];
+      };
+    }
+    && lib.hasSuffix "/bin/kubectl" (settings c).tools.kubernetes.program
+    && builtins.elem "agent-kubeconfig-prod:/run/secrets/hwc-ai/kubeconfig-prod" (sc c).LoadCredential
+  ))
+  (holds "agent: CI pipelines with their tokens as credentials" (
+    plain
+    ++ [
+      {
+        hwc.ai.agent.ci.pipelines.deploy-web = {
+          apiUrl = "https://git.example.org/api/v1";
+          repository = "ops/web";
+          workflow = "deploy.yml";
+          tokenFile = "/run/secrets/hwc-ai/forgejo-token";
+          environment = "prod";
+          deploy = true;
+        };
+      }
+    ]
+  ) (
+    c:
+    (settings c).tools.ci.pipelines == [
+      {
+        name = "deploy-web";
+        api_url = "https://git.example.org/api/v1";
+        repository = "ops/web";
+        workflow = "deploy.yml";
+        default_ref = "main";
+        token_file = "agent-ci-token-deploy-web";
+        environment = "prod";
+        deploy = true;
+      }
+    ]
+    && builtins.elem "agent-ci-token-deploy-web:/run/secrets/hwc-ai/forgejo-token" (sc c).LoadCredential
+    # A CI API by host name: systemd cannot filter by name, so no filter.
+    && !((sc c) ? IPAddressDeny)
+  ))
+  (holds "agent: every peer on loopback: sockets confined to loopback" plain (
+    c: (sc c).IPAddressDeny == "any" && (sc c).IPAddressAllow == [ "localhost" ]
+  ))
+  (holds "agent: ssh hosts and API servers by address join the IP filter" (
+    plain
+    ++ [
+      {
+        hwc.ai.agent = {
+          ssh = {
+            hosts.db1 = {
+              address = "10.0.0.5";
+              user = "ops";
+              environment = "prod";
+            };
+            knownHostsFile = "/etc/hwc-ai/agent-known-hosts";
+            keyFile = "/run/secrets/hwc-ai/agent-ssh-key";
+          };
+          kubernetes.prod = {
+            kubeconfigFile = "/run/secrets/hwc-ai/kubeconfig-prod";
+            context = "prod-agent";
+            namespaces = [ "web" ];
+            apiServerAddresses = [ "10.0.1.0/28" ];
+          };
+        };
+      }
+    ]
+  ) (
+    c:
+    (sc c).IPAddressAllow == [
+      "localhost"
+      "10.0.0.5"
+      "10.0.1.0/28"
+    ]
+  ))
+  (holds "agent: an ssh host by name leaves the unit unfiltered" (
+    plain
+    ++ [
+      {
+        hwc.ai.agent.ssh = {
+          hosts.db1 = {
+            address = "db1.lan";
+            user = "ops";
+            environment = "prod";
+          };
+          knownHostsFile = "/etc/hwc-ai/agent-known-hosts";
+          keyFile = "/run/secrets/hwc-ai/agent-ssh-key";
+        };
+      }
+    ]
+  ) (c: !((sc c) ? IPAddressDeny)))
 ]

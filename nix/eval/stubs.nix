@@ -191,6 +191,7 @@ let
       git = pkgWithMain "git" "git";
       iproute2 = pkgWithMain "iproute2" "ip";
       openssh = pkgWithMain "openssh" "ssh";
+      kubectl = pkgWithMain "kubectl" "kubectl";
       procps = pkgWithMain "procps" "ps";
       util-linux = pkgWithMain "util-linux" "lsblk";
       systemd = pkgWithMain "systemd" "systemctl";

@@ -26,6 +26,9 @@
   killBin ? "/bin/kill",
   # `server.drain_timeout` in seconds; the stop timeout leaves room above it.
   drainTimeoutSec ? 30,
+  # null: no IP filter; a list: IPAddressDeny=any plus these (the module
+  # computes it when every peer is known by address).
+  ipAddressAllow ? null,
 }:
 let
   underHome = builtins.any (p: builtins.match "/(home|root|run/user)(/.*)?" p != null) repositories;
@@ -41,7 +44,7 @@ import ./daemon.nix {
   # caller's user name: a DynamicUser has no stable name to grant
   # org.freedesktop.systemd1.manage-units to, so the runner runs as a fixed
   # system user (as the health prober does). It still holds no capability.
-  inherit credentials user;
+  inherit credentials user ipAddressAllow;
   watchdogSec = 30;
   # A stop drains (jobs are left resumable) and kills every sandbox's group.
   stopTimeoutSec = drainTimeoutSec + 15;

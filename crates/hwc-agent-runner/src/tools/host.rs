@@ -137,11 +137,13 @@ impl Tool for Journal {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "journal".into(),
-            description: "Read a unit's journal: the last `lines` entries, optionally since a time (\"1 hour ago\", \"2026-12-01 10:00\") and at or above a priority.".into(),
+            description: "Read or search a unit's journal: the last `lines` entries, optionally within a time range (since/until: \"1 hour ago\", \"2026-12-01 10:00\"), matching a regular expression (grep) and at or above a priority.".into(),
             parameters: json!({"type": "object", "required": ["unit"], "properties": {
                 "unit": {"type": "string", "maxLength": 255},
                 "lines": {"type": "integer", "minimum": 1, "maximum": 5000},
                 "since": {"type": "string", "maxLength": 40},
+                "until": {"type": "string", "maxLength": 40},
+                "grep": {"type": "string", "maxLength": 200, "description": "a regular expression the message must match (journalctl -g)"},
                 "priority": {"type": "string", "enum": ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]}}}),
         }
     }
@@ -154,14 +156,25 @@ impl Tool for Journal {
             .min(u64::from(ctx.tools.max_journal_lines));
         let mut norm = json!({"unit": unit, "lines": lines});
         let mut w = words(&["journalctl", "-u", &unit, "-n", &lines.to_string()]);
-        if let Some(since) = args["since"].as_str() {
-            if !safe_since(since) {
+        for key in ["since", "until"] {
+            if let Some(t) = args[key].as_str() {
+                if !safe_since(t) {
+                    return Err(ToolError(format!(
+                        "`{key}` = {t:?} is not a time journalctl reads (letters, digits, spaces and :-+. only)"
+                    )));
+                }
+                norm[key] = json!(t);
+                w.extend([format!("--{key}"), t.to_string()]);
+            }
+        }
+        if let Some(g) = args["grep"].as_str().filter(|g| !g.is_empty()) {
+            if g.starts_with('-') || g.contains('\n') {
                 return Err(ToolError(format!(
-                    "`since` = {since:?} is not a time journalctl reads (letters, digits, spaces and :-+. only)"
+                    "`grep` = {g:?} must be one line and not start with -"
                 )));
             }
-            norm["since"] = json!(since);
-            w.extend(["--since".to_string(), since.to_string()]);
+            norm["grep"] = json!(g);
+            w.extend(["-g".to_string(), g.to_string()]);
         }
         if let Some(p) = args["priority"].as_str() {
             norm["priority"] = json!(p);
@@ -182,8 +195,13 @@ impl Tool for Journal {
             "-o".into(),
             "short-iso".into(),
         ];
-        if let Some(s) = a["since"].as_str() {
-            argv.extend(["--since".to_string(), s.to_string()]);
+        for key in ["since", "until"] {
+            if let Some(t) = a[key].as_str() {
+                argv.extend([format!("--{key}"), t.to_string()]);
+            }
+        }
+        if let Some(g) = a["grep"].as_str() {
+            argv.extend(["-g".to_string(), g.to_string()]);
         }
         if let Some(pr) = a["priority"].as_str() {
             argv.extend(["-p".to_string(), pr.to_string()]);
@@ -329,5 +347,39 @@ impl Tool for UnitControl {
             duration_ms: t0.elapsed().as_millis() as i64,
             changes: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn journal_searches_are_bounded_ranges() {
+        let ctx = crate::tools::test_ctx(Default::default());
+        let p = Journal
+            .plan(
+                &json!({"unit": "ollama", "lines": 99999, "since": "2026-12-01 10:00", "until": "1 hour ago", "grep": "CUDA (error|out of memory)"}),
+                &ctx,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.summary,
+            "journalctl -u ollama.service -n 500 --since 2026-12-01 10:00 --until 1 hour ago -g CUDA (error|out of memory)"
+        );
+        for (args, want) in [
+            (
+                json!({"unit": "x", "until": "$(id)"}),
+                "`until` = \"$(id)\" is not a time",
+            ),
+            (
+                json!({"unit": "x", "grep": "--output=json"}),
+                "must be one line and not start with -",
+            ),
+        ] {
+            let e = Journal.plan(&args, &ctx).await.unwrap_err();
+            assert!(e.0.contains(want), "{e}");
+        }
     }
 }

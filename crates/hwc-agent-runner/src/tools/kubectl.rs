@@ -812,17 +812,7 @@ mod tests {
                 },
             );
         }
-        Ctx {
-            workspace: std::env::temp_dir(),
-            environment: "dev".into(),
-            host: "h".into(),
-            sandbox: Default::default(),
-            hidden: Vec::new(),
-            tools,
-            http: reqwest::Client::new(),
-            systemd: std::sync::Arc::new(hwc_ai_core::systemd::Systemd::default()),
-            knowledge: None,
-        }
+        crate::tools::test_ctx(tools)
     }
 
     fn line(args: Value) -> String {

@@ -335,6 +335,23 @@ pub async fn run_host(ctx: &Ctx, argv: Vec<String>) -> Result<ToolOutput, ToolEr
     Ok(ToolOutput::from_outcome(&o))
 }
 
+/// A context for the tools' unit tests: a dev job on host `h` in the temp
+/// directory, with `tools`.
+#[cfg(test)]
+pub fn test_ctx(tools: ToolsConfig) -> Ctx {
+    Ctx {
+        workspace: std::env::temp_dir(),
+        environment: "dev".into(),
+        host: "h".into(),
+        sandbox: Default::default(),
+        hidden: Vec::new(),
+        tools,
+        http: reqwest::Client::new(),
+        systemd: Arc::new(Systemd::default()),
+        knowledge: None,
+    }
+}
+
 /// A program from the tools config as an argv word.
 pub fn program(p: &std::path::Path) -> String {
     p.display().to_string()

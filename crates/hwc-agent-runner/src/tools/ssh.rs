@@ -149,17 +149,7 @@ mod tests {
             user: "ops".into(),
             environment: "prod".into(),
         }];
-        Ctx {
-            workspace: "/tmp".into(),
-            environment: "dev".into(),
-            host: "h".into(),
-            sandbox: Default::default(),
-            hidden: Vec::new(),
-            tools,
-            http: reqwest::Client::new(),
-            systemd: std::sync::Arc::new(hwc_ai_core::systemd::Systemd::default()),
-            knowledge: None,
-        }
+        crate::tools::test_ctx(tools)
     }
 
     #[test]
