@@ -14,6 +14,17 @@ pub enum EmbedError {
         #[source]
         source: reqwest::Error,
     },
+    /// The endpoint refused an input as longer than the model's context
+    /// (llama-server: `input (N tokens) is too large to process`, or
+    /// `exceed_context_size_error`; OpenAI: `maximum context length`).
+    /// [`crate::embed::embed_fitting`] handles it by splitting the input.
+    #[error("the embeddings endpoint {url} refused an input as too long: {body}")]
+    TooLong {
+        /// The URL asked.
+        url: String,
+        /// The start of the body.
+        body: String,
+    },
     /// The endpoint answered with an error status.
     #[error("the embeddings endpoint {url} answered {status}: {body}")]
     Status {
@@ -61,6 +72,12 @@ pub enum KnowledgeError {
     /// Embedding failed; nothing of the document being indexed was written.
     #[error(transparent)]
     Embed(#[from] EmbedError),
+    /// The index URL is neither `sqlite:…`, `postgres://…` nor a path.
+    #[error("knowledge index URL `{url}` is neither sqlite:, postgres:// nor a file path")]
+    BadUrl {
+        /// The URL given, any password replaced by `***`.
+        url: String,
+    },
     /// Dense or hybrid search was asked without an embedder.
     #[error("dense search needs an embeddings endpoint and none is configured")]
     NoEmbedder,

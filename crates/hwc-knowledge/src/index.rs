@@ -1,5 +1,6 @@
-//! The index: documents, chunks, an FTS5 table and the chunks' vectors in
-//! SQLite, kept in step with source directories incrementally.
+//! The index: documents, chunks, their lexical rows and vectors, kept in
+//! step with source directories incrementally, in SQLite or PostgreSQL
+//! ([`crate::store`] holds the SQL of each; everything else is here, once).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -8,42 +9,13 @@ use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::chunk::{chunk_document, Chunk, ChunkOptions};
 use crate::embed::Embedder;
 use crate::error::KnowledgeError;
 use crate::search::{self, Mode, Passage, RRF_K};
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0)",
-    "CREATE TABLE IF NOT EXISTS documents (
-        id INTEGER PRIMARY KEY,
-        root TEXT NOT NULL,
-        path TEXT NOT NULL UNIQUE,
-        mtime_ns INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        chunks INTEGER NOT NULL,
-        skipped TEXT
-    )",
-    "CREATE INDEX IF NOT EXISTS documents_root ON documents (root)",
-    "CREATE TABLE IF NOT EXISTS chunks (
-        id INTEGER PRIMARY KEY,
-        doc_id INTEGER NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
-        ord INTEGER NOT NULL,
-        heading TEXT NOT NULL,
-        text TEXT NOT NULL,
-        embedding BLOB,
-        model TEXT
-    )",
-    "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id)",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (heading, text, tokenize = 'porter unicode61')",
-];
-
-/// Deletes a document's FTS rows (the chunks go by cascade or explicitly).
-const DELETE_FTS: &str = "DELETE FROM chunks_fts WHERE rowid IN (SELECT c.id FROM chunks c JOIN documents d ON c.doc_id = d.id WHERE d.path = ?)";
+use crate::store::{redact, Backend, Store};
 
 /// The root name incident records are filed under.
 pub const INCIDENTS: &str = "incidents";
@@ -92,10 +64,10 @@ impl Incident {
 
 type DenseCache = (i64, String, Arc<Vec<(i64, Vec<f32>)>>);
 
-/// The knowledge index over one SQLite database.
+/// The knowledge index over one database (SQLite or PostgreSQL).
 #[derive(Debug)]
 pub struct Index {
-    pool: SqlitePool,
+    store: Store,
     opts: ChunkOptions,
     dense: Mutex<Option<DenseCache>>,
 }
@@ -128,58 +100,55 @@ fn embed_text(heading: &str, text: &str) -> String {
 }
 
 impl Index {
-    /// Opens (creating) the index at `path`, checking the FTS5 module.
+    /// Opens (creating) the SQLite index at `path`, checking the FTS5 module.
     pub async fn open(path: &Path) -> Result<Self, KnowledgeError> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await?;
-        Self::with_pool(pool).await
+        Self::with_store(Store::sqlite(SqliteConnectOptions::new().filename(path), false).await?)
     }
 
-    /// Opens a private in-memory index (tests, benchmarks).
+    /// Opens (creating) the index a URL names, so a deployment picks its
+    /// database by configuration: `postgres://…` or `postgresql://…` (a
+    /// PostgreSQL server; pgvector used when `CREATE EXTENSION vector`
+    /// succeeds), `sqlite:…` (sqlx's SQLite URL, `sqlite::memory:`
+    /// included), or a bare file path. Anything else with a `://` is
+    /// [`KnowledgeError::BadUrl`], its password redacted.
+    pub async fn open_url(url: &str) -> Result<Index, KnowledgeError> {
+        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Store::postgres(url).await?
+        } else if url.starts_with("sqlite:") {
+            Store::sqlite_url(url).await?
+        } else if url.contains("://") || url.is_empty() {
+            return Err(KnowledgeError::BadUrl { url: redact(url) });
+        } else {
+            return Self::open(Path::new(url)).await;
+        };
+        Self::with_store(store)
+    }
+
+    /// Opens a private in-memory SQLite index (tests, benchmarks).
     pub async fn open_in_memory() -> Result<Self, KnowledgeError> {
-        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts)
-            .await?;
-        Self::with_pool(pool).await
+        Self::with_store(
+            Store::sqlite(SqliteConnectOptions::from_str("sqlite::memory:")?, true).await?,
+        )
     }
 
-    async fn with_pool(pool: SqlitePool) -> Result<Self, KnowledgeError> {
-        let fts5: i64 = sqlx::query_scalar("SELECT sqlite_compileoption_used('ENABLE_FTS5')")
-            .fetch_one(&pool)
-            .await?;
-        if fts5 != 1 {
-            return Err(KnowledgeError::NoFts5);
-        }
-        for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&pool).await?;
-        }
+    fn with_store(store: Store) -> Result<Self, KnowledgeError> {
         Ok(Self {
-            pool,
+            store,
             opts: ChunkOptions::default(),
             dense: Mutex::new(None),
         })
+    }
+
+    /// Which database this index is in (and, on PostgreSQL, whether
+    /// pgvector serves the dense side).
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
     }
 
     /// Uses `opts` for documents indexed from now on.
     pub fn with_chunk_options(mut self, opts: ChunkOptions) -> Self {
         self.opts = opts;
         self
-    }
-
-    /// The pool (for callers that share the database).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
     }
 
     /// Brings the index in step with the directory `root` (recursively,
@@ -220,11 +189,7 @@ impl Index {
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-            let prev: Option<(i64, String, Option<String>)> =
-                sqlx::query_as("SELECT mtime_ns, sha256, skipped FROM documents WHERE path = ?")
-                    .bind(&path)
-                    .fetch_optional(&self.pool)
-                    .await?;
+            let prev = self.store.doc_state(&path).await?;
             if let Some((m, _, skipped)) = &prev {
                 if *m == mtime_ns {
                     match skipped {
@@ -241,18 +206,15 @@ impl Index {
             let sha = sha256_hex(&bytes);
             if let Some((_, s, None)) = &prev {
                 if *s == sha {
-                    sqlx::query("UPDATE documents SET mtime_ns = ? WHERE path = ?")
-                        .bind(mtime_ns)
-                        .bind(&path)
-                        .execute(&self.pool)
-                        .await?;
+                    self.store.touch(&path, mtime_ns).await?;
                     report.unchanged += 1;
                     continue;
                 }
             }
             if let Some(reason) = not_text_reason(&bytes) {
                 tracing::warn!(path, reason, "knowledge: document skipped");
-                self.replace(&root_name, &path, mtime_ns, &sha, Some(&reason), &[], None)
+                self.store
+                    .replace(&root_name, &path, mtime_ns, &sha, Some(&reason), &[], None)
                     .await?;
                 report.skipped.push((path, reason));
                 continue;
@@ -264,16 +226,17 @@ impl Index {
                 None => None,
             };
             let model = embedder.map(|e| e.model());
-            self.replace(
-                &root_name,
-                &path,
-                mtime_ns,
-                &sha,
-                None,
-                &chunks,
-                vectors.as_deref().zip(model),
-            )
-            .await?;
+            self.store
+                .replace(
+                    &root_name,
+                    &path,
+                    mtime_ns,
+                    &sha,
+                    None,
+                    &chunks,
+                    vectors.as_deref().zip(model),
+                )
+                .await?;
             report.embedded += vectors.map_or(0, |v| v.len());
             if prev.is_some() {
                 report.updated.push(path);
@@ -281,10 +244,7 @@ impl Index {
                 report.added.push(path);
             }
         }
-        let known: Vec<String> = sqlx::query_scalar("SELECT path FROM documents WHERE root = ?")
-            .bind(&root_name)
-            .fetch_all(&self.pool)
-            .await?;
+        let known = self.store.paths_under(&root_name).await?;
         for path in known {
             if !seen.contains(&path) {
                 self.remove(&path).await?;
@@ -312,48 +272,32 @@ impl Index {
             None => None,
         };
         let model = embedder.map(|e| e.model());
-        self.replace(
-            INCIDENTS,
-            &path,
-            0,
-            &sha256_hex(md.as_bytes()),
-            None,
-            &chunks,
-            vectors.as_deref().zip(model),
-        )
-        .await
+        self.store
+            .replace(
+                INCIDENTS,
+                &path,
+                0,
+                &sha256_hex(md.as_bytes()),
+                None,
+                &chunks,
+                vectors.as_deref().zip(model),
+            )
+            .await
     }
 
     /// Removes a document and its chunks; true when it was there.
     pub async fn remove(&self, path: &str) -> Result<bool, KnowledgeError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(DELETE_FTS).bind(path).execute(&mut *tx).await?;
-        let gone = sqlx::query("DELETE FROM documents WHERE path = ?")
-            .bind(path)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(gone > 0)
+        self.store.remove(path).await
     }
 
     /// Documents recorded as skipped, with the reason.
     pub async fn skipped(&self) -> Result<Vec<(String, String)>, KnowledgeError> {
-        Ok(sqlx::query_as(
-            "SELECT path, skipped FROM documents WHERE skipped IS NOT NULL ORDER BY path",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        self.store.skipped().await
     }
 
     /// The number of chunks served.
     pub async fn chunk_count(&self) -> Result<i64, KnowledgeError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM chunks")
-            .fetch_one(&self.pool)
-            .await?)
+        self.store.chunk_count().await
     }
 
     async fn embed_chunks(
@@ -373,95 +317,20 @@ impl Index {
         let model = embedder.model().to_string();
         let mut done = 0;
         loop {
-            let rows: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT id, heading, text FROM chunks WHERE model IS NULL OR model != ? ORDER BY id LIMIT 256",
-            )
-            .bind(&model)
-            .fetch_all(&self.pool)
-            .await?;
+            let rows = self.store.unembedded(&model, 256).await?;
             if rows.is_empty() {
                 return Ok(done);
             }
             let texts: Vec<String> = rows.iter().map(|(_, h, t)| embed_text(h, t)).collect();
             let vectors = embedder.embed(&texts).await?;
-            let mut tx = self.pool.begin().await?;
-            for ((id, _, _), v) in rows.iter().zip(&vectors) {
-                sqlx::query("UPDATE chunks SET embedding = ?, model = ? WHERE id = ?")
-                    .bind(search::vector_to_bytes(v))
-                    .bind(&model)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            let pairs: Vec<(i64, &[f32])> = rows
+                .iter()
+                .zip(&vectors)
+                .map(|((id, _, _), v)| (*id, v.as_slice()))
+                .collect();
+            self.store.set_vectors(&pairs, &model).await?;
             done += rows.len();
         }
-    }
-
-    /// Replaces one document's row and chunks in one transaction.
-    #[allow(clippy::too_many_arguments)]
-    async fn replace(
-        &self,
-        root: &str,
-        path: &str,
-        mtime_ns: i64,
-        sha: &str,
-        skipped: Option<&str>,
-        chunks: &[Chunk],
-        vectors: Option<(&[Vec<f32>], &str)>,
-    ) -> Result<(), KnowledgeError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(DELETE_FTS).bind(path).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM chunks WHERE doc_id IN (SELECT id FROM documents WHERE path = ?)")
-            .bind(path)
-            .execute(&mut *tx)
-            .await?;
-        let doc_id: i64 = sqlx::query_scalar(
-            "INSERT INTO documents (root, path, mtime_ns, sha256, chunks, skipped) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (path) DO UPDATE SET root = excluded.root, mtime_ns = excluded.mtime_ns,
-               sha256 = excluded.sha256, chunks = excluded.chunks, skipped = excluded.skipped
-             RETURNING id",
-        )
-        .bind(root)
-        .bind(path)
-        .bind(mtime_ns)
-        .bind(sha)
-        .bind(i64::try_from(chunks.len()).unwrap_or(i64::MAX))
-        .bind(skipped)
-        .fetch_one(&mut *tx)
-        .await?;
-        for (i, c) in chunks.iter().enumerate() {
-            let heading = c.heading_path();
-            let (blob, model) = match vectors {
-                Some((v, m)) => (v.get(i).map(|v| search::vector_to_bytes(v)), Some(m)),
-                None => (None, None),
-            };
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO chunks (doc_id, ord, heading, text, embedding, model) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(doc_id)
-            .bind(i64::try_from(i).unwrap_or(i64::MAX))
-            .bind(&heading)
-            .bind(&c.text)
-            .bind(blob)
-            .bind(model)
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query("INSERT INTO chunks_fts (rowid, heading, text) VALUES (?, ?, ?)")
-                .bind(id)
-                .bind(&heading)
-                .bind(&c.text)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Inserts ready-made chunks with their vectors as one document (for
@@ -472,28 +341,24 @@ impl Index {
         chunks: &[Chunk],
         vectors: Option<(&[Vec<f32>], &str)>,
     ) -> Result<(), KnowledgeError> {
-        self.replace("external", path, 0, "", None, chunks, vectors)
+        self.store
+            .replace("external", path, 0, "", None, chunks, vectors)
             .await
     }
 
-    /// The ids of the `k` best chunks by BM25 (best first).
+    /// The ids of the `k` best chunks by the lexical ranking, best first:
+    /// BM25 (FTS5) on SQLite, `ts_rank_cd` over the `tsvector` column on
+    /// PostgreSQL. Scores are larger-better but not comparable across
+    /// backends; fusion only uses the order.
     pub async fn bm25_ids(&self, query: &str, k: usize) -> Result<Vec<(i64, f64)>, KnowledgeError> {
-        let Some(q) = search::fts_query(query) else {
-            return Ok(Vec::new());
-        };
-        let rows: Vec<(i64, f64)> = sqlx::query_as(
-            "SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS s FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?",
-        )
-        .bind(q)
-        .bind(i64::try_from(k).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|(id, s)| (id, -s)).collect())
+        self.store.lexical(query, k).await
     }
 
-    /// The ids of the `k` chunks nearest `query` by cosine (best first),
-    /// scored in Rust over the stored vectors of `embedder`'s model (cached
-    /// in memory until the index changes).
+    /// The ids of the `k` chunks nearest `query` by cosine (best first):
+    /// through pgvector's HNSW index where the PostgreSQL store has it,
+    /// otherwise scored in Rust over the stored vectors of `embedder`'s
+    /// model (cached in memory until the index changes; the change counter
+    /// lives in the database, so several processes sharing it stay right).
     pub async fn dense_ids(
         &self,
         query: &str,
@@ -506,6 +371,9 @@ impl Index {
             .into_iter()
             .next()
             .unwrap_or_default();
+        if let Some(found) = self.store.nearest(&q, embedder.model(), k).await? {
+            return Ok(found);
+        }
         let vectors = self.vectors(embedder.model()).await?;
         let scored = vectors
             .iter()
@@ -515,9 +383,7 @@ impl Index {
     }
 
     async fn vectors(&self, model: &str) -> Result<Arc<Vec<(i64, Vec<f32>)>>, KnowledgeError> {
-        let generation: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
-            .fetch_one(&self.pool)
-            .await?;
+        let generation = self.store.generation().await?;
         if let Ok(guard) = self.dense.lock() {
             if let Some((g, m, v)) = guard.as_ref() {
                 if *g == generation && m == model {
@@ -525,20 +391,7 @@ impl Index {
                 }
             }
         }
-        let rows = sqlx::query(
-            "SELECT id, embedding FROM chunks WHERE model = ? AND embedding IS NOT NULL",
-        )
-        .bind(model)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get(0)?;
-            let blob: Vec<u8> = row.try_get(1)?;
-            if let Some(v) = search::vector_from_bytes(&blob) {
-                out.push((id, v));
-            }
-        }
+        let out = self.store.vectors(model).await?;
         let out = Arc::new(out);
         if let Ok(mut guard) = self.dense.lock() {
             *guard = Some((generation, model.to_string(), out.clone()));
@@ -579,13 +432,7 @@ impl Index {
         };
         let mut out = Vec::with_capacity(ranked.len());
         for (id, score) in ranked {
-            let row: Option<(String, String, String)> = sqlx::query_as(
-                "SELECT d.path, c.heading, c.text FROM chunks c JOIN documents d ON c.doc_id = d.id WHERE c.id = ?",
-            )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some((source, heading, text)) = row {
+            if let Some((source, heading, text)) = self.store.passage(id).await? {
                 out.push(Passage {
                     chunk_id: id,
                     source,

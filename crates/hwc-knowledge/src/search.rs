@@ -36,12 +36,10 @@ pub struct Passage {
 /// The most query terms kept (a pasted log line should not make a huge query).
 const MAX_TERMS: usize = 32;
 
-/// Builds an FTS5 MATCH expression from user text: its words (Unicode
-/// letters and digits), lower-cased, deduplicated, each a quoted string,
-/// joined by OR. Nothing the user typed is FTS5 syntax (`AND`, `NEAR`,
-/// `*`, `:`, `"`, parentheses are all just separators or plain words).
-/// `None` when the text has no word.
-pub fn fts_query(text: &str) -> Option<String> {
+/// The words of user text a lexical query keeps: Unicode letters and
+/// digits, lower-cased, deduplicated, at most 32, in order. Both backends
+/// build their query from these, so nothing the user typed is syntax.
+pub fn query_terms(text: &str) -> Vec<String> {
     let mut terms: Vec<String> = Vec::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         if word.is_empty() {
@@ -55,6 +53,15 @@ pub fn fts_query(text: &str) -> Option<String> {
             break;
         }
     }
+    terms
+}
+
+/// Builds an FTS5 MATCH expression from user text: its [`query_terms`],
+/// each a quoted string, joined by OR. Nothing the user typed is FTS5
+/// syntax (`AND`, `NEAR`, `*`, `:`, `"`, parentheses are all just
+/// separators or plain words). `None` when the text has no word.
+pub fn fts_query(text: &str) -> Option<String> {
+    let terms = query_terms(text);
     if terms.is_empty() {
         return None;
     }
@@ -65,6 +72,19 @@ pub fn fts_query(text: &str) -> Option<String> {
             .collect::<Vec<_>>()
             .join(" OR "),
     )
+}
+
+/// Builds the text given to PostgreSQL's `websearch_to_tsquery`: the
+/// [`query_terms`] joined by ` or ` (the one operator it is given; that
+/// function never raises a syntax error, and the terms hold no quote or
+/// minus; the word "or" itself, an English stop word, is dropped). `None`
+/// when the text has no word.
+pub fn websearch_query(text: &str) -> Option<String> {
+    let terms: Vec<String> = query_terms(text)
+        .into_iter()
+        .filter(|t| t != "or")
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" or "))
 }
 
 /// Cosine similarity; 0 for empty, mismatched or zero vectors.
@@ -112,8 +132,8 @@ pub fn rrf(lists: &[Vec<i64>], k: f64) -> Vec<(i64, f64)> {
     acc.into_iter().map(|(id, s, _)| (id, s)).collect()
 }
 
-/// A vector as little-endian f32 bytes (the storage format in SQLite and
-/// PostgreSQL alike: no pgvector needed).
+/// A vector as little-endian f32 bytes (the storage format in SQLite;
+/// PostgreSQL stores `real[]`, or pgvector's `vector` where it exists).
 pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -173,6 +193,12 @@ mod tests {
             fts_query(&long).map(|q| q.matches(" OR ").count()),
             Some(31)
         );
+        assert_eq!(
+            websearch_query(r#"disk -full "x" OR"#).as_deref(),
+            Some("disk or full or x")
+        );
+        assert_eq!(websearch_query("or OR Or"), None);
+        assert_eq!(websearch_query("-- \"\""), None);
     }
 
     #[test]

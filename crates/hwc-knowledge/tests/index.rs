@@ -1,10 +1,14 @@
-//! The index against real files and the real embedding model.
+//! The index against real files and the real embedding model, each
+//! behaviour against both stores: SQLite, and the real PostgreSQL of
+//! hwc_testkit::postgres (without pgvector, which cannot be installed on
+//! this machine: its HNSW path is written but not run here).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::time::Duration;
 
+use common::Db;
 use hwc_knowledge::{Embedder, Incident, Index, KnowledgeError, Mode, OpenAiEmbedder};
 
 /// Touches a file's mtime forward so the index sees a change even on coarse clocks.
@@ -14,11 +18,10 @@ fn bump_mtime(path: &std::path::Path) {
     f.set_modified(t).unwrap();
 }
 
-#[tokio::test]
-async fn indexes_the_corpus_and_finds_passages_with_source_and_heading() {
+async fn indexes_the_corpus_and_finds_passages_with_source_and_heading(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     common::copy_corpus(dir.path());
-    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    let index = common::open(db, dir.path()).await;
     let src = dir.path().join("runbooks");
     let r = index.sync_dir(&src, None).await.unwrap();
     assert_eq!(r.added.len(), 7, "{r:?}");
@@ -40,12 +43,11 @@ async fn indexes_the_corpus_and_finds_passages_with_source_and_heading() {
     assert_eq!((r.added.len(), r.updated.len(), r.unchanged), (0, 0, 7));
 }
 
-#[tokio::test]
-async fn re_indexes_edits_and_deletions_incrementally() {
+async fn re_indexes_edits_and_deletions_incrementally(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     common::copy_corpus(dir.path());
     let src = dir.path().join("runbooks");
-    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    let index = common::open(db, dir.path()).await;
     index.sync_dir(&src, None).await.unwrap();
     let before = index.chunk_count().await.unwrap();
 
@@ -88,10 +90,9 @@ async fn re_indexes_edits_and_deletions_incrementally() {
     assert!(before > after_edit - 1);
 }
 
-#[tokio::test]
-async fn missing_dir_and_binary_files_are_clear_and_never_served() {
+async fn missing_dir_and_binary_files_are_clear_and_never_served(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    let index = common::open(db, dir.path()).await;
     let err = index
         .sync_dir(&dir.path().join("nope"), None)
         .await
@@ -134,11 +135,10 @@ async fn missing_dir_and_binary_files_are_clear_and_never_served() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn an_embedding_endpoint_that_is_down_is_a_clear_error_and_writes_nothing() {
+async fn an_embedding_endpoint_that_is_down_is_a_clear_error_and_writes_nothing(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     common::copy_corpus(dir.path());
-    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    let index = common::open(db, dir.path()).await;
     let down = OpenAiEmbedder::new(
         &format!("http://127.0.0.1:{}/v1", hwc_testkit::free_port()),
         "m",
@@ -153,8 +153,7 @@ async fn an_embedding_endpoint_that_is_down_is_a_clear_error_and_writes_nothing(
     assert!(matches!(err, KnowledgeError::NoEmbedder));
 }
 
-#[tokio::test]
-async fn dense_and_hybrid_search_through_real_llama_server_embeddings() {
+async fn dense_and_hybrid_search_through_real_llama_server_embeddings(db: Db) {
     let server = common::shared();
     let embedder = server.embedder().with_batch(8);
     let v = embedder
@@ -166,7 +165,7 @@ async fn dense_and_hybrid_search_through_real_llama_server_embeddings() {
 
     let dir = tempfile::tempdir().unwrap();
     common::copy_corpus(dir.path());
-    let index = Index::open(&dir.path().join("k.db")).await.unwrap();
+    let index = common::open(db, dir.path()).await;
     let r = index
         .sync_dir(&dir.path().join("runbooks"), Some(&embedder))
         .await
@@ -214,4 +213,72 @@ async fn dense_and_hybrid_search_through_real_llama_server_embeddings() {
         .await
         .unwrap();
     assert_eq!(hits[0].source, "incident:job-42");
+}
+
+both!(
+    indexes_the_corpus_and_finds_passages_with_source_and_heading,
+    corpus_sqlite,
+    corpus_postgres
+);
+both!(
+    re_indexes_edits_and_deletions_incrementally,
+    incremental_sqlite,
+    incremental_postgres
+);
+both!(
+    missing_dir_and_binary_files_are_clear_and_never_served,
+    missing_and_binary_sqlite,
+    missing_and_binary_postgres
+);
+both!(
+    an_embedding_endpoint_that_is_down_is_a_clear_error_and_writes_nothing,
+    embedder_down_sqlite,
+    embedder_down_postgres
+);
+both!(
+    dense_and_hybrid_search_through_real_llama_server_embeddings,
+    dense_hybrid_incident_sqlite,
+    dense_hybrid_incident_postgres
+);
+
+#[tokio::test]
+async fn open_url_takes_paths_sqlite_urls_and_refuses_other_schemes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.db");
+    let a = Index::open_url(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(a.backend(), hwc_knowledge::Backend::Sqlite);
+    let m = Index::open_url("sqlite::memory:").await.unwrap();
+    assert_eq!(m.chunk_count().await.unwrap(), 0);
+    for bad in ["mysql://u:hunter2@db/k", "", "http://x"] {
+        let err = Index::open_url(bad).await.unwrap_err();
+        assert!(matches!(err, KnowledgeError::BadUrl { .. }), "{bad}: {err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+    // A PostgreSQL that is not there is a database error, not a hang.
+    let err = Index::open_url(&format!(
+        "postgres://u:pw@127.0.0.1:{}/k",
+        hwc_testkit::free_port()
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KnowledgeError::Db(_)), "{err}");
+}
+
+#[tokio::test]
+async fn two_postgres_handles_share_one_index_and_see_each_others_writes() {
+    let url = hwc_testkit::postgres::shared().database("knowledge_shared");
+    let (a, b) = tokio::join!(Index::open_url(&url), Index::open_url(&url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("n.md"),
+        "# Notes\n\n## Wombat\n\nwombat exporter\n",
+    )
+    .unwrap();
+    a.sync_dir(dir.path(), None).await.unwrap();
+    let hits = b.search("wombat", 3, Mode::Bm25, None).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].heading, "Notes > Wombat");
+    assert!(b.remove(&hits[0].source).await.unwrap());
+    assert_eq!(a.chunk_count().await.unwrap(), 0);
 }

@@ -86,3 +86,47 @@ pub fn copy_corpus(dst: &std::path::Path) {
         }
     }
 }
+
+/// The two stores every behaviour is tested against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file in the test's directory.
+    Sqlite,
+    /// A fresh database on the test binary's real PostgreSQL
+    /// (hwc_testkit::postgres; pgvector is not installable here, so this
+    /// is the `tsvector` + `real[]` path).
+    Postgres,
+}
+
+/// Opens a new, empty index of kind `db` through `Index::open_url`.
+pub async fn open(db: Db, dir: &std::path::Path) -> hwc_knowledge::Index {
+    let url = match db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("k.db").display()),
+        Db::Postgres => hwc_testkit::postgres::shared().database("knowledge"),
+    };
+    let index = hwc_knowledge::Index::open_url(&url).await.unwrap();
+    if db == Db::Postgres {
+        assert_eq!(
+            index.backend(),
+            hwc_knowledge::Backend::Postgres { pgvector: false },
+            "pgvector appeared on this machine: the HNSW path can now be tested"
+        );
+    }
+    index
+}
+
+/// Two `#[tokio::test]`s, one per store, running the async `body(Db)`:
+/// `both!(body, sqlite_test_name, postgres_test_name);`.
+#[macro_export]
+macro_rules! both {
+    ($body:ident, $sqlite:ident, $postgres:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            $body(common::Db::Sqlite).await;
+        }
+        #[tokio::test]
+        async fn $postgres() {
+            $body(common::Db::Postgres).await;
+        }
+    };
+}
