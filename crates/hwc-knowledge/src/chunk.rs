@@ -6,7 +6,11 @@
 //! [`ChunkOptions::max_chars`] is cut at paragraph, then line, then char
 //! boundaries, each piece overlapping the previous by up to
 //! [`ChunkOptions::overlap`] characters. Plain text is split by paragraphs
-//! (blank lines) under the same bound.
+//! (blank lines) under the same bound. A chunk is also bounded in tokens
+//! ([`ChunkOptions::max_tokens`], heading path included, counted by
+//! [`estimate_tokens`]), because the embedding model's context is tokens,
+//! not characters: 1200 characters of prose are about 300 WordPiece
+//! tokens, of hex digests or CJK text about 1000.
 
 use serde::Serialize;
 
@@ -19,6 +23,12 @@ pub struct ChunkOptions {
     /// Characters of the previous piece repeated at the start of the next
     /// when a long section is cut.
     pub overlap: usize,
+    /// The most tokens, by [`estimate_tokens`], of the embedded text (the
+    /// heading path and the body). 500 keeps a chunk under
+    /// all-MiniLM-L6-v2's 512 positions ([CLS] and [SEP] are counted by
+    /// the estimate); llama-server refuses longer inputs rather than
+    /// truncating them.
+    pub max_tokens: usize,
 }
 
 impl Default for ChunkOptions {
@@ -26,8 +36,45 @@ impl Default for ChunkOptions {
         Self {
             max_chars: 1200,
             overlap: 150,
+            max_tokens: 500,
         }
     }
+}
+
+/// A conservative estimate of the WordPiece tokens (BERT uncased, as
+/// all-MiniLM-L6-v2 uses) of `text`, [CLS] and [SEP] included: each
+/// punctuation or symbol character is one token; a word of ASCII letters
+/// is one token per 3 letters, rounded up (real vocabulary words are
+/// mostly one token, so prose is overestimated by about 1.4x, measured
+/// against llama-server's /tokenize on the corpus); any other word (with
+/// digits, accents, or non-Latin script) one token per character, the
+/// worst case (hex digests and CJK are close to it). It can still
+/// underestimate consonant salad ("qzxjkv"); an input the endpoint then
+/// refuses is split by [`crate::embed::embed_fitting`].
+pub fn estimate_tokens(text: &str) -> usize {
+    let mut n = 2;
+    let mut word = 0usize;
+    let mut plain = true;
+    let end_word = |word: &mut usize, plain: &mut bool, n: &mut usize| {
+        if *word > 0 {
+            *n += if *plain { word.div_ceil(3) } else { *word };
+        }
+        *word = 0;
+        *plain = true;
+    };
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            word += 1;
+            plain &= c.is_ascii_alphabetic();
+        } else {
+            end_word(&mut word, &mut plain, &mut n);
+            if !c.is_whitespace() {
+                n += 1;
+            }
+        }
+    }
+    end_word(&mut word, &mut plain, &mut n);
+    n
 }
 
 /// One piece of a document.
@@ -90,7 +137,8 @@ pub fn chunk_markdown(source: &str, text: &str, opts: ChunkOptions) -> Vec<Chunk
     let mut fence: Option<&str> = None;
     let flush = |stack: &[(usize, String)], body: &mut String, out: &mut Vec<Chunk>| {
         let path: Vec<String> = stack.iter().map(|(_, t)| t.clone()).collect();
-        for piece in split_bounded(body, opts) {
+        let budget = body_budget(opts, &path.join(" > "));
+        for piece in split_tokens(body, opts, budget) {
             out.push(Chunk {
                 source: source.to_string(),
                 heading: path.clone(),
@@ -124,7 +172,7 @@ pub fn chunk_markdown(source: &str, text: &str, opts: ChunkOptions) -> Vec<Chunk
 
 /// Chunks plain text by paragraphs under the size bound.
 pub fn chunk_text(source: &str, text: &str, opts: ChunkOptions) -> Vec<Chunk> {
-    split_bounded(text, opts)
+    split_tokens(text, opts, body_budget(opts, ""))
         .into_iter()
         .map(|text| Chunk {
             source: source.to_string(),
@@ -132,6 +180,42 @@ pub fn chunk_text(source: &str, text: &str, opts: ChunkOptions) -> Vec<Chunk> {
             text,
         })
         .collect()
+}
+
+/// The tokens left for the body under `heading` (the embedded text is the
+/// heading path, a blank line, then the body); never under 32, so a
+/// huge heading still leaves a usable body.
+fn body_budget(opts: ChunkOptions, heading: &str) -> usize {
+    let heading = if heading.is_empty() {
+        0
+    } else {
+        estimate_tokens(heading) - 2
+    };
+    opts.max_tokens.saturating_sub(heading).max(32)
+}
+
+/// [`split_bounded`], then every piece over `budget` estimated tokens cut
+/// again with a proportionally smaller character bound, until each fits
+/// (or pieces are down to 16 characters, the floor of [`split_bounded`]).
+pub fn split_tokens(text: &str, opts: ChunkOptions, budget: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for piece in split_bounded(text, opts) {
+        let tokens = estimate_tokens(&piece);
+        let chars = piece.chars().count();
+        if tokens <= budget || chars <= 16 {
+            out.push(piece);
+            continue;
+        }
+        // 10% under the proportional size, so the next round usually fits.
+        let max_chars = (chars * budget / tokens * 9 / 10).clamp(16, chars - 1);
+        let smaller = ChunkOptions {
+            max_chars,
+            overlap: opts.overlap.min(max_chars / 4),
+            ..opts
+        };
+        out.extend(split_tokens(&piece, smaller, budget));
+    }
+    out
 }
 
 /// Splits `text` into pieces of at most `max_chars` characters, packing
@@ -207,6 +291,49 @@ mod tests {
         ChunkOptions {
             max_chars: max,
             overlap,
+            max_tokens: 100_000,
+        }
+    }
+
+    #[test]
+    fn estimate_tokens_table() {
+        for (text, want) in [
+            ("", 2),
+            ("hello world", 2 + 2 + 2),
+            ("disk full!", 2 + 2 + 2 + 1),
+            ("a3f9c2e1", 2 + 8),
+            ("日本語", 2 + 3),
+            ("status=503", 2 + 2 + 1 + 3),
+            ("  \n\t ", 2),
+        ] {
+            assert_eq!(estimate_tokens(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn dense_text_is_cut_by_tokens_not_just_chars() {
+        // 1200 characters of hex digests are ~1000 tokens: the char bound
+        // alone would let them through as one chunk.
+        let hex = "a3f9c2e1b7d64058 ".repeat(70);
+        let md = format!("# Audit\n\n## Digests\n\n{hex}\n");
+        let c = chunk_markdown("a.md", &md, ChunkOptions::default());
+        assert!(c.len() >= 2, "{}", c.len());
+        for ch in &c {
+            let embedded = format!("{}\n\n{}", ch.heading_path(), ch.text);
+            assert!(
+                estimate_tokens(&embedded) <= 500,
+                "{}",
+                estimate_tokens(&embedded)
+            );
+        }
+        // Prose of the same length stays one chunk.
+        let prose = "the router sheds load when its queue is full. ".repeat(25);
+        let c = chunk_markdown("b.md", &format!("# A\n\n{prose}"), ChunkOptions::default());
+        assert_eq!(c.len(), 1);
+        // CJK text, one token a character.
+        let cjk = "日本語のテキスト。".repeat(200);
+        for ch in chunk_text("c.txt", &cjk, ChunkOptions::default()) {
+            assert!(estimate_tokens(&ch.text) <= 500);
         }
     }
 

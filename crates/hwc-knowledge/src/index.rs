@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::chunk::{chunk_document, Chunk, ChunkOptions};
-use crate::embed::Embedder;
+use crate::embed::{embed_fitting, Embedder};
 use crate::error::KnowledgeError;
 use crate::search::{self, Mode, Passage, RRF_K};
 use crate::store::{redact, Backend, Store};
@@ -309,7 +309,7 @@ impl Index {
             .iter()
             .map(|c| embed_text(&c.heading_path(), &c.text))
             .collect();
-        Ok(embedder.embed(&texts).await?)
+        Ok(embed_fitting(embedder, &texts).await?)
     }
 
     /// Embeds every chunk lacking a vector of `embedder`'s model; returns how many.
@@ -322,7 +322,7 @@ impl Index {
                 return Ok(done);
             }
             let texts: Vec<String> = rows.iter().map(|(_, h, t)| embed_text(h, t)).collect();
-            let vectors = embedder.embed(&texts).await?;
+            let vectors = embed_fitting(embedder, &texts).await?;
             let pairs: Vec<(i64, &[f32])> = rows
                 .iter()
                 .zip(&vectors)
@@ -365,8 +365,7 @@ impl Index {
         k: usize,
         embedder: &dyn Embedder,
     ) -> Result<Vec<(i64, f64)>, KnowledgeError> {
-        let q = embedder
-            .embed(&[query.to_string()])
+        let q = embed_fitting(embedder, &[query.to_string()])
             .await?
             .into_iter()
             .next()

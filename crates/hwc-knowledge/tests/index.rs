@@ -9,7 +9,11 @@ mod common;
 use std::time::Duration;
 
 use common::Db;
-use hwc_knowledge::{Embedder, Incident, Index, KnowledgeError, Mode, OpenAiEmbedder};
+use hwc_knowledge::chunk::{chunk_markdown, estimate_tokens};
+use hwc_knowledge::embed::embed_fitting;
+use hwc_knowledge::{
+    ChunkOptions, EmbedError, Embedder, Incident, Index, KnowledgeError, Mode, OpenAiEmbedder,
+};
 
 /// Touches a file's mtime forward so the index sees a change even on coarse clocks.
 fn bump_mtime(path: &std::path::Path) {
@@ -282,3 +286,110 @@ async fn two_postgres_handles_share_one_index_and_see_each_others_writes() {
     assert!(b.remove(&hits[0].source).await.unwrap());
     assert_eq!(a.chunk_count().await.unwrap(), 0);
 }
+
+/// One paragraph of a real-looking postmortem timeline, well over MiniLM's
+/// 512 tokens (timestamps, unit names and numbers tokenize densely).
+fn long_paragraph() -> String {
+    let mut p = String::from(
+        "During the outage the router kept accepting requests while every vLLM replica was restarting, so the queue grew until clients timed out; the journal shows the sequence:",
+    );
+    for i in 0..24 {
+        p.push_str(&format!(
+            " 2026-03-14T02:{:02}:{:02}Z hwc-model-router[812]: upstream=127.0.0.1:{} status=503 queue_depth={} latency_ms={};",
+            11 + i / 6,
+            (i * 7) % 60,
+            8000 + i % 3,
+            40 + i * 13,
+            1200 + i * 97
+        ));
+    }
+    p.push_str(" after the replicas came back the queue drained within two minutes and no request was lost.");
+    p
+}
+
+/// Tokens llama-server counts for `text`, [CLS] and [SEP] included.
+async fn real_tokens(server: &common::EmbedServer, text: &str) -> usize {
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/tokenize", server.port))
+        .json(&serde_json::json!({"content": text, "add_special": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["tokens"].as_array().unwrap().len()
+}
+
+async fn over_long_inputs_are_split_not_failed(db: Db) {
+    let server = common::shared();
+    let embedder = server.embedder();
+    let p = long_paragraph();
+    let n = real_tokens(server, &p).await;
+    assert!(n > 512, "{n} tokens");
+    assert!(
+        estimate_tokens(&p) >= n,
+        "estimate {} < {n}",
+        estimate_tokens(&p)
+    );
+    // llama-server refuses it (it never truncates): a typed error.
+    let err = embedder.embed(std::slice::from_ref(&p)).await.unwrap_err();
+    assert!(matches!(err, EmbedError::TooLong { .. }), "{err}");
+    let v = embed_fitting(&embedder, std::slice::from_ref(&p))
+        .await
+        .unwrap();
+    assert_eq!(v[0].len(), 384);
+
+    // With the token bound switched off the chunk is over 512 tokens, and
+    // the sync (and the backfill in it) still succeeds.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("docs");
+    std::fs::create_dir(&src).unwrap();
+    let doc = format!("# Postmortem\n\n## Timeline\n\n{p}\n");
+    std::fs::write(src.join("pm.md"), &doc).unwrap();
+    let unbounded = ChunkOptions {
+        max_chars: 1_000_000,
+        overlap: 0,
+        max_tokens: 1_000_000,
+    };
+    let index = common::open(db, dir.path())
+        .await
+        .with_chunk_options(unbounded);
+    let r = index.sync_dir(&src, Some(&embedder)).await.unwrap();
+    assert_eq!((r.added.len(), r.embedded), (1, 1), "{r:?}");
+    let hits = index
+        .search(
+            "clients timed out while the model replicas restarted",
+            1,
+            Mode::Dense,
+            Some(&embedder),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits[0].heading, "Postmortem > Timeline");
+    // A long pasted query is handled the same way.
+    index
+        .search(&p, 3, Mode::Hybrid, Some(&embedder))
+        .await
+        .unwrap();
+
+    // With the default bound every chunk fits the model as llama-server
+    // counts it, so nothing is refused in the first place.
+    let chunks = chunk_markdown("pm.md", &doc, ChunkOptions::default());
+    assert!(chunks.len() >= 2);
+    for c in &chunks {
+        let text = format!("{}\n\n{}", c.heading_path(), c.text);
+        let real = real_tokens(server, &text).await;
+        assert!(real <= 512, "{real} tokens: {text}");
+    }
+    let other = tempfile::tempdir().unwrap();
+    let index = common::open(db, other.path()).await;
+    let r = index.sync_dir(&src, Some(&embedder)).await.unwrap();
+    assert_eq!(r.embedded, chunks.len());
+}
+
+both!(
+    over_long_inputs_are_split_not_failed,
+    over_long_sqlite,
+    over_long_postgres
+);
