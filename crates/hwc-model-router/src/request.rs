@@ -192,6 +192,39 @@ impl ClientRequest {
                     }
                 }
             }
+            None if self.endpoint == Endpoint::Responses => {
+                // Responses: `instructions`, then `input` as a string or
+                // items, read as chat messages are.
+                if let Some(Value::String(i)) = self.body.get("instructions") {
+                    s.prompt_chars += i.len();
+                    s.messages += 1;
+                }
+                match self.body.get("input") {
+                    Some(Value::Array(items)) => {
+                        for item in items {
+                            let text = item
+                                .get("content")
+                                .or_else(|| item.get("output"))
+                                .or_else(|| item.get("arguments"))
+                                .or_else(|| item.get("input"))
+                                .map(text_of)
+                                .unwrap_or_default();
+                            s.prompt_chars += text.len();
+                            s.messages += 1;
+                            if item.get("role").and_then(Value::as_str) == Some("user") {
+                                s.last_user_text = text;
+                            }
+                        }
+                    }
+                    Some(other) => {
+                        let text = text_of(other);
+                        s.prompt_chars += text.len();
+                        s.messages += 1;
+                        s.last_user_text = text;
+                    }
+                    None => {}
+                }
+            }
             None => {
                 let text = self
                     .body
@@ -368,6 +401,27 @@ mod tests {
         assert!(err(Endpoint::Embeddings, "{\"model\":\"m\"}")
             .message
             .contains("`input` is required"));
+    }
+
+    #[test]
+    fn responses_input_is_read_as_messages() {
+        let r = ClientRequest::parse(
+            Endpoint::Responses,
+            br#"{"model":"auto","instructions":"abcd","tools":[{}],
+                "input":[{"role":"user","content":[{"type":"input_text","text":"hello"}]},
+                         {"type":"function_call","call_id":"c","name":"f","arguments":"{}"},
+                         {"type":"function_call_output","call_id":"c","output":"result"},
+                         {"type":"message","role":"user","content":"again"}]}"#,
+        )
+        .unwrap();
+        let s = r.signals();
+        assert_eq!(s.tools, 1);
+        assert_eq!(s.messages, 5);
+        assert_eq!(s.prompt_chars, 4 + 5 + 2 + 6 + 5);
+        assert_eq!(s.last_user_text, "again");
+        let r = ClientRequest::parse(Endpoint::Responses, br#"{"model":"m","input":"hi there"}"#)
+            .unwrap();
+        assert_eq!((r.signals().messages, r.estimated_prompt_tokens()), (1, 2));
     }
 
     #[test]
