@@ -253,6 +253,52 @@ def test_models_retrieve_is_not_routed(alice: openai.OpenAI) -> None:
 
 
 # --------------------------------------------------------------------------
+# 3b. the Responses API, translated to chat for a backend without it
+#     (the `llama` backend here has no responses_api)
+
+
+def test_responses_create_is_translated(router: Router, alice: openai.OpenAI) -> None:
+    before = tokens_today(router)
+    resp = alice.responses.create(model="small", instructions="Answer in one word.",
+                                  input="Say hello.", max_output_tokens=12, temperature=0)
+    assert resp.object == "response"
+    assert resp.id.startswith("resp_")
+    assert resp.model == "small", resp.model
+    assert resp.status in ("completed", "incomplete"), resp.status
+    if resp.status == "incomplete":
+        assert resp.incomplete_details.reason == "max_output_tokens"
+    assert resp.output_text, resp.output
+    assert resp.output[-1].type == "message"
+    assert resp.usage.input_tokens > 0 and resp.usage.output_tokens > 0
+    assert resp.usage.total_tokens == resp.usage.input_tokens + resp.usage.output_tokens
+    wait_for("the usage booked", lambda: tokens_today(router) - before == resp.usage.total_tokens)
+
+
+def test_responses_tool_outputs_go_back_to_the_model(alice: openai.OpenAI) -> None:
+    """A stateless client's second turn: its function call and the tool's
+    output as input items, with the tool offered flat."""
+    tools = [{"type": "function", "name": "get_time", "description": "The time now",
+              "parameters": {"type": "object", "properties": {}}}]
+    resp = alice.responses.create(
+        model="small", tools=tools, max_output_tokens=12, temperature=0,
+        input=[
+            {"role": "user", "content": [{"type": "input_text", "text": "What time is it?"}]},
+            {"type": "function_call", "call_id": "call_1", "name": "get_time", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "12:00"},
+        ])
+    assert resp.model == "small"
+    assert resp.output, resp
+    assert resp.usage.input_tokens > 0
+
+
+def test_responses_what_cannot_be_translated_is_a_bad_request(alice: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as e:
+        alice.responses.create(model="small", input="x", previous_response_id="resp_1")
+    assert e.value.code == "untranslatable_request"
+    assert "previous_response_id" in e.value.message
+
+
+# --------------------------------------------------------------------------
 # 4. errors as the SDK's own exception types
 
 

@@ -161,21 +161,32 @@ fn resolve(
         || req.signals(),
         forced.as_deref(),
     )?;
-    route
-        .candidates
-        .retain(|c| upstream::supports(c.backend.kind(), c.backend.config.responses_api, endpoint));
+    route.candidates.retain(|c| {
+        upstream::supports(
+            c.backend.kind(),
+            c.backend.config.responses_api,
+            endpoint,
+            req.stream,
+        )
+    });
     if route.candidates.is_empty() {
+        let (what, hint) = if endpoint == Endpoint::Responses {
+            (
+                "streams /v1/responses",
+                "streamed Responses are not yet translated for a backend that speaks chat completions only: set responses_api = true on a backend that speaks the Responses API, send the request without `stream`, or use /v1/chat/completions",
+            )
+        } else {
+            (
+                "serves this endpoint",
+                "anthropic backends serve /v1/chat/completions and /v1/responses only",
+            )
+        };
         return Err(ApiError::invalid_request(
             "endpoint_not_supported",
             format!(
-                "no backend of model `{}` serves /v1/{}; {}",
+                "no backend of model `{}` {what} (/v1/{}); {hint}",
                 route.model,
                 endpoint.path(),
-                if endpoint == Endpoint::Responses {
-                    "set responses_api = true on a backend that speaks the Responses API, or use /v1/chat/completions"
-                } else {
-                    "anthropic backends serve /v1/chat/completions only"
-                }
             ),
         )
         .with_param("model"));

@@ -271,6 +271,7 @@ impl Engine {
         };
         let body = upstream::request_body(
             c.backend.kind(),
+            c.backend.config.responses_api,
             &call.req,
             &c.upstream_model,
             c.backend.config.default_max_tokens,
@@ -281,7 +282,14 @@ impl Engine {
         })?;
         let mut request = c
             .backend
-            .post(replica, call.req.endpoint.path())
+            .post(
+                replica,
+                upstream::upstream_path(
+                    c.backend.kind(),
+                    c.backend.config.responses_api,
+                    call.req.endpoint,
+                ),
+            )
             .header("x-request-id", &call.request_id);
         // Trace context goes to local backends only: a cloud provider can't
         // join our traces, and the ids would let it link requests together.
@@ -474,7 +482,13 @@ impl Engine {
                     continue;
                 }
             };
-            match upstream::read_answer(c.backend.kind(), &body, &call.req.model) {
+            match upstream::read_answer_for(
+                c.backend.kind(),
+                c.backend.config.responses_api,
+                &call.req,
+                &body,
+                &call.req.model,
+            ) {
                 Ok((out, tokens)) => {
                     replica.record_success(Instant::now(), &self.fallback);
                     self.refresh_up(&c);

@@ -6,6 +6,7 @@
 //! the client); Anthropic ones are translated.
 
 use crate::backends::anthropic::{self, StreamTranslator};
+use crate::backends::responses;
 use crate::config::BackendKind;
 use crate::request::{ClientRequest, Endpoint};
 use crate::sse::{self, SseEvent};
@@ -22,18 +23,43 @@ use std::borrow::Cow;
 pub const REASONING_FIELD: &str = "reasoning";
 const REASONING_ALIASES: [&str; 2] = ["reasoning_content", "thinking"];
 
-/// The body to send to a backend of `kind` for `upstream_model`.
+/// Whether a request to `endpoint` goes to a backend of `kind` as chat
+/// completions, translated ([`responses`]): the Responses API to a backend
+/// that does not serve it.
+pub fn via_chat(kind: BackendKind, responses_api: bool, endpoint: Endpoint) -> bool {
+    endpoint == Endpoint::Responses && !(kind == BackendKind::Openai && responses_api)
+}
+
+/// The path under the backend's base URL a request to `endpoint` is sent to.
+pub fn upstream_path(kind: BackendKind, responses_api: bool, endpoint: Endpoint) -> &'static str {
+    if via_chat(kind, responses_api, endpoint) {
+        Endpoint::Chat.path()
+    } else {
+        endpoint.path()
+    }
+}
+
+/// The body to send to a backend of `kind` (serving the Responses API or
+/// not) for `upstream_model`.
 pub fn request_body(
     kind: BackendKind,
+    responses_api: bool,
     req: &ClientRequest,
     upstream_model: &str,
     default_max_tokens: u64,
 ) -> Result<Vec<u8>, String> {
+    let translated;
+    let (body, endpoint) = if via_chat(kind, responses_api, req.endpoint) {
+        translated = responses::request_to_chat(&req.body)?;
+        (&translated, Endpoint::Chat)
+    } else {
+        (&req.body, req.endpoint)
+    };
     match kind {
         BackendKind::Openai => {
-            let mut body = req.body.clone();
+            let mut body = body.clone();
             body.insert("model".into(), Value::String(upstream_model.into()));
-            if req.stream && matches!(req.endpoint, Endpoint::Chat | Endpoint::Completions) {
+            if req.stream && matches!(endpoint, Endpoint::Chat | Endpoint::Completions) {
                 // Ask for usage so accounting works; the extra chunk is
                 // dropped again if the client did not ask for it.
                 let opts = body
@@ -46,23 +72,42 @@ pub fn request_body(
             serde_json::to_vec(&body).map_err(|e| e.to_string())
         }
         BackendKind::Anthropic => {
-            let v =
-                anthropic::chat_request_to_messages(&req.body, upstream_model, default_max_tokens)
-                    .map_err(|e| e.to_string())?;
+            let v = anthropic::chat_request_to_messages(body, upstream_model, default_max_tokens)
+                .map_err(|e| e.to_string())?;
             serde_json::to_vec(&v).map_err(|e| e.to_string())
         }
     }
 }
 
 /// Whether a backend of `kind` (with or without the Responses API) can
-/// serve `endpoint` at all.
-pub fn supports(kind: BackendKind, responses_api: bool, endpoint: Endpoint) -> bool {
+/// serve `endpoint` at all, streamed or not. The Responses API is
+/// translated to chat for any backend without it, whole answers only so
+/// far.
+pub fn supports(kind: BackendKind, responses_api: bool, endpoint: Endpoint, stream: bool) -> bool {
     match (kind, endpoint) {
-        (BackendKind::Openai, Endpoint::Responses) => responses_api,
+        (BackendKind::Openai, Endpoint::Responses) => responses_api || !stream,
         (BackendKind::Openai, _) => true,
         (BackendKind::Anthropic, Endpoint::Chat) => true,
+        (BackendKind::Anthropic, Endpoint::Responses) => !stream,
         (BackendKind::Anthropic, _) => false,
     }
+}
+
+/// [`read_answer`], then for a translated request ([`via_chat`]) the chat
+/// answer made a Responses object.
+pub fn read_answer_for(
+    kind: BackendKind,
+    responses_api: bool,
+    req: &ClientRequest,
+    body: &[u8],
+    public_model: &str,
+) -> Result<(Bytes, Tokens), String> {
+    let (out, tokens) = read_answer(kind, body, public_model)?;
+    if !via_chat(kind, responses_api, req.endpoint) {
+        return Ok((out, tokens));
+    }
+    let r = responses::chat_answer_to_response(&out, &req.body, public_model)?;
+    Ok((Bytes::from(r), tokens))
 }
 
 /// A whole (non-streamed) 2xx answer, read into the client's shape.
@@ -536,7 +581,7 @@ mod tests {
 
     #[test]
     fn openai_body_rewrites_model_and_asks_for_usage() {
-        let body = request_body(BackendKind::Openai, &req(true, false), "up", 1).unwrap();
+        let body = request_body(BackendKind::Openai, false, &req(true, false), "up", 1).unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["model"], "up");
         assert_eq!(v["stream_options"]["include_usage"], true);

@@ -2,9 +2,11 @@
 //!
 //! Kind `openai` forwards the client's JSON with only `model` rewritten;
 //! kind `anthropic` translates to and from the Messages API
-//! ([`anthropic`]).
+//! ([`anthropic`]). A `/v1/responses` request to a backend without the
+//! Responses API is translated to chat completions ([`responses`]).
 
 pub mod anthropic;
+pub mod responses;
 
 use crate::balance::{self, Replica};
 use crate::config::{BackendConfig, BackendKind, Locality};
