@@ -225,6 +225,10 @@ pub struct ToolsConfig {
     pub journalctl: PathBuf,
     /// `git`.
     pub git: PathBuf,
+    /// The name on the agent's commits.
+    pub git_author_name: String,
+    /// The email on the agent's commits; `hwc-agent-runner@HOST` by default.
+    pub git_author_email: Option<String>,
     /// Lines `journal` returns at most.
     pub max_journal_lines: u32,
     /// `[tools.mcp]`: MCP servers through hwc-mcp-bridge.
@@ -480,6 +484,8 @@ impl Default for ToolsConfig {
             systemctl: PathBuf::from("systemctl"),
             journalctl: PathBuf::from("journalctl"),
             git: PathBuf::from("git"),
+            git_author_name: "hwc-agent-runner".into(),
+            git_author_email: None,
             max_journal_lines: 500,
             mcp: McpToolsConfig::default(),
             ssh: SshToolsConfig::default(),

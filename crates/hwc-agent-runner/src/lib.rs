@@ -23,6 +23,7 @@ pub mod approval;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod eval;
 pub mod exec;
 pub mod job;
 pub mod knowledge;

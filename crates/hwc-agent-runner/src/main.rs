@@ -23,6 +23,9 @@ enum Command {
     /// Verify the audit chain, or make a checkpoint key.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run the evaluation scenarios: replayed transcripts, or live against
+    /// an endpoint (docs/eval.md).
+    Eval(hwc_agent_runner::eval::command::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     match &args.command {
         Some(Command::Policy(cmd)) => cli::policy(cmd),
         Some(Command::Audit(cmd)) => cli::audit(cmd, &args.daemon),
+        Some(Command::Eval(a)) => hwc_agent_runner::eval::command::main(a),
         None => run_daemon(
             hwc_agent_runner::NAME,
             &args.daemon,

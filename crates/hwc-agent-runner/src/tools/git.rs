@@ -49,10 +49,25 @@ fn base_argv(ctx: &Ctx) -> Vec<String> {
         "protocol.ext.allow=never".into(),
         "-c".into(),
         "core.pager=cat".into(),
+        // The agent's commits say they are the agent's (the audit says
+        // who approved them); a runner's user has no identity of its own,
+        // and git refuses to commit without one.
+        "-c".into(),
+        format!("user.name={}", ctx.tools.git_author_name),
+        "-c".into(),
+        format!("user.email={}", git_author_email(ctx)),
         "-C".into(),
         ctx.workspace.display().to_string(),
     ]
     .to_vec()
+}
+
+/// `[tools] git_author_email`, or `hwc-agent-runner@HOST`.
+fn git_author_email(ctx: &Ctx) -> String {
+    ctx.tools
+        .git_author_email
+        .clone()
+        .unwrap_or_else(|| format!("hwc-agent-runner@{}", ctx.host))
 }
 
 async fn git_text(ctx: &Ctx, args: &[&str]) -> Option<String> {
