@@ -274,6 +274,30 @@ def test_responses_create_is_translated(router: Router, alice: openai.OpenAI) ->
     wait_for("the usage booked", lambda: tokens_today(router) - before == resp.usage.total_tokens)
 
 
+def test_responses_stream_helper_is_translated_and_charged(router: Router,
+                                                          alice: openai.OpenAI) -> None:
+    """The SDK's `responses.stream()` helper reads the event sequence the
+    router builds from llama-server's chat stream, and closes at
+    `response.completed`: booked ok with the usage it carries."""
+    ok, cancelled, before = (requests_total(router, "ok"), requests_total(router, "cancelled"),
+                             tokens_today(router))
+    with alice.responses.stream(model="small", input="Say hello.", max_output_tokens=12,
+                                temperature=0) as stream:
+        events = list(stream)
+    kinds = [e.type for e in events]
+    # At max_output_tokens the last event is response.incomplete (the SDK's
+    # get_final_response() wants response.completed, as against OpenAI).
+    final = events[-1].response
+    assert kinds[:2] == ["response.created", "response.in_progress"], kinds
+    assert "response.output_text.delta" in kinds, kinds
+    assert kinds[-1] in ("response.completed", "response.incomplete"), kinds
+    assert final.model == "small", final.model
+    assert final.output_text
+    wait_for("the stream booked as ok", lambda: requests_total(router, "ok") == ok + 1)
+    assert requests_total(router, "cancelled") == cancelled
+    assert tokens_today(router) - before == final.usage.total_tokens > 0
+
+
 def test_responses_tool_outputs_go_back_to_the_model(alice: openai.OpenAI) -> None:
     """A stateless client's second turn: its function call and the tool's
     output as input items, with the tool offered flat."""

@@ -161,30 +161,14 @@ fn resolve(
         || req.signals(),
         forced.as_deref(),
     )?;
-    route.candidates.retain(|c| {
-        upstream::supports(
-            c.backend.kind(),
-            c.backend.config.responses_api,
-            endpoint,
-            req.stream,
-        )
-    });
+    route
+        .candidates
+        .retain(|c| upstream::supports(c.backend.kind(), endpoint));
     if route.candidates.is_empty() {
-        let (what, hint) = if endpoint == Endpoint::Responses {
-            (
-                "streams /v1/responses",
-                "streamed Responses are not yet translated for a backend that speaks chat completions only: set responses_api = true on a backend that speaks the Responses API, send the request without `stream`, or use /v1/chat/completions",
-            )
-        } else {
-            (
-                "serves this endpoint",
-                "anthropic backends serve /v1/chat/completions and /v1/responses only",
-            )
-        };
         return Err(ApiError::invalid_request(
             "endpoint_not_supported",
             format!(
-                "no backend of model `{}` {what} (/v1/{}); {hint}",
+                "no backend of model `{}` serves /v1/{}; anthropic backends serve /v1/chat/completions and /v1/responses only",
                 route.model,
                 endpoint.path(),
             ),

@@ -606,7 +606,7 @@ impl Engine {
                 // 2. The first event, by the first-token deadline.
                 let mut body = resp.bytes_stream();
                 let mut parser = SseParser::default();
-                let mut shape = StreamShape::new(c.backend.kind(), &call.req, &call.req.model);
+                let mut shape = StreamShape::for_backend(c.backend.kind(), c.backend.config.responses_api, &call.req, &call.req.model);
                 let mut pending: Vec<Bytes> = Vec::new();
                 let first: Result<(), Failure> = loop {
                     let step = tokio::select! {

@@ -79,16 +79,13 @@ pub fn request_body(
     }
 }
 
-/// Whether a backend of `kind` (with or without the Responses API) can
-/// serve `endpoint` at all, streamed or not. The Responses API is
-/// translated to chat for any backend without it, whole answers only so
-/// far.
-pub fn supports(kind: BackendKind, responses_api: bool, endpoint: Endpoint, stream: bool) -> bool {
+/// Whether a backend of `kind` can serve `endpoint` at all. The Responses
+/// API is served by every backend: passed through, or translated to chat
+/// ([`via_chat`]).
+pub fn supports(kind: BackendKind, endpoint: Endpoint) -> bool {
     match (kind, endpoint) {
-        (BackendKind::Openai, Endpoint::Responses) => responses_api || !stream,
         (BackendKind::Openai, _) => true,
-        (BackendKind::Anthropic, Endpoint::Chat) => true,
-        (BackendKind::Anthropic, Endpoint::Responses) => !stream,
+        (BackendKind::Anthropic, Endpoint::Chat | Endpoint::Responses) => true,
         (BackendKind::Anthropic, _) => false,
     }
 }
@@ -371,6 +368,16 @@ pub enum StreamShape {
     },
     /// Anthropic: translated event by event.
     Anthropic(Box<StreamTranslator>),
+    /// A Responses request served as chat ([`via_chat`]): the backend's
+    /// stream in chat shape (`inner`), made the Responses event sequence.
+    Translated {
+        /// The chat stream, usage chunk kept.
+        inner: Box<StreamShape>,
+        /// Splits `inner`'s output back into events.
+        parser: sse::SseParser,
+        /// Builds the Responses events.
+        out: Box<responses::ResponsesStream>,
+    },
 }
 
 /// What one upstream event became.
@@ -382,12 +389,35 @@ pub enum Forward {
 }
 
 impl StreamShape {
-    /// State for a new stream from a backend of `kind`.
+    /// State for a new stream of `req` from a backend of `kind`, serving
+    /// the Responses API or not.
+    pub fn for_backend(
+        kind: BackendKind,
+        responses_api: bool,
+        req: &ClientRequest,
+        public_model: &str,
+    ) -> Self {
+        if !via_chat(kind, responses_api, req.endpoint) {
+            return Self::new(kind, req, public_model);
+        }
+        Self::Translated {
+            inner: Box::new(Self::chat(kind, true, public_model)),
+            parser: sse::SseParser::default(),
+            out: Box::new(responses::ResponsesStream::new(&req.body, public_model)),
+        }
+    }
+
+    /// State for a new stream from a backend of `kind`, in the shape the
+    /// request came in.
     pub fn new(kind: BackendKind, req: &ClientRequest, public_model: &str) -> Self {
+        Self::chat(kind, req.include_usage, public_model)
+    }
+
+    fn chat(kind: BackendKind, include_usage: bool, public_model: &str) -> Self {
         match kind {
             BackendKind::Openai => Self::Openai {
                 model: public_model.to_owned(),
-                client_wants_usage: req.include_usage,
+                client_wants_usage: include_usage,
                 tokens: Tokens::default(),
                 chunks: 0,
                 done: false,
@@ -396,7 +426,7 @@ impl StreamShape {
                 public_model,
                 format!("chatcmpl-{:016x}", rand::random::<u64>()),
                 crate::clock::unix_now().max(0) as u64,
-                req.include_usage,
+                include_usage,
             ))),
         }
     }
@@ -409,6 +439,28 @@ impl StreamShape {
     /// Transforms one event.
     pub fn forward(&mut self, ev: SseEvent) -> Forward {
         match self {
+            Self::Translated { inner, parser, out } => {
+                let chat = match inner.forward(ev) {
+                    Forward::Bytes(b) => b,
+                    e @ Forward::UpstreamError(_) => return e,
+                };
+                let mut res = Vec::new();
+                for b in chat {
+                    let Ok(events) = parser.push(&b) else {
+                        continue;
+                    };
+                    for e in events {
+                        if e.data.is_empty() {
+                            res.push(e.raw);
+                        } else if e.data == "[DONE]" {
+                            res.extend(out.on_done());
+                        } else if let Ok(v) = serde_json::from_str::<Value>(&e.data) {
+                            res.extend(out.on_chunk(&v));
+                        }
+                    }
+                }
+                Forward::Bytes(res)
+            }
             Self::Openai {
                 model,
                 client_wants_usage,
@@ -504,6 +556,7 @@ impl StreamShape {
         match self {
             Self::Openai { done, .. } => *done,
             Self::Anthropic(t) => t.finished(),
+            Self::Translated { out, .. } => out.finished(),
         }
     }
 
@@ -516,6 +569,7 @@ impl StreamShape {
                 let u = t.usage();
                 u.prompt_tokens > 0 || u.completion_tokens > 0
             }
+            Self::Translated { inner, .. } => inner.reported(),
         }
     }
 
@@ -540,6 +594,7 @@ impl StreamShape {
                     completion: u.completion_tokens,
                 }
             }
+            Self::Translated { inner, .. } => inner.tokens(),
         }
     }
 }

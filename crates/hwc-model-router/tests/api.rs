@@ -344,7 +344,7 @@ async fn rate_limit_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn responses_api_passes_through_or_says_why_not() {
+async fn responses_api_passes_through_or_is_translated() {
     let (r, small, big) = setup().await;
     let body = json!({"model": "big", "input": "hello"});
     let resp = r
@@ -357,23 +357,17 @@ async fn responses_api_passes_through_or_says_why_not() {
     let (path, _, sent) = big.request(0);
     assert_eq!(path, "responses");
     assert_eq!(sent["model"], "b");
-    // A whole answer is translated for a chat-only backend (tests/responses.rs);
-    // a stream is not yet.
-    let (status, err) = error_of(
-        r.post("/v1/responses", ALICE)
-            .json(&json!({"model": "small", "input": "x", "stream": true}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert_eq!(err["code"], "endpoint_not_supported");
-    assert!(err["message"]
-        .as_str()
-        .unwrap()
-        .contains("responses_api = true"));
-    assert_eq!(small.calls(), 0);
+    // A backend without responses_api gets it as chat (tests/responses.rs).
+    let resp = r
+        .post("/v1/responses", ALICE)
+        .json(&json!({"model": "small", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["object"], "response");
+    assert_eq!(small.request(0).0, "chat/completions");
     r.stop().await;
 }
 
@@ -507,20 +501,16 @@ async fn route_explain_says_where_a_request_would_go_and_sends_nothing() {
         (status, err["code"].as_str()),
         (404, Some("model_not_found"))
     );
-    let (status, err) = error_of(
-        explain(
-            json!({"model": "small", "input": "x", "stream": true}),
-            "?endpoint=responses",
-        )
-        .await
-        .unwrap(),
+    let v: serde_json::Value = explain(
+        json!({"model": "small", "input": "x", "stream": true}),
+        "?endpoint=responses",
     )
-    .await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (400, Some("endpoint_not_supported")),
-        "{err}"
-    );
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["candidates"][0]["backend"], "small-be", "{v}");
     let (status, _) = error_of(explain(json!({}), "?endpoint=fax").await.unwrap()).await;
     assert_eq!(status, 400);
     assert_eq!(small.calls() + big.calls(), 0, "nothing was sent");

@@ -7,9 +7,11 @@
 
 mod common;
 
-use common::scripted::{Act, Upstream};
+use common::scripted::{tool_call, Act, Upstream};
 use common::{error_of, metric, Router, ALICE};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 fn config(url: &str) -> String {
     format!(
@@ -208,19 +210,6 @@ async fn what_cannot_be_translated_is_refused_before_anything_is_sent() {
         assert!(err["message"].as_str().unwrap().contains(needle), "{err}");
     }
     assert_eq!(up.calls(), 0);
-    // Streams are not translated yet: said at once.
-    let (status, err) = error_of(
-        r.post("/v1/responses", ALICE)
-            .json(&json!({"model": "small", "input": "x", "stream": true}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (400, Some("endpoint_not_supported"))
-    );
     // A cut answer is `incomplete`, as the Responses API says it.
     let up2 = Upstream::always(chat_answer(json!({"content": "abc"}), "length")).await;
     let r2 = Router::start(&config(&up2.url())).await;
@@ -286,5 +275,208 @@ targets = [{{ backend = "claude", model = "claude-sonnet-4-5" }}]
         json!({"command": ["ls"]})
     );
     assert_eq!(resp["usage"]["input_tokens"], 20);
+    r.stop().await;
+}
+
+/// The Responses events of a stream, as (event name, data).
+async fn events_of(resp: reqwest::Response) -> Vec<(String, Value)> {
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    let mut s = resp.bytes_stream();
+    while let Some(b) = s.next().await {
+        text.push_str(&String::from_utf8_lossy(&b.unwrap()));
+    }
+    assert!(
+        !text.contains("[DONE]"),
+        "no [DONE] on the Responses API: {text}"
+    );
+    text.split("\n\n")
+        .filter(|e| !e.trim().is_empty() && !e.starts_with(':'))
+        .map(|e| {
+            let name = e
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or_else(|| panic!("no event name: {e}"));
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            let v: Value = serde_json::from_str(data).unwrap();
+            assert_eq!(v["type"], name, "{e}");
+            (name.to_owned(), v)
+        })
+        .collect()
+}
+
+fn check_sequence(events: &[(String, Value)]) {
+    for (i, (_, v)) in events.iter().enumerate() {
+        assert_eq!(v["sequence_number"], i, "{v}");
+    }
+    assert_eq!(events[0].0, "response.created");
+    assert_eq!(events[1].0, "response.in_progress");
+}
+
+#[tokio::test]
+async fn a_streamed_text_answer_is_the_responses_event_sequence() {
+    let up = Upstream::always(common::scripted::stream_of(&["Hel", "lo"], Duration::ZERO)).await;
+    let r = Router::start(&config(&up.url())).await;
+    let resp = r
+        .post("/v1/responses", ALICE)
+        .json(&json!({"model": "small", "input": "Say hello.", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let events = events_of(resp).await;
+    check_sequence(&events);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed"
+        ]
+    );
+    assert_eq!(events[4].1["delta"], "Hel");
+    assert_eq!(events[6].1["text"], "Hello");
+    let done = &events[9].1["response"];
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["model"], "small");
+    assert_eq!(done["output"][0]["content"][0]["text"], "Hello");
+    assert!(
+        done["usage"]["input_tokens"].as_u64().unwrap() > 0,
+        "{done}"
+    );
+    let (_, _, sent) = up.request(0);
+    assert_eq!(up.request(0).0, "chat/completions");
+    assert_eq!(sent["stream"], true);
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    // Booked with the upstream's usage.
+    let m = r.metrics().await;
+    assert_eq!(
+        metric(&m, "hwc_router_requests_total", &["outcome=\"ok\""]),
+        Some(1.0),
+        "{m}"
+    );
+    let total = done["usage"]["total_tokens"].as_u64().unwrap();
+    let status: Value = r.status(ALICE).await;
+    assert_eq!(status["usage"]["tokens_by_key"]["alice"], total);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_is_function_call_events() {
+    let up = Upstream::start(
+        vec![tool_call("shell", "{\"command\":[\"ls\"]}")],
+        tool_call(
+            "apply_patch",
+            "{\"input\":\"*** Begin Patch\\n*** End Patch\"}",
+        ),
+    )
+    .await;
+    let r = Router::start(&config(&up.url())).await;
+    let go = || {
+        r.post("/v1/responses", ALICE)
+            .json(&json!({"model": "small", "input": "x", "stream": true, "tools": tools()}))
+            .send()
+    };
+    let events = events_of(go().await.unwrap()).await;
+    check_sequence(&events);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"response.reasoning_text.delta"),
+        "{names:?}"
+    );
+    let args: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.function_call_arguments.delta")
+        .map(|(_, v)| v["delta"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(args, "{\"command\":[\"ls\"]}");
+    let (_, done) = events
+        .iter()
+        .find(|(n, _)| n == "response.function_call_arguments.done")
+        .unwrap();
+    assert_eq!(done["arguments"], "{\"command\":[\"ls\"]}");
+    let last = &events.last().unwrap().1["response"];
+    assert_eq!(events.last().unwrap().0, "response.completed");
+    let out = last["output"].as_array().unwrap();
+    assert_eq!(out[0]["type"], "reasoning");
+    assert_eq!(out[1]["type"], "function_call");
+    assert_eq!(out[1]["call_id"], "call_shell");
+    assert_eq!(out[1]["status"], "completed");
+    assert_eq!(last["usage"]["input_tokens"], 100);
+    assert_eq!(last["usage"]["output_tokens"], 20);
+
+    // The freeform tool: a custom_tool_call with its input.
+    let events = events_of(go().await.unwrap()).await;
+    check_sequence(&events);
+    let (_, input) = events
+        .iter()
+        .find(|(n, _)| n == "response.custom_tool_call_input.done")
+        .unwrap();
+    assert_eq!(input["input"], "*** Begin Patch\n*** End Patch");
+    let out = &events.last().unwrap().1["response"]["output"];
+    assert_eq!(out[1]["type"], "custom_tool_call");
+    assert_eq!(out[1]["input"], "*** Begin Patch\n*** End Patch");
+    assert!(!events
+        .iter()
+        .any(|(n, _)| n == "response.function_call_arguments.delta"));
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_translated_stream_closed_right_after_completed_is_ok_and_charged() {
+    // Codex closes the moment it has response.completed; this upstream
+    // keeps its connection open after [DONE].
+    let up = Upstream::always(Act::SseHold(common::scripted::stream_parts(
+        &["a", "b"],
+        Duration::ZERO,
+    )))
+    .await;
+    let r = Router::start(&config(&up.url())).await;
+    let resp = r
+        .post("/v1/responses", ALICE)
+        .json(&json!({"model": "small", "input": "Say hi.", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut s = resp.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: response.completed") {
+        let b = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&b));
+    }
+    drop(s);
+    let t0 = std::time::Instant::now();
+    loop {
+        let m = r.metrics().await;
+        if let Some(n) = metric(&m, "hwc_router_requests_total", &["outcome=\"ok\""]) {
+            assert_eq!(n, 1.0);
+            assert!(
+                metric(&m, "hwc_router_requests_total", &["outcome=\"cancelled\""]).is_none(),
+                "{m}"
+            );
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "not booked ok: {m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status: Value = r.status(ALICE).await;
+    assert_eq!(
+        status["usage"]["tokens_by_key"]["alice"],
+        7 + 2,
+        "the upstream's usage"
+    );
     r.stop().await;
 }

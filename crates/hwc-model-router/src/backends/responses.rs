@@ -1,6 +1,7 @@
 //! The Responses API served from a backend that only speaks Chat
 //! Completions: a `/v1/responses` request becomes a chat request, and the
-//! chat answer becomes a Responses object (see docs/adr/0015).
+//! chat answer becomes a Responses object, a chat stream the Responses
+//! event sequence ([`ResponsesStream`]; see docs/adr/0015).
 //!
 //! Pure functions over JSON, like [`super::anthropic`]; an Anthropic
 //! backend gets the chat request translated once more.
@@ -529,23 +530,50 @@ pub fn chat_answer_to_response(
         .get("created")
         .and_then(Value::as_i64)
         .unwrap_or_else(crate::clock::unix_now);
-    let echo = |k: &str, default: Value| body.get(k).cloned().unwrap_or(default);
+    let response = envelope(
+        body,
+        Fields {
+            id: new_id("resp"),
+            created,
+            status,
+            incomplete,
+            model,
+            output,
+            usage: usage_to_responses(v.get("usage")),
+        },
+    );
+    serde_json::to_vec(&response).map_err(|e| e.to_string())
+}
+
+/// What a Responses object has of its own; the rest echoes the request.
+struct Fields<'a> {
+    id: String,
+    created: i64,
+    status: &'a str,
+    incomplete: Value,
+    model: &'a str,
+    output: Vec<Value>,
+    usage: Value,
+}
+
+fn envelope(body: &Map<String, Value>, f: Fields<'_>) -> Value {
+    let echo = |k: &str, default: Value| get(body, k).cloned().unwrap_or(default);
     let effort = body
         .get("reasoning")
         .and_then(|r| r.get("effort"))
         .cloned()
         .unwrap_or(Value::Null);
-    let response = json!({
-        "id": new_id("resp"),
+    json!({
+        "id": f.id,
         "object": "response",
-        "created_at": created,
-        "status": status,
+        "created_at": f.created,
+        "status": f.status,
         "error": null,
-        "incomplete_details": incomplete,
+        "incomplete_details": f.incomplete,
         "instructions": echo("instructions", Value::Null),
         "max_output_tokens": echo("max_output_tokens", Value::Null),
-        "model": model,
-        "output": output,
+        "model": f.model,
+        "output": f.output,
         "parallel_tool_calls": echo("parallel_tool_calls", Value::Bool(true)),
         "previous_response_id": null,
         "reasoning": {"effort": effort, "summary": null},
@@ -556,10 +584,9 @@ pub fn chat_answer_to_response(
         "tools": echo("tools", json!([])),
         "top_p": echo("top_p", Value::Null),
         "truncation": "disabled",
-        "usage": usage_to_responses(v.get("usage")),
+        "usage": f.usage,
         "metadata": echo("metadata", json!({})),
-    });
-    serde_json::to_vec(&response).map_err(|e| e.to_string())
+    })
 }
 
 /// A freeform tool's text from the arguments of the function it became;
@@ -589,6 +616,409 @@ pub fn usage_to_responses(u: Option<&Value>) -> Value {
         "output_tokens_details": {"reasoning_tokens": n("/completion_tokens_details/reasoning_tokens")},
         "total_tokens": input + output,
     })
+}
+
+/// An output item being streamed.
+#[derive(Debug)]
+enum Open {
+    Reasoning {
+        text: String,
+    },
+    Message {
+        text: String,
+    },
+    Call {
+        call_id: String,
+        name: String,
+        arguments: String,
+        custom: bool,
+    },
+}
+
+#[derive(Debug)]
+struct Item {
+    id: String,
+    index: usize,
+    open: Open,
+    done: bool,
+}
+
+/// Turns a chat completion stream (its chunks, in the router's client
+/// shape) into the Responses event sequence: `response.created`,
+/// `response.in_progress`, then per output item `output_item.added`,
+/// `content_part.added`, the deltas (`reasoning_text.delta`,
+/// `output_text.delta`, `function_call_arguments.delta`), their `.done`
+/// events and `output_item.done`, and last `response.completed` or
+/// `response.incomplete` with the whole response and its usage; every event
+/// with its `sequence_number`, no `[DONE]`. A freeform tool's input comes
+/// in one `custom_tool_call_input.delta` when its call is complete (its
+/// text is inside the function's JSON arguments until then).
+#[derive(Debug)]
+pub struct ResponsesStream {
+    body: Map<String, Value>,
+    model: String,
+    id: String,
+    created: i64,
+    seq: u64,
+    started: bool,
+    items: Vec<Item>,
+    /// chat `tool_calls[].index` -> position in `items`.
+    calls: Vec<(u64, usize)>,
+    finish: Option<String>,
+    usage: Option<Value>,
+    finished: bool,
+    custom: HashSet<String>,
+}
+
+impl ResponsesStream {
+    /// A stream answering the Responses request `body`, named `model`.
+    pub fn new(body: &Map<String, Value>, model: &str) -> Self {
+        Self {
+            custom: custom_tools(body).into_iter().map(str::to_owned).collect(),
+            body: body.clone(),
+            model: model.to_owned(),
+            id: new_id("resp"),
+            created: crate::clock::unix_now(),
+            seq: 0,
+            started: false,
+            items: Vec::new(),
+            calls: Vec::new(),
+            finish: None,
+            usage: None,
+            finished: false,
+        }
+    }
+
+    /// The final event went out.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    fn event(&mut self, ty: &str, mut data: Value) -> bytes::Bytes {
+        data["type"] = Value::String(ty.to_owned());
+        data["sequence_number"] = json!(self.seq);
+        self.seq += 1;
+        crate::sse::named_event(ty, &data.to_string())
+    }
+
+    fn response(&self, status: &str, incomplete: Value, usage: Value) -> Value {
+        let output = self.items.iter().map(item_json).collect();
+        envelope(
+            &self.body,
+            Fields {
+                id: self.id.clone(),
+                created: self.created,
+                status,
+                incomplete,
+                model: &self.model,
+                output,
+                usage,
+            },
+        )
+    }
+
+    fn start(&mut self, out: &mut Vec<bytes::Bytes>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let r = self.response("in_progress", Value::Null, Value::Null);
+        out.push(self.event("response.created", json!({ "response": r })));
+        out.push(self.event("response.in_progress", json!({ "response": r })));
+    }
+
+    /// Closes every open item but those for which `keep` holds.
+    fn close_open(&mut self, out: &mut Vec<bytes::Bytes>, keep: impl Fn(&Open) -> bool) {
+        for i in 0..self.items.len() {
+            if self.items[i].done || keep(&self.items[i].open) {
+                continue;
+            }
+            self.items[i].done = true;
+            let (id, index) = (self.items[i].id.clone(), self.items[i].index);
+            let base = json!({"item_id": id, "output_index": index});
+            match &self.items[i].open {
+                Open::Reasoning { text } | Open::Message { text } => {
+                    let reasoning = matches!(self.items[i].open, Open::Reasoning { .. });
+                    let text = text.clone();
+                    let (done_ty, part) = if reasoning {
+                        (
+                            "response.reasoning_text.done",
+                            json!({"type": "reasoning_text", "text": text}),
+                        )
+                    } else {
+                        (
+                            "response.output_text.done",
+                            json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []}),
+                        )
+                    };
+                    let mut d = base.clone();
+                    d["content_index"] = json!(0);
+                    d["text"] = Value::String(text);
+                    if !reasoning {
+                        d["logprobs"] = json!([]);
+                    }
+                    out.push(self.event(done_ty, d));
+                    let mut d = base.clone();
+                    d["content_index"] = json!(0);
+                    d["part"] = part;
+                    out.push(self.event("response.content_part.done", d));
+                }
+                Open::Call {
+                    arguments, custom, ..
+                } => {
+                    let (arguments, custom) = (arguments.clone(), *custom);
+                    if custom {
+                        let input = custom_input(&arguments);
+                        let mut d = base.clone();
+                        d["delta"] = Value::String(input.clone());
+                        out.push(self.event("response.custom_tool_call_input.delta", d));
+                        let mut d = base.clone();
+                        d["input"] = Value::String(input);
+                        out.push(self.event("response.custom_tool_call_input.done", d));
+                    } else {
+                        let mut d = base.clone();
+                        d["arguments"] = Value::String(arguments);
+                        out.push(self.event("response.function_call_arguments.done", d));
+                    }
+                }
+            }
+            let item = item_json(&self.items[i]);
+            out.push(self.event(
+                "response.output_item.done",
+                json!({"output_index": index, "item": item}),
+            ));
+        }
+    }
+
+    fn open(&mut self, open: Open, out: &mut Vec<bytes::Bytes>) -> usize {
+        let prefix = match &open {
+            Open::Reasoning { .. } => "rs",
+            Open::Message { .. } => "msg",
+            Open::Call { custom: true, .. } => "ctc",
+            Open::Call { .. } => "fc",
+        };
+        let index = self.items.len();
+        self.items.push(Item {
+            id: new_id(prefix),
+            index,
+            open,
+            done: false,
+        });
+        let mut added = item_json(&self.items[index]);
+        added["status"] = json!("in_progress");
+        if let Some(c) = added.get_mut("content") {
+            *c = json!([]);
+        }
+        out.push(self.event(
+            "response.output_item.added",
+            json!({"output_index": index, "item": added}),
+        ));
+        let part = match &self.items[index].open {
+            Open::Reasoning { .. } => Some(json!({"type": "reasoning_text", "text": ""})),
+            Open::Message { .. } => {
+                Some(json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []}))
+            }
+            Open::Call { .. } => None,
+        };
+        if let Some(part) = part {
+            let id = self.items[index].id.clone();
+            out.push(self.event(
+                "response.content_part.added",
+                json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}),
+            ));
+        }
+        index
+    }
+
+    /// The last open text item of the kind (reasoning or message), opened
+    /// now (closing the others) if there is none.
+    fn text_item(&mut self, reasoning: bool, out: &mut Vec<bytes::Bytes>) -> usize {
+        let is = |o: &Open| {
+            if reasoning {
+                matches!(o, Open::Reasoning { .. })
+            } else {
+                matches!(o, Open::Message { .. })
+            }
+        };
+        if let Some(i) = self.items.iter().rposition(|it| !it.done && is(&it.open)) {
+            return i;
+        }
+        self.close_open(out, |_| false);
+        let open = if reasoning {
+            Open::Reasoning {
+                text: String::new(),
+            }
+        } else {
+            Open::Message {
+                text: String::new(),
+            }
+        };
+        self.open(open, out)
+    }
+
+    /// One chat chunk (a parsed `data:` object).
+    pub fn on_chunk(&mut self, chunk: &Value) -> Vec<bytes::Bytes> {
+        let mut out = Vec::new();
+        self.start(&mut out);
+        if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(u.clone());
+        }
+        let Some(choice) = chunk.pointer("/choices/0") else {
+            return out;
+        };
+        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.finish = Some(f.to_owned());
+        }
+        let Some(delta) = choice.get("delta") else {
+            return out;
+        };
+        for (reasoning, key) in [
+            (true, "reasoning"),
+            (true, "reasoning_content"),
+            (false, "content"),
+        ] {
+            let Some(text) = delta
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+            else {
+                continue;
+            };
+            let i = self.text_item(reasoning, &mut out);
+            let (id, index) = (self.items[i].id.clone(), self.items[i].index);
+            if let Open::Reasoning { text: t } | Open::Message { text: t } = &mut self.items[i].open
+            {
+                t.push_str(text);
+            }
+            let (ty, mut d) = if reasoning {
+                ("response.reasoning_text.delta", json!({}))
+            } else {
+                ("response.output_text.delta", json!({"logprobs": []}))
+            };
+            d["item_id"] = json!(id);
+            d["output_index"] = json!(index);
+            d["content_index"] = json!(0);
+            d["delta"] = json!(text);
+            out.push(self.event(ty, d));
+        }
+        for call in delta
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let n = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let pos = match self.calls.iter().find(|(k, _)| *k == n) {
+                Some((_, p)) => *p,
+                None => {
+                    self.close_open(&mut out, |o| matches!(o, Open::Call { .. }));
+                    let name = call
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned();
+                    let call_id = call
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| new_id("call"), str::to_owned);
+                    let custom = self.custom.contains(&name);
+                    let p = self.open(
+                        Open::Call {
+                            call_id,
+                            name,
+                            arguments: String::new(),
+                            custom,
+                        },
+                        &mut out,
+                    );
+                    self.calls.push((n, p));
+                    p
+                }
+            };
+            let Some(args) = call
+                .pointer("/function/arguments")
+                .and_then(Value::as_str)
+                .filter(|a| !a.is_empty())
+            else {
+                continue;
+            };
+            let custom = match &mut self.items[pos].open {
+                Open::Call {
+                    arguments, custom, ..
+                } => {
+                    arguments.push_str(args);
+                    *custom
+                }
+                _ => true,
+            };
+            if !custom {
+                let d = json!({"item_id": self.items[pos].id, "output_index": pos, "delta": args});
+                out.push(self.event("response.function_call_arguments.delta", d));
+            }
+        }
+        out
+    }
+
+    /// The chat stream's `[DONE]`: every item closed, then the final event.
+    pub fn on_done(&mut self) -> Vec<bytes::Bytes> {
+        let mut out = Vec::new();
+        if self.finished {
+            return out;
+        }
+        self.start(&mut out);
+        self.close_open(&mut out, |_| false);
+        let (ty, status, incomplete) = match self.finish.as_deref() {
+            Some("length") => (
+                "response.incomplete",
+                "incomplete",
+                json!({"reason": "max_output_tokens"}),
+            ),
+            Some("content_filter") => (
+                "response.incomplete",
+                "incomplete",
+                json!({"reason": "content_filter"}),
+            ),
+            _ => ("response.completed", "completed", Value::Null),
+        };
+        let usage = usage_to_responses(self.usage.as_ref());
+        let r = self.response(status, incomplete, usage);
+        out.push(self.event(ty, json!({ "response": r })));
+        self.finished = true;
+        out
+    }
+}
+
+/// An item as it stands, in Responses terms.
+fn item_json(it: &Item) -> Value {
+    let status = if it.done { "completed" } else { "in_progress" };
+    match &it.open {
+        Open::Reasoning { text } => json!({
+            "type": "reasoning", "id": it.id, "summary": [],
+            "content": [{"type": "reasoning_text", "text": text}]
+        }),
+        Open::Message { text } => json!({
+            "type": "message", "id": it.id, "status": status, "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+        }),
+        Open::Call {
+            call_id,
+            name,
+            arguments,
+            custom: true,
+        } => json!({
+            "type": "custom_tool_call", "id": it.id, "status": status,
+            "call_id": call_id, "name": name, "input": custom_input(arguments)
+        }),
+        Open::Call {
+            call_id,
+            name,
+            arguments,
+            ..
+        } => json!({
+            "type": "function_call", "id": it.id, "status": status,
+            "call_id": call_id, "name": name, "arguments": arguments
+        }),
+    }
 }
 
 #[cfg(test)]
