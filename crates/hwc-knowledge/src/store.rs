@@ -74,9 +74,11 @@ const SQLITE_SCHEMA: &[&str] = &[
 /// `ts_rank_cd` has no inverse document frequency to discount "the").
 const PG_TS_CONFIG: &str = "english";
 
-/// `ts_rank_cd` normalization: 1 divides by 1 + log(document length), the
-/// nearest thing to BM25's length normalization (docs/benchmarks.md,
-/// "Knowledge retrieval", has the measurement).
+/// `ts_rank_cd` normalization: 1 divides by 1 + log(document length),
+/// the nearest thing to BM25's length normalization. Measured on the
+/// labelled sets (docs/benchmarks.md, "Knowledge retrieval"): 0 (none) is
+/// a hair better for the lexical ranking alone, 1 better for hybrid, the
+/// ranking used whenever an embedder is configured; 2 (by length) worse.
 const PG_RANK_NORMALIZATION: i32 = 1;
 
 const PG_SCHEMA: &[&str] = &[
