@@ -308,8 +308,13 @@ pub async fn workspace_for(
                 .map_err(|e| e.to_string())?,
         }
     }
+    let git_dir = match repo {
+        Some(repo) => Some(trusted_git_dir(r, repo, &ws).await?),
+        None => None,
+    };
     Ok(Ctx {
         workspace: ws,
+        git_dir,
         environment: environment.to_string(),
         host: r.host.clone(),
         sandbox: r.cfg.sandbox.clone(),
@@ -319,6 +324,61 @@ pub async fn workspace_for(
         systemd: r.systemd.clone(),
         knowledge: r.knowledge.clone(),
     })
+}
+
+/// The git directory of the worktree `ws` of `repo`, read from the
+/// repository's own records (`<common dir>/worktrees/*/gitdir`), which the
+/// agent cannot write: the `.git` file in the workspace can be rewritten by
+/// any R1 shell line, and a git directory it points to could carry a
+/// configuration that runs programs (filters, fsmonitor, editors, signing)
+/// when host-side git reads it.
+async fn trusted_git_dir(
+    r: &Runner,
+    repo: &str,
+    ws: &std::path::Path,
+) -> Result<std::path::PathBuf, String> {
+    let o = crate::exec::run(&crate::exec::Invocation {
+        argv: vec![
+            r.cfg.tools.git.display().to_string(),
+            "-C".into(),
+            repo.to_string(),
+            "rev-parse".into(),
+            "--path-format=absolute".into(),
+            "--git-common-dir".into(),
+        ],
+        env: vec![("PATH".into(), r.cfg.sandbox.path.clone())],
+        cwd: None,
+        timeout: Duration::from_secs(30),
+        keep: 4096,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if !o.success() {
+        return Err(format!(
+            "git rev-parse in {repo} failed: {}",
+            o.stderr.excerpt()
+        ));
+    }
+    let common = std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout.head).trim());
+    let want = ws.join(".git");
+    let want = want.canonicalize().unwrap_or(want);
+    let mut rd = tokio::fs::read_dir(common.join("worktrees"))
+        .await
+        .map_err(|e| format!("{}: {e}", common.join("worktrees").display()))?;
+    while let Ok(Some(e)) = rd.next_entry().await {
+        let Ok(text) = tokio::fs::read_to_string(e.path().join("gitdir")).await else {
+            continue;
+        };
+        let p = std::path::PathBuf::from(text.trim());
+        if p.canonicalize().unwrap_or(p) == want {
+            return Ok(e.path());
+        }
+    }
+    Err(format!(
+        "the worktree {} is not registered in {}; remove it and let the runner make it again",
+        ws.display(),
+        repo
+    ))
 }
 
 /// Actions left `running` by a runner that died: reported, never re-run.

@@ -90,6 +90,46 @@ pub enum StartError {
     Listen(#[from] server::ServerError),
 }
 
+/// Every file of the configuration that holds a secret or the runner's own
+/// records (keys, tokens, kubeconfigs, the SQLite store and its journal):
+/// hidden from the shell sandbox wherever it lives, not only when it is in
+/// the state or credentials directory.
+pub fn secret_paths(cfg: &RunnerConfig) -> Vec<PathBuf> {
+    let t = &cfg.tools;
+    let mut files: Vec<PathBuf> = cfg.auth.token_files.clone();
+    files.extend(cfg.auth.tokens.iter().map(|e| e.file.clone()));
+    files.extend(
+        [
+            &cfg.audit.signing_key_file,
+            &cfg.model.api_key_file,
+            &cfg.store.url_file,
+            &t.mcp.token_file,
+            &t.ssh.key_file,
+            &t.ssh.known_hosts,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned(),
+    );
+    files.extend(t.kubernetes.clusters.values().map(|c| c.kubeconfig.clone()));
+    files.extend(t.ci.pipelines.iter().map(|p| p.token_file.clone()));
+    let mut out: Vec<PathBuf> = files
+        .iter()
+        .map(|f| hwc_ai_core::secret::resolve(f))
+        .collect();
+    if let Some(db) = cfg.store.url.strip_prefix("sqlite://") {
+        let db = db.split('?').next().unwrap_or(db);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            out.push(under_state(Path::new(&format!("{db}{suffix}"))));
+        }
+    }
+    let knowledge = under_state(&t.knowledge.index);
+    for suffix in ["", "-wal", "-shm"] {
+        out.push(PathBuf::from(format!("{}{suffix}", knowledge.display())));
+    }
+    out
+}
+
 /// The state directory: `$STATE_DIRECTORY` under systemd, else `./state`.
 pub fn state_dir() -> PathBuf {
     hwc_ai_core::state::directory().unwrap_or_else(|| PathBuf::from("state"))
@@ -276,6 +316,7 @@ pub async fn daemon(cfg: RunnerConfig) -> Result<Daemon, StartError> {
     if let Some(c) = std::env::var_os("CREDENTIALS_DIRECTORY") {
         hidden.push(PathBuf::from(c));
     }
+    hidden.extend(secret_paths(&cfg));
     let hidden: Vec<PathBuf> = hidden
         .into_iter()
         .filter_map(|p| p.canonicalize().ok())

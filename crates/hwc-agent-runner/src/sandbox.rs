@@ -94,8 +94,11 @@ pub fn argv(cfg: &SandboxConfig, run: &ShellRun<'_>, hidden: &[PathBuf]) -> Vec<
     // Hidden first; the workspace (which may live under the hidden state
     // directory) is bound back after.
     for h in hidden.iter().chain(&cfg.hide) {
-        if h.exists() {
+        if h.is_dir() {
             push(&["--tmpfs", &h.display().to_string()]);
+        } else if h.exists() {
+            // A file: an empty one in its place.
+            push(&["--ro-bind", "/dev/null", &h.display().to_string()]);
         }
     }
     push(&["--bind", &ws, &ws, "--chdir", &ws]);

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 fn ctx(ws: &Path) -> Ctx {
     Ctx {
         workspace: ws.to_path_buf(),
+        // A plain repository here: its git directory is its own .git.
+        git_dir: ws.join(".git").is_dir().then(|| ws.join(".git")),
         environment: "dev".into(),
         host: "test-host".into(),
         sandbox: SandboxConfig::default(),

@@ -229,7 +229,44 @@ fn finish(parts: Vec<PartDecision>, reason: String) -> Decision {
     }
 }
 
+/// Judges `c`; a program given by path (`/bin/rm`, `./tools/rm`) is judged
+/// both as written and by its name (`rm`), and the stricter decision
+/// stands: a path never slips past a rule that names the program, and a
+/// workspace binary called `cat` never gets `cat`'s class either.
 fn judge(
+    policy: &Policy,
+    env: &str,
+    production: bool,
+    denied: &[String],
+    c: &SimpleCommand,
+) -> PartDecision {
+    let as_written = judge_words(policy, env, production, denied, c);
+    let program = c.words.first().map(String::as_str).unwrap_or("");
+    let Some(name) = program
+        .rsplit('/')
+        .next()
+        .filter(|n| program.contains('/') && !n.is_empty())
+    else {
+        return as_written;
+    };
+    let mut plain = c.clone();
+    plain.words[0] = name.to_string();
+    let by_name = judge_words(policy, env, production, denied, &plain);
+    if by_name.severity() > as_written.severity() {
+        PartDecision {
+            command: as_written.command,
+            reason: format!(
+                "{} (judged by its program's name, `{name}`)",
+                by_name.reason
+            ),
+            ..by_name
+        }
+    } else {
+        as_written
+    }
+}
+
+fn judge_words(
     policy: &Policy,
     env: &str,
     production: bool,
@@ -425,6 +462,11 @@ match = ["rm -rf /"]
             ),
             ("dev", "git push origin main", true, Some(R3), Some("push")),
             ("dev", "ls && rm -rf /", true, deny, Some("no-rm-root")),
+            // A path to the program is judged by its name too, the
+            // stricter way: no way around a rule, no borrowed class.
+            ("dev", "/bin/rm -rf /", true, deny, Some("no-rm-root")),
+            ("dev", "./tools/ls -l", true, Some(R2), None),
+            ("dev", "/usr/bin/ls -l", true, Some(R2), None),
             (
                 "dev",
                 "sh -c 'ls; rm -rf /'",

@@ -11,7 +11,7 @@ use crate::model::ToolSpec;
 use serde_json::{json, Value};
 
 const COMMANDS: &[&str] = &[
-    "status", "diff", "log", "show", "branch", "add", "commit", "push",
+    "status", "diff", "log", "show", "branch", "add", "commit", "push", "revert",
 ];
 
 const REFUSED: &[&str] = &[
@@ -28,14 +28,33 @@ const REFUSED: &[&str] = &[
     "-c",
     "--config",
     "--config-env",
+    // Read or write files the agent names, outside the worktree too.
+    "--no-index",
+    "--file",
+    "--template",
+    "--pathspec-from-file",
+    "--orderfile",
+    "--output-directory",
 ];
 
 /// Why `arg` may not be passed to git, if it may not.
 pub fn refused_arg(arg: &str) -> Option<&'static str> {
-    REFUSED
+    let long = REFUSED
         .iter()
         .copied()
-        .find(|r| arg == *r || (r.starts_with("--") && arg.starts_with(&format!("{r}="))))
+        .find(|r| arg == *r || (r.starts_with("--") && arg.starts_with(&format!("{r}="))));
+    long.or_else(|| {
+        let cluster = arg.strip_prefix('-').filter(|c| !c.starts_with('-'))?;
+        let flag = cluster
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .find(|c| REFUSED_SHORT.contains(c))?;
+        Some(match flag {
+            'F' => "-F",
+            't' => "-t",
+            _ => "-O",
+        })
+    })
 }
 
 fn base_argv(ctx: &Ctx) -> Vec<String> {
@@ -56,11 +75,30 @@ fn base_argv(ctx: &Ctx) -> Vec<String> {
         format!("user.name={}", ctx.tools.git_author_name),
         "-c".into(),
         format!("user.email={}", git_author_email(ctx)),
+        // No editor: a command that would open one fails instead of hanging.
+        "-c".into(),
+        "core.editor=false".into(),
+        "-c".into(),
+        "sequence.editor=false".into(),
+        // The git directory from the repository's records, never the one
+        // the workspace's `.git` file names (Ctx::git_dir).
+        format!(
+            "--git-dir={}",
+            ctx.git_dir
+                .as_deref()
+                .unwrap_or(std::path::Path::new("/nonexistent/hwc-agent-runner"))
+                .display()
+        ),
+        format!("--work-tree={}", ctx.workspace.display()),
         "-C".into(),
         ctx.workspace.display().to_string(),
     ]
     .to_vec()
 }
+
+/// Short options (alone or in a cluster such as `-aF`) that read or write a
+/// file the agent names: `commit -F`/`-t`, `diff -O`.
+const REFUSED_SHORT: &[char] = &['F', 't', 'O'];
 
 /// `[tools] git_author_email`, or `hwc-agent-runner@HOST`.
 fn git_author_email(ctx: &Ctx) -> String {
@@ -88,7 +126,7 @@ impl Tool for Git {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "git".into(),
-            description: "Run git in the job's worktree: status, diff, log, show, branch, add, commit, push (push usually needs approval).".into(),
+            description: "Run git in the job's worktree: status, diff, log, show, branch, add, commit, revert, push (push usually needs approval).".into(),
             parameters: json!({"type": "object", "required": ["command"], "properties": {
                 "command": {"type": "string", "enum": COMMANDS},
                 "args": {"type": "array", "items": {"type": "string", "maxLength": 1024}, "maxItems": 64}}}),
@@ -100,6 +138,7 @@ impl Tool for Git {
         if !COMMANDS.contains(&command) {
             return Err(ToolError(format!("git {command} is not offered")));
         }
+
         let list: Vec<String> = args["args"]
             .as_array()
             .map(|a| {
@@ -114,10 +153,15 @@ impl Tool for Git {
                 bad.0, bad.1
             )));
         }
+        if ctx.git_dir.is_none() {
+            return Err(ToolError(
+                "this job has no repository: the git tool works in the job's worktree of a declared repository (start the job with `repo`)".into(),
+            ));
+        }
         let rollback = match command {
-            "commit" => git_text(ctx, &["rev-parse", "--verify", "-q", "HEAD"])
+            "commit" | "revert" => git_text(ctx, &["rev-parse", "--verify", "-q", "HEAD"])
                 .await
-                .map(|head| format!("git reset --soft {head} (HEAD before the commit)"))
+                .map(|head| format!("git reset --soft {head} (HEAD before the {command})"))
                 .or(Some("the first commit: git update-ref -d HEAD".into())),
             "add" => Some("git reset -q -- <the same paths>".into()),
             "push" => {
@@ -194,6 +238,12 @@ mod tests {
     #[test]
     fn arguments_that_run_programs_are_refused() {
         for bad in [
+            "--no-index",
+            "-F",
+            "-aF/etc/shadow",
+            "--file=/x",
+            "-t",
+            "-O/root/key",
             "--upload-pack=x",
             "--receive-pack",
             "--exec=sh",

@@ -42,6 +42,11 @@ use std::sync::Arc;
 pub struct Ctx {
     /// The job's workspace (its git worktree when it names a repository).
     pub workspace: PathBuf,
+    /// The worktree's git directory, found from the repository (which the
+    /// agent cannot write), never from the workspace's own `.git` file
+    /// (which it can): host-side git reads its configuration there, and a
+    /// configuration can run programs. None: the job has no repository.
+    pub git_dir: Option<PathBuf>,
     /// The job's environment.
     pub environment: String,
     /// This host's name.
@@ -341,6 +346,7 @@ pub async fn run_host(ctx: &Ctx, argv: Vec<String>) -> Result<ToolOutput, ToolEr
 pub fn test_ctx(tools: ToolsConfig) -> Ctx {
     Ctx {
         workspace: std::env::temp_dir(),
+        git_dir: None,
         environment: "dev".into(),
         host: "h".into(),
         sandbox: Default::default(),
