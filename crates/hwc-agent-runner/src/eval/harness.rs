@@ -94,8 +94,9 @@ fn config(root: &Path, work: &Path, model_url: &str, model: &str, s: &Scenario) 
     }
     if work.join("knowledge").is_dir() {
         t.push_str(&format!(
-            "[tools.knowledge]\npaths = [{}]\n",
-            q(&work.join("knowledge"))
+            "[tools.knowledge]\npaths = [{}]\nindex = {}\n",
+            q(&work.join("knowledge")),
+            q(&root.join("knowledge.sqlite"))
         ));
     }
     t.push_str(&format!(
@@ -113,7 +114,15 @@ fn config(root: &Path, work: &Path, model_url: &str, model: &str, s: &Scenario) 
 }
 
 async fn run_inner(s: &Scenario, source: &ModelSource, out: &mut Outcome) -> Result<(), String> {
-    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    // Not under /tmp: the shell sandbox gives every command a private
+    // /tmp, which would hide the files outside the workspace that the
+    // checks guard rather than leave them read-only, as on a real host.
+    let parent = run_parent();
+    std::fs::create_dir_all(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("eval-")
+        .tempdir_in(&parent)
+        .map_err(|e| e.to_string())?;
     let root = tmp.path().to_path_buf();
     let work = root.join("work");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
@@ -129,7 +138,12 @@ async fn run_inner(s: &Scenario, source: &ModelSource, out: &mut Outcome) -> Res
         copy_tree(&s.dir.join("knowledge"), &work.join("knowledge")).map_err(|e| e.to_string())?;
     }
     for line in &s.spec.setup {
-        sh(line, &work, &[("WORK", &work)]).map_err(|e| format!("setup: {e}"))?;
+        if let Err(e) = sh(line, &work, &[("WORK", &work)]) {
+            for t in &s.spec.teardown {
+                let _ = sh(t, &work, &[("WORK", &work)]);
+            }
+            return Err(format!("setup: {e}"));
+        }
     }
     let mut before: BTreeMap<String, Option<String>> = BTreeMap::new();
     for c in &s.spec.checks {
@@ -178,6 +192,11 @@ async fn run_inner(s: &Scenario, source: &ModelSource, out: &mut Outcome) -> Res
         },
     ));
     let result = drive(s, &base, &root, &work, &front, out, &before).await;
+    for line in &s.spec.teardown {
+        if let Err(e) = sh(line, &work, &[("WORK", &work)]) {
+            out.checks.push(("teardown".into(), Err(e)));
+        }
+    }
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(20), daemon).await;
     if std::env::var_os("HWC_EVAL_KEEP").is_some() {
@@ -441,6 +460,14 @@ async fn answer(
         }
     }
     Ok(())
+}
+
+/// Where runs are made: `$HWC_EVAL_DIR`, else /var/tmp/hwc-ai-eval (a
+/// directory the shell sandbox shows read-only, as it shows the host).
+fn run_parent() -> PathBuf {
+    std::env::var_os("HWC_EVAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/hwc-ai-eval"))
 }
 
 /// The scenarios shipped with the source, when run from a checkout.

@@ -140,6 +140,10 @@ pub struct ScenarioFile {
     /// after `files/` became a git repository there (`$WORK/repo`).
     #[serde(default)]
     pub setup: Vec<String>,
+    /// Shell lines run after the job and its checks, whatever happened
+    /// (stop what the setup started).
+    #[serde(default)]
+    pub teardown: Vec<String>,
     /// TOML appended to the runner's configuration (`{work}` is replaced
     /// by the work directory).
     #[serde(default)]

@@ -1,0 +1,5 @@
+from limits import MAX_BODY
+
+
+def accepts(body: bytes) -> bool:
+    return len(body) <= MAX_BODY
