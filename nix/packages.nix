@@ -82,6 +82,14 @@ let
           installManPage hwc-ai.1
         '';
       }
+      # The evaluation scenarios, where `hwc-agent-runner eval` looks when
+      # given no --scenarios (docs/eval.md).
+      // lib.optionalAttrs (crate == "hwc-agent-runner") {
+        postInstall = ''
+          mkdir -p $out/share/hwc-ai/eval
+          cp -r crates/hwc-agent-runner/eval/scenarios $out/share/hwc-ai/eval/
+        '';
+      }
     );
 
   byName = builtins.listToAttrs (

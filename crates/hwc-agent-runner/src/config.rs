@@ -46,6 +46,18 @@ pub struct RunnerConfig {
     pub retention: RetentionConfig,
     /// The approval page.
     pub ui: UiConfig,
+    /// Evaluation results shown in `/metrics`.
+    pub eval: EvalConfig,
+}
+
+/// `[eval]`: the history file `hwc-agent-runner eval --history` appends
+/// to; the last run of each mode and model is exported as `hwc_runner_eval_*`
+/// so a Grafana panel shows success and unsafe rate over time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// The history file (JSON lines); none: no eval metrics.
+    pub history: Option<PathBuf>,
 }
 
 impl Default for RunnerConfig {
@@ -63,6 +75,7 @@ impl Default for RunnerConfig {
             tools: ToolsConfig::default(),
             retention: RetentionConfig::default(),
             ui: UiConfig::default(),
+            eval: EvalConfig::default(),
         }
     }
 }
@@ -364,8 +377,13 @@ pub struct KubeCluster {
 pub struct KnowledgeConfig {
     /// Directories of Markdown and text (runbooks, postmortems, docs).
     pub paths: Vec<PathBuf>,
-    /// The index (relative: under `$STATE_DIRECTORY`).
+    /// The index (relative: under `$STATE_DIRECTORY`), when `store_url` is
+    /// not set.
     pub index: PathBuf,
+    /// A PostgreSQL URL for the index (`postgres://…`; its tables are
+    /// prefixed `knowledge_`), or `"store"` for the runner's own `[store]`
+    /// database when that is PostgreSQL; none: SQLite at `index`.
+    pub store_url: Option<String>,
     /// The router model alias for `/v1/embeddings` (hybrid search); none:
     /// BM25 only.
     pub embedding_model: Option<String>,
@@ -381,6 +399,7 @@ impl Default for KnowledgeConfig {
         Self {
             paths: Vec::new(),
             index: PathBuf::from("knowledge.sqlite"),
+            store_url: None,
             embedding_model: None,
             reindex_every: Duration::from_secs(600),
             max_k: 10,

@@ -22,15 +22,16 @@ pub struct Knowledge {
 }
 
 impl Knowledge {
-    /// Opens the index at `path` for `cfg`'s directories; `router_key` is
-    /// the runner's key for the router's embeddings.
+    /// Opens the index at `location` (a SQLite path or a PostgreSQL URL)
+    /// for `cfg`'s directories; `router_key` is the runner's key for the
+    /// router's embeddings.
     pub async fn open(
         cfg: &RunnerConfig,
-        path: PathBuf,
+        location: &str,
         router_key: Option<&str>,
     ) -> Result<Self, hwc_knowledge::error::KnowledgeError> {
         let k = &cfg.tools.knowledge;
-        let index = Index::open(&path).await?;
+        let index = Index::open_url(location).await?;
         let embedder = k.embedding_model.as_ref().map(|m| {
             let e = OpenAiEmbedder::new(&cfg.model.url, m);
             match router_key {

@@ -293,14 +293,23 @@ pub async fn daemon(cfg: RunnerConfig) -> Result<Daemon, StartError> {
     let knowledge = if cfg.tools.knowledge.paths.is_empty() {
         None
     } else {
-        let path = under_state(&cfg.tools.knowledge.index);
-        match knowledge::Knowledge::open(&cfg, path.clone(), model_key.as_ref().map(|k| k.expose()))
-            .await
+        let path = match cfg.tools.knowledge.store_url.as_deref() {
+            Some("store") => url.clone(),
+            Some(u) => u.to_string(),
+            None => under_state(&cfg.tools.knowledge.index)
+                .display()
+                .to_string(),
+        };
+        match knowledge::Knowledge::open(&cfg, &path, model_key.as_ref().map(|k| k.expose())).await
         {
             Ok(k) => Some(Arc::new(k)),
             Err(e) => {
                 // The runner works without it; search_knowledge says why.
-                tracing::error!(index = %path.display(), error = %e, "knowledge index unavailable");
+                let shown = match (path.find("://"), path.rfind('@')) {
+                    (Some(a), Some(b)) if b > a => format!("{}***{}", &path[..a + 3], &path[b..]),
+                    _ => path.clone(),
+                };
+                tracing::error!(index = %shown, error = %e, "knowledge index unavailable");
                 None
             }
         }
@@ -388,6 +397,21 @@ pub async fn daemon(cfg: RunnerConfig) -> Result<Daemon, StartError> {
                 tracing::warn!(error = %e, "final audit checkpoint failed");
             }
         });
+    if let Some(history) = cfg.eval.history.clone() {
+        let eval = runner.metrics.eval.clone();
+        daemon.tasks.spawn_until_cancelled("eval-metrics", async move {
+            loop {
+                match tokio::fs::read_to_string(&history).await {
+                    Ok(text) => eval.load(&text),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(file = %history.display(), error = %e, "cannot read the eval history")
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        });
+    }
     let sweeper = runner.clone();
     daemon.tasks.spawn_until_cancelled("retention", async move {
         loop {

@@ -38,6 +38,61 @@ pub struct TokenLabels {
     pub kind: String,
 }
 
+/// One evaluation series: the mode and the model.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EvalLabels {
+    /// `replay` or `live`.
+    pub mode: String,
+    /// The model asked (`transcript` in replay).
+    pub model: String,
+}
+
+/// The last evaluation run of each mode and model, from `[eval] history`.
+#[derive(Clone, Default)]
+pub struct EvalMetrics {
+    /// Share of scenario runs that passed.
+    pub success: Family<EvalLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Unsafe actions (must be 0).
+    pub unsafe_actions: Family<EvalLabels, Gauge>,
+    /// Mean evidence completeness.
+    pub evidence: Family<EvalLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Scenario runs.
+    pub runs: Family<EvalLabels, Gauge>,
+    /// When it ran (Unix seconds).
+    pub last_run: Family<EvalLabels, Gauge>,
+}
+
+impl EvalMetrics {
+    /// Sets the gauges from the history file's text: the last line of each
+    /// mode and model wins; lines that do not parse are skipped.
+    pub fn load(&self, history: &str) {
+        for line in history.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let l = EvalLabels {
+                mode: v["mode"].as_str().unwrap_or("?").to_string(),
+                model: v["model"].as_str().unwrap_or("?").to_string(),
+            };
+            self.success
+                .get_or_create(&l)
+                .set(v["success_rate"].as_f64().unwrap_or(0.0));
+            self.evidence
+                .get_or_create(&l)
+                .set(v["evidence_completeness"].as_f64().unwrap_or(0.0));
+            self.unsafe_actions
+                .get_or_create(&l)
+                .set(v["unsafe_actions"].as_i64().unwrap_or(0));
+            self.runs
+                .get_or_create(&l)
+                .set(v["runs"].as_i64().unwrap_or(0));
+            self.last_run
+                .get_or_create(&l)
+                .set(v["at_unix"].as_i64().unwrap_or(0));
+        }
+    }
+}
+
 /// Every metric of the runner.
 #[derive(Clone)]
 pub struct RunnerMetrics {
@@ -63,6 +118,8 @@ pub struct RunnerMetrics {
     pub tokens: Family<TokenLabels, Counter>,
     /// Audit records written.
     pub audit_records: Counter,
+    /// The last evaluation runs.
+    pub eval: EvalMetrics,
 }
 
 impl RunnerMetrics {
@@ -79,7 +136,34 @@ impl RunnerMetrics {
             unsafe_actions: Counter::default(),
             tokens: Family::default(),
             audit_records: Counter::default(),
+            eval: EvalMetrics::default(),
         };
+        registry.register(
+            "eval_success_ratio",
+            "Share of scenario runs that passed in the last evaluation of each mode and model",
+            m.eval.success.clone(),
+        );
+        registry.register(
+            "eval_unsafe_actions",
+            "Unsafe actions in the last evaluation of each mode and model (must be 0)",
+            m.eval.unsafe_actions.clone(),
+        );
+        registry.register(
+            "eval_evidence_completeness_ratio",
+            "Mean evidence completeness in the last evaluation of each mode and model",
+            m.eval.evidence.clone(),
+        );
+        registry.register(
+            "eval_runs",
+            "Scenario runs in the last evaluation of each mode and model",
+            m.eval.runs.clone(),
+        );
+        registry.register_with_unit(
+            "eval_last_run_timestamp",
+            "Unix time of the last evaluation of each mode and model",
+            Unit::Seconds,
+            m.eval.last_run.clone(),
+        );
         registry.register("jobs", "Jobs by state", m.jobs.clone());
         registry.register(
             "tool_calls",

@@ -93,12 +93,16 @@ pub fn argv(cfg: &SandboxConfig, run: &ShellRun<'_>, hidden: &[PathBuf]) -> Vec<
     ]);
     // Hidden first; the workspace (which may live under the hidden state
     // directory) is bound back after.
-    for h in hidden.iter().chain(&cfg.hide) {
-        if h.is_dir() {
-            push(&["--tmpfs", &h.display().to_string()]);
-        } else if h.exists() {
-            // A file: an empty one in its place.
-            push(&["--ro-bind", "/dev/null", &h.display().to_string()]);
+    let all: Vec<&PathBuf> = hidden.iter().chain(&cfg.hide).collect();
+    let dirs: Vec<&PathBuf> = all.iter().copied().filter(|h| h.is_dir()).collect();
+    for d in &dirs {
+        push(&["--tmpfs", &d.display().to_string()]);
+    }
+    // A file: an empty one in its place, unless a hidden directory holds
+    // it already (binding over it there would make its name reappear).
+    for f in all.iter().filter(|h| h.is_file()) {
+        if !dirs.iter().any(|d| f.starts_with(d)) {
+            push(&["--ro-bind", "/dev/null", &f.display().to_string()]);
         }
     }
     push(&["--bind", &ws, &ws, "--chdir", &ws]);
@@ -174,5 +178,43 @@ pub async fn probe(cfg: &SandboxConfig) -> Result<(), String> {
         Ok(o) if o.success() => Ok(()),
         Ok(o) => Err(format!("a test command failed: {}", o.for_model())),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod hiding_tests {
+    use super::*;
+
+    #[test]
+    fn secret_files_read_empty_unless_a_hidden_directory_holds_them() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = tmp.path().join("state");
+        std::fs::create_dir_all(&state).unwrap_or_else(|e| panic!("{e}"));
+        let inside = state.join("runner.db");
+        let outside = tmp.path().join("audit.key");
+        for f in [&inside, &outside] {
+            std::fs::write(f, "secret").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let run = ShellRun {
+            line: "true",
+            workspace: tmp.path(),
+            network: false,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let a = argv(
+            &SandboxConfig::default(),
+            &run,
+            &[state.clone(), inside.clone(), outside.clone()],
+        )
+        .join(" ");
+        assert!(a.contains(&format!("--tmpfs {}", state.display())), "{a}");
+        assert!(
+            a.contains(&format!("--ro-bind /dev/null {}", outside.display())),
+            "{a}"
+        );
+        assert!(
+            !a.contains(&format!("/dev/null {}", inside.display())),
+            "{a}"
+        );
     }
 }

@@ -29,6 +29,13 @@ pub struct EvalArgs {
     /// A file holding the endpoint's API key.
     #[arg(long)]
     pub api_key_file: Option<PathBuf>,
+    /// How the runner asks the model for tool calls: native (OpenAI
+    /// `tools`) or json_schema (for models without native tool calls).
+    #[arg(long, default_value = "native")]
+    pub tool_calling: String,
+    /// The sampling temperature.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
     /// Runs per scenario.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
@@ -107,6 +114,7 @@ pub fn history_line(
     let t = summarize(outcomes);
     serde_json::json!({
         "at": hwc_ai_core::clock::rfc3339(hwc_ai_core::clock::unix_now()),
+        "at_unix": hwc_ai_core::clock::unix_now(),
         "mode": mode,
         "model": model,
         "revision": revision,
@@ -149,6 +157,11 @@ pub fn main(args: &EvalArgs) -> ExitCode {
                 endpoint: endpoint.clone(),
                 model: args.model.clone(),
                 api_key,
+                model_config: format!(
+                    "tool_calling = {}\ntemperature = {}\n",
+                    toml::Value::String(args.tool_calling.clone()),
+                    args.temperature
+                ),
             }
         }
     };

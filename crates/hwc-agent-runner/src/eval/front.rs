@@ -28,6 +28,10 @@ pub enum ModelSource {
         model: String,
         /// A bearer key, if it needs one.
         api_key: Option<String>,
+        /// Extra lines for the runner's `[model]` table
+        /// (`tool_calling = "json_schema"` for a model without native
+        /// tool calls).
+        model_config: String,
     },
 }
 
@@ -62,6 +66,7 @@ impl Front {
                 endpoint,
                 model,
                 api_key,
+                ..
             } => Some((
                 endpoint.trim_end_matches('/').to_string(),
                 model.clone(),

@@ -79,11 +79,18 @@ fn digest_of(p: &Path) -> Option<String> {
 }
 
 /// The runner's configuration for a scenario run in `root`.
-fn config(root: &Path, work: &Path, model_url: &str, model: &str, s: &Scenario) -> String {
+fn config(
+    root: &Path,
+    work: &Path,
+    model_url: &str,
+    model: &str,
+    model_config: &str,
+    s: &Scenario,
+) -> String {
     let q = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     let mut t = format!(
         "[store]\nurl = {db}\n[audit]\nsigning_key_file = {key}\nhost = \"eval-host\"\n\
-         [model]\nurl = \"{model_url}\"\ndefault_alias = \"{model}\"\nmax_attempts = 2\n\
+         [model]\nurl = \"{model_url}\"\ndefault_alias = \"{model}\"\nmax_attempts = 2\n{model_config}\n\
          [tools]\nworkspaces = {ws}\n",
         db = toml::Value::String(format!("sqlite://{}", root.join("runner.db").display())),
         key = q(&root.join("audit.key")),
@@ -173,7 +180,11 @@ async fn run_inner(s: &Scenario, source: &ModelSource, out: &mut Outcome) -> Res
     }
     let key = crate::audit::CheckpointKey::generate(crate::NAME);
     std::fs::write(root.join("audit.key"), key.seed_hex()).map_err(|e| e.to_string())?;
-    let toml = config(&root, &work, &front.url, &model, s);
+    let model_config = match source {
+        ModelSource::Live { model_config, .. } => model_config.as_str(),
+        ModelSource::Replay => "",
+    };
+    let toml = config(&root, &work, &front.url, &model, model_config, s);
     let cfg: RunnerConfig = hwc_ai_core::config::load_str(&toml)
         .map_err(|e| format!("the runner refused the scenario's configuration: {e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -470,7 +481,18 @@ fn run_parent() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/tmp/hwc-ai-eval"))
 }
 
-/// The scenarios shipped with the source, when run from a checkout.
+/// Where the scenarios are when `--scenarios` is not given:
+/// `$HWC_EVAL_SCENARIOS`, the package's `share/hwc-ai/eval/scenarios`
+/// beside the binary (the Nix package installs them there), or the source
+/// checkout's.
 pub fn default_scenarios() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval/scenarios")
+    if let Some(p) = std::env::var_os("HWC_EVAL_SCENARIOS") {
+        return PathBuf::from(p);
+    }
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().and_then(Path::parent).map(Path::to_path_buf))
+        .map(|prefix| prefix.join("share/hwc-ai/eval/scenarios"))
+        .filter(|p| p.is_dir());
+    installed.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval/scenarios"))
 }
