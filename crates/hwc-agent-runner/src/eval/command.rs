@@ -36,6 +36,10 @@ pub struct EvalArgs {
     /// The sampling temperature.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f64,
+    /// The longest each job may take, overriding the scenarios' own
+    /// `timeout` (a slow model on a CPU needs minutes).
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// Runs per scenario.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
@@ -134,7 +138,14 @@ pub fn history_line(
 /// Runs the command.
 pub fn main(args: &EvalArgs) -> ExitCode {
     let scenarios = match select(args) {
-        Ok(s) => s,
+        Ok(mut s) => {
+            if let Some(t) = args.timeout {
+                for sc in &mut s {
+                    sc.spec.timeout = t;
+                }
+            }
+            s
+        }
         Err(e) => {
             eprintln!("hwc-agent-runner eval: {e}");
             return ExitCode::from(2);
