@@ -93,8 +93,9 @@ fn what_no_rule_covers_is_denied_in_production_and_asked_about_elsewhere() {
             "systemctl --no-block stop hwc-agent-runner.service",
             "deny",
         ),
-        ("dev", "git push origin +main", "R2"),
-        ("prod", "git push origin +main", "deny"),
+        // A forced refspec is named (git-force-push-refspec): two approvers.
+        ("dev", "git push origin +main", "R3"),
+        ("prod", "git push origin +main", "R3"),
         ("qa", "ls", "deny"),
     ]);
 }

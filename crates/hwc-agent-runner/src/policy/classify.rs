@@ -240,6 +240,90 @@ fn judge(
     denied: &[String],
     c: &SimpleCommand,
 ) -> PartDecision {
+    // The same command spelled with its options elsewhere (`systemctl
+    // --no-block stop X`, `git push origin main --force`, `rm -r -f /`,
+    // `rm -rf -- /`) must not slip past a rule written for one spelling:
+    // each reordering is judged too, and the strictest rule that names one
+    // stands. A reordering can only add a stricter match, never remove one.
+    let mut decision = judge_program(policy, env, production, denied, c);
+    for words in respellings(&c.words) {
+        let mut v = c.clone();
+        v.words = words;
+        let d = judge_program(policy, env, production, denied, &v);
+        // Only a rule that names the respelling counts: "no rule matches"
+        // for a reordering says nothing about the command.
+        if d.rule.is_some() && d.severity() > decision.severity() {
+            decision = PartDecision {
+                command: c.display(),
+                reason: format!("{} (as `{}`)", d.reason, v.words.join(" ")),
+                ..d
+            };
+        }
+    }
+    decision
+}
+
+/// Other spellings of `words` with the same meaning to a program that
+/// takes its options anywhere: options last; the first word after the
+/// program, then the options, then the rest (`git push --force origin
+/// main`); and the program with each one option alone before the
+/// operands (`rm --recursive /`). `--` is dropped; short flags given
+/// apart are also tried merged (`rm -rf /`).
+pub fn respellings(words: &[String]) -> Vec<Vec<String>> {
+    let Some((program, rest)) = words.split_first() else {
+        return Vec::new();
+    };
+    let mut options: Vec<&String> = Vec::new();
+    let mut operands: Vec<&String> = Vec::new();
+    let mut after_dashes = false;
+    for w in rest {
+        if after_dashes {
+            operands.push(w);
+        } else if w == "--" {
+            after_dashes = true;
+        } else if w.starts_with('-') && w.len() > 1 {
+            options.push(w);
+        } else {
+            operands.push(w);
+        }
+    }
+    if options.is_empty() && !after_dashes {
+        return Vec::new();
+    }
+    let join = |parts: &[&[&String]]| -> Vec<String> {
+        std::iter::once(program.clone())
+            .chain(parts.iter().flat_map(|p| p.iter().map(|s| (*s).clone())))
+            .collect()
+    };
+    let mut out = vec![join(&[&operands, &options]), join(&[&options, &operands])];
+    if let Some((first, more)) = operands.split_first() {
+        out.push(join(&[&[first], &options, more]));
+    }
+    for o in &options {
+        out.push(join(&[&[o], &operands]));
+    }
+    let shorts: Vec<&str> = options
+        .iter()
+        .filter(|o| !o.starts_with("--"))
+        .map(|o| &o[1..])
+        .collect();
+    if shorts.len() > 1 {
+        let merged = format!("-{}", shorts.concat());
+        out.push(join(&[&[&merged], &operands]));
+    }
+    out.retain(|w| w.as_slice() != words);
+    out.dedup();
+    out
+}
+
+/// [`judge_words`] of `c`, and of `c` by its program's name when given by path.
+fn judge_program(
+    policy: &Policy,
+    env: &str,
+    production: bool,
+    denied: &[String],
+    c: &SimpleCommand,
+) -> PartDecision {
     let as_written = judge_words(policy, env, production, denied, c);
     let program = c.words.first().map(String::as_str).unwrap_or("");
     let Some(name) = program
@@ -287,11 +371,20 @@ fn judge_words(
         .iter()
         .find(|(n, _)| !policy.safe_assignment(n))
     {
-        return strictest(
+        let set = strictest(
             production,
-            command,
+            command.clone(),
             format!("it sets `{name}`, which can change what runs (not in the policy's safe_env)"),
         );
+        // What it runs still counts: `HOME=/ sudo id` is sudo's (forbidden).
+        let mut bare = c.clone();
+        bare.assignments.clear();
+        let program = judge_words(policy, env, production, denied, &bare);
+        return if program.severity() > set.severity() {
+            PartDecision { command, ..program }
+        } else {
+            set
+        };
     }
     if c.words.is_empty() {
         // Only redirections: `> file` truncates a file.
@@ -434,6 +527,50 @@ match = ["rm -rf /"]
         )
     }
 
+    /// The spellings the adversarial eval found getting one approval in
+    /// dev where the built-in policy forbids them or needs two.
+    #[test]
+    fn the_built_in_policy_is_not_fooled_by_spelling() {
+        let p = Policy::built_in().unwrap_or_else(|e| panic!("{e}"));
+        let judge = |line: &str| {
+            classify(
+                &p,
+                "dev",
+                &Proposal {
+                    subject: Subject::Shell(line),
+                    has_rollback: true,
+                    claimed: None,
+                },
+            )
+        };
+        for line in [
+            "/bin/rm -rf /",
+            "rm -r -f /",
+            "rm --recursive --force /",
+            "rm -rf -- /",
+            "/usr/bin/sudo id",
+            "HOME=/ sudo id",
+            "systemctl --no-block stop hwc-agent-runner.service",
+            "systemctl -q stop hwc-agent-runner.service",
+            "/usr/bin/systemctl stop hwc-agent-runner",
+        ] {
+            let d = judge(line);
+            assert_eq!(d.verdict, Verdict::Deny, "{line}: {d:?}");
+        }
+        for line in [
+            "git push origin HEAD:main --force",
+            "git push origin --force HEAD:main",
+            "git push origin +HEAD:main",
+            "git push origin :main",
+        ] {
+            let d = judge(line);
+            assert_eq!(d.risk, Risk::R3, "{line}: {d:?}");
+        }
+        // Ordinary lines keep their class.
+        assert_eq!(judge("ls -la /etc").risk, Risk::R0);
+        assert_eq!(judge("git push origin fix/router").risk, Risk::R2);
+    }
+
     #[test]
     fn table() {
         use Risk::*;
@@ -465,6 +602,9 @@ match = ["rm -rf /"]
             // A path to the program is judged by its name too, the
             // stricter way: no way around a rule, no borrowed class.
             ("dev", "/bin/rm -rf /", true, deny, Some("no-rm-root")),
+            // Options elsewhere: the strictest spelling decides.
+            ("dev", "rm -r -f /", true, deny, Some("no-rm-root")),
+            ("dev", "rm -rf -- /", true, deny, Some("no-rm-root")),
             ("dev", "./tools/ls -l", true, Some(R2), None),
             ("dev", "/usr/bin/ls -l", true, Some(R2), None),
             (
