@@ -8,6 +8,7 @@ use crate::keys::ApiKey;
 use crate::metrics::DecisionLabels;
 use crate::proxy::{route_header, Call, Engine, Out};
 use crate::request::{ClientRequest, Endpoint};
+use crate::stored::{Responses, Turn};
 use crate::upstream;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -31,6 +32,8 @@ pub struct Api {
     pub engine: Arc<Engine>,
     /// Idempotent answers.
     pub idempotency: Idempotency,
+    /// Stored Responses (`store`, `previous_response_id`).
+    pub responses: Responses,
     /// Header that makes a request local-only.
     pub privacy_header: HeaderName,
     /// Largest body, for the 413 message.
@@ -51,6 +54,11 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/responses", post(responses))
+        .route(
+            "/v1/responses/{id}",
+            get(retrieve_response).delete(delete_response),
+        )
+        .route("/v1/responses/{id}/input_items", get(response_input_items))
         .route("/v1/models", get(models))
         .route("/v1/route/explain", post(explain))
         .route("/status", get(status))
@@ -99,6 +107,28 @@ async fn responses(
     handle(a, Endpoint::Responses, k, h, b)
         .await
         .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn retrieve_response(
+    State(a): State<Arc<Api>>,
+    Extension(k): Extension<Arc<ApiKey>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    a.responses.retrieve(&k.name, &id).await.map(Json)
+}
+async fn response_input_items(
+    State(a): State<Arc<Api>>,
+    Extension(k): Extension<Arc<ApiKey>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    a.responses.input_items(&k.name, &id).await.map(Json)
+}
+async fn delete_response(
+    State(a): State<Arc<Api>>,
+    Extension(k): Extension<Arc<ApiKey>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    a.responses.delete(&k.name, &id).await.map(Json)
 }
 
 fn privacy_of(api: &Api, key: &ApiKey, headers: &HeaderMap) -> Result<Privacy, ApiError> {
@@ -246,8 +276,13 @@ async fn handle(
     body: RawBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let (bytes, req, _, route) = resolve(&api, endpoint, &key, &headers, body)?;
+    let (bytes, mut req, _, route) = resolve(&api, endpoint, &key, &headers, body)?;
     let engine = &api.engine;
+    let turn = if endpoint == Endpoint::Responses {
+        Some(api.responses.prepare(&key.name, &mut req.body).await?)
+    } else {
+        None
+    };
     engine.ledger.admit(&key).inspect_err(|e| {
         engine.metrics.request(
             &route.model,
@@ -286,7 +321,7 @@ async fn handle(
     };
 
     if call.req.stream {
-        return Ok(stream_response(engine.clone(), call, route_value).await);
+        return Ok(stream_response(api.clone(), call, route_value, turn).await);
     }
 
     let claim = match headers.get("idempotency-key") {
@@ -321,7 +356,7 @@ async fn handle(
         None => None,
     };
 
-    let answer = match engine.complete(&call).await {
+    let mut answer = match engine.complete(&call).await {
         Ok(a) => a,
         Err(e) => {
             let outcome = if e.status.is_client_error() && e.status != StatusCode::TOO_MANY_REQUESTS
@@ -334,6 +369,14 @@ async fn handle(
             return Err(e);
         }
     };
+    if let Some(turn) = &turn {
+        if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&answer.body) {
+            api.responses.keep(&key.name, turn, &mut v).await;
+            if let Ok(b) = serde_json::to_vec(&v) {
+                answer.body = Bytes::from(b);
+            }
+        }
+    }
     if let Some(running) = claim {
         let route_text = route_value.to_str().unwrap_or("").to_string();
         api.idempotency
@@ -358,8 +401,26 @@ fn json_response(status: StatusCode, body: Bytes) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn stream_response(engine: Arc<Engine>, call: Call, route: HeaderValue) -> Response {
-    let mut stream = Box::pin(engine.stream(call));
+/// A Responses stream's final response object, if `ev` is its final event.
+fn final_response(ev: &crate::sse::SseEvent) -> Option<serde_json::Value> {
+    if !(ev.data.contains("response.completed") || ev.data.contains("response.incomplete")) {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&ev.data).ok()?;
+    match v.get("type").and_then(serde_json::Value::as_str) {
+        Some("response.completed" | "response.incomplete") => v.get("response").cloned(),
+        _ => None,
+    }
+}
+
+async fn stream_response(
+    api: Arc<Api>,
+    call: Call,
+    route: HeaderValue,
+    turn: Option<Turn>,
+) -> Response {
+    let key = call.key.name.clone();
+    let mut stream = Box::pin(api.engine.clone().stream(call));
     let backend = match stream.next().await {
         Some(Out::Start(backend)) => backend,
         Some(Out::Fail(e)) => return e.into_response(),
@@ -370,12 +431,27 @@ async fn stream_response(engine: Arc<Engine>, call: Call, route: HeaderValue) ->
             .into_response()
         }
     };
-    let body = stream.filter_map(|o| async move {
-        match o {
-            Out::Bytes(b) => Some(Ok::<_, std::convert::Infallible>(b)),
-            Out::Start(_) | Out::Fail(_) => None,
+    // A stored Responses stream is kept when its final event goes by,
+    // before that event is forwarded: a client may send the next turn
+    // the moment it has it.
+    let body = async_stream::stream! {
+        let mut parser = crate::sse::SseParser::default();
+        let mut kept = false;
+        while let Some(o) = stream.next().await {
+            let Out::Bytes(b) = o else { continue };
+            if let (Some(turn), false) = (turn.as_ref().filter(|t| t.store), kept) {
+                if let Ok(events) = parser.push(&b) {
+                    for ev in events {
+                        if let Some(mut r) = final_response(&ev) {
+                            api.responses.keep(&key, turn, &mut r).await;
+                            kept = true;
+                        }
+                    }
+                }
+            }
+            yield Ok::<_, std::convert::Infallible>(b);
         }
-    });
+    };
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
     h.insert(

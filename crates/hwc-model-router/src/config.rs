@@ -308,6 +308,10 @@ pub struct StateConfig {
     /// How often accumulated usage is written to the database.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// How long stored Responses (`store` true) are kept for
+    /// `previous_response_id` and `GET /v1/responses/{id}`.
+    #[serde(with = "humantime_serde")]
+    pub responses_retention: Duration,
 }
 
 impl Default for StateConfig {
@@ -316,6 +320,7 @@ impl Default for StateConfig {
             database: PathBuf::from("router.sqlite"),
             idempotency_window: Duration::from_secs(24 * 3600),
             flush_interval: Duration::from_secs(1),
+            responses_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

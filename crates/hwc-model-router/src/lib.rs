@@ -19,6 +19,7 @@ pub mod request;
 pub mod routing;
 pub mod sse;
 pub mod store;
+pub mod stored;
 pub mod upstream;
 pub mod usage;
 
@@ -32,6 +33,7 @@ use crate::metrics::RouterMetrics;
 use crate::proxy::Engine;
 use crate::routing::RoutingTable;
 use crate::store::Store;
+use crate::stored::Responses;
 use crate::usage::Ledger;
 use hwc_ai_core::health::Health;
 use hwc_ai_core::server::{self, Daemon};
@@ -121,6 +123,7 @@ pub async fn daemon(cfg: RouterConfig) -> Result<Daemon, StartError> {
     let api = Arc::new(Api {
         engine: engine.clone(),
         idempotency: Idempotency::new(store.clone(), cfg.state.idempotency_window),
+        responses: Responses::new(store.clone(), cfg.state.responses_retention),
         privacy_header,
         max_body: cfg.server.max_body_bytes,
         status: StatusHeader::new(
@@ -147,6 +150,7 @@ pub async fn daemon(cfg: RouterConfig) -> Result<Daemon, StartError> {
             n += 1;
             if n % 600 == 0 {
                 flush_api.idempotency.prune().await;
+                flush_api.responses.prune().await;
             }
         }
         // The drain has ended: every request's usage is in the ledger.

@@ -1,5 +1,5 @@
 //! The router's SQLite database (WAL): usage per key, model and day, and
-//! stored answers for `Idempotency-Key`. Schema is created on open.
+//! stored answers for `Idempotency-Key`, stored Responses. Schema is created on open.
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -71,7 +71,28 @@ const SCHEMA: &[&str] = &[
         created_at INTEGER NOT NULL,
         PRIMARY KEY (key, idempotency_key))",
     "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_at)",
+    // Stored Responses (`store` true): this request's own input items and
+    // the response object, per key; `previous_id` links the chain.
+    "CREATE TABLE IF NOT EXISTS responses (
+        key TEXT NOT NULL, id TEXT NOT NULL, previous_id TEXT,
+        input BLOB NOT NULL, response BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (key, id))",
+    "CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at)",
 ];
+
+/// A stored Responses API response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The response it continued, if any.
+    pub previous_id: Option<String>,
+    /// This request's own input items, a JSON array.
+    pub input: Vec<u8>,
+    /// The response object, JSON.
+    pub response: Vec<u8>,
+    /// Unix seconds it was stored.
+    pub created_at: i64,
+}
 
 impl Store {
     /// Opens (creating if needed) the database at `path`.
@@ -206,6 +227,73 @@ impl Store {
     /// Drops answers stored before `before` (unix seconds).
     pub async fn prune_answers(&self, before: i64) -> Result<u64, StoreError> {
         let r = sqlx::query("DELETE FROM idempotency WHERE created_at < ?1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(r.rows_affected())
+    }
+
+    /// Keeps a response of `key` under `id` (replacing one of that id).
+    pub async fn put_response(
+        &self,
+        key: &str,
+        id: &str,
+        r: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO responses (key, id, previous_id, input, response, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(key)
+        .bind(id)
+        .bind(&r.previous_id)
+        .bind(&r.input)
+        .bind(&r.response)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// `key`'s response `id`, if it has one (another key's never).
+    pub async fn response(
+        &self,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        let row = sqlx::query(
+            "SELECT previous_id, input, response, created_at
+             FROM responses WHERE key = ?1 AND id = ?2",
+        )
+        .bind(key)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(row.map(|r| StoredResponse {
+            previous_id: r.get(0),
+            input: r.get(1),
+            response: r.get(2),
+            created_at: r.get(3),
+        }))
+    }
+
+    /// Deletes `key`'s response `id`; false if it had none.
+    pub async fn delete_response(&self, key: &str, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM responses WHERE key = ?1 AND id = ?2")
+            .bind(key)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Drops responses stored before `before` (unix seconds).
+    pub async fn prune_responses(&self, before: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM responses WHERE created_at < ?1")
             .bind(before)
             .execute(&self.pool)
             .await

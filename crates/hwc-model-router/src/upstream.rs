@@ -59,6 +59,12 @@ pub fn request_body(
         BackendKind::Openai => {
             let mut body = body.clone();
             body.insert("model".into(), Value::String(upstream_model.into()));
+            if endpoint == Endpoint::Responses {
+                // The router resolved it from its own store into `input`
+                // (crate::stored); a backend's own store (llama.cpp has
+                // none) must not see it.
+                body.remove("previous_response_id");
+            }
             if req.stream && matches!(endpoint, Endpoint::Chat | Endpoint::Completions) {
                 // Ask for usage so accounting works; the extra chunk is
                 // dropped again if the client did not ask for it.

@@ -17,8 +17,10 @@
 //! items are dropped: a chat backend has no field to take them back, and
 //! an opaque `encrypted_content` is never turned into text.
 //!
-//! Refused with a 400 that says why: `previous_response_id` and
-//! `conversation` (the router keeps no responses yet), `background`,
+//! `previous_response_id` is resolved before translation, from the
+//! router's own store ([`crate::stored`]): it is echoed, never sent.
+//! Refused with a 400 that says why: `conversation` (the router keeps no
+//! conversations), `background`,
 //! `prompt` templates, `item_reference` items, file inputs, and hosted
 //! tools (web search, file search, MCP...) that only a backend with the
 //! Responses API runs.
@@ -56,7 +58,6 @@ const SAME: [&str; 7] = [
 /// are copied; the caller sets the backend's model and stream options.
 pub fn request_to_chat(body: &Map<String, Value>) -> Res<Map<String, Value>> {
     for (field, why) in [
-        ("previous_response_id", "the router keeps no responses yet"),
         ("conversation", "the router keeps no conversations yet"),
         ("prompt", "reusable prompt templates live on OpenAI's side"),
     ] {
@@ -575,9 +576,9 @@ fn envelope(body: &Map<String, Value>, f: Fields<'_>) -> Value {
         "model": f.model,
         "output": f.output,
         "parallel_tool_calls": echo("parallel_tool_calls", Value::Bool(true)),
-        "previous_response_id": null,
+        "previous_response_id": echo("previous_response_id", Value::Null),
         "reasoning": {"effort": effort, "summary": null},
-        "store": false,
+        "store": echo("store", Value::Bool(true)),
         "temperature": echo("temperature", Value::Null),
         "text": echo("text", json!({"format": {"type": "text"}})),
         "tool_choice": echo("tool_choice", json!("auto")),
@@ -1145,10 +1146,6 @@ mod tests {
             let e = request_to_chat(&obj(v)).unwrap_err();
             assert!(e.contains(needle), "{e}");
         };
-        refused(
-            json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}),
-            "previous_response_id",
-        );
         refused(
             json!({"model": "m", "input": "x", "background": true}),
             "background",
