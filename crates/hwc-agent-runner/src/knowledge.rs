@@ -19,6 +19,10 @@ pub struct Knowledge {
     embedder: Option<OpenAiEmbedder>,
     paths: Vec<PathBuf>,
     synced: watch::Sender<bool>,
+    /// What the last sync could not index (a missing directory, a refused
+    /// document), told with every search so the model and the report know
+    /// what the answer could not draw on.
+    problems: std::sync::Mutex<Vec<String>>,
 }
 
 impl Knowledge {
@@ -44,6 +48,7 @@ impl Knowledge {
             embedder,
             paths: k.paths.clone(),
             synced: watch::channel(false).0,
+            problems: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -54,6 +59,7 @@ impl Knowledge {
     /// Re-reads every directory; what could not be read is logged (a
     /// missing directory, an embedding failure) and the rest stays served.
     pub async fn sync(&self) {
+        let mut problems = Vec::new();
         for p in &self.paths {
             match self.index.sync_dir(p, self.embedder()).await {
                 Ok(r) => {
@@ -62,14 +68,22 @@ impl Knowledge {
                     }
                     for (doc, why) in &r.skipped {
                         tracing::warn!(document = %doc, reason = %why, "knowledge: document not indexed");
+                        problems.push(format!("{doc} is not indexed: {why}"));
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(dir = %p.display(), error = %e, "knowledge: directory not indexed")
+                    tracing::warn!(dir = %p.display(), error = %e, "knowledge: directory not indexed");
+                    problems.push(format!("the directory {} is not indexed: {e}", p.display()));
                 }
             }
         }
+        *hwc_ai_core::sync::lock(&self.problems) = problems;
         self.synced.send_replace(true);
+    }
+
+    /// What the last sync could not index.
+    pub fn problems(&self) -> Vec<String> {
+        hwc_ai_core::sync::lock(&self.problems).clone()
     }
 
     /// The `k` best passages for `query` (after the first sync, waited

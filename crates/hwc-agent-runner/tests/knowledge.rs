@@ -43,8 +43,9 @@ async fn runbooks_and_past_incidents_are_found_with_their_source() {
     )
     .await;
     let extra = format!(
-        "[tools.knowledge]\npaths = [\"{}\"]\nindex = \"{}\"\n",
+        "[tools.knowledge]\npaths = [\"{}\", \"{}\"]\nindex = \"{}\"\n",
         docs.path().display(),
+        docs.path().join("gone").display(),
         docs.path().join("index.sqlite").display()
     );
     let r = Runner::start(&up.url(), &extra).await;
@@ -60,6 +61,10 @@ async fn runbooks_and_past_incidents_are_found_with_their_source() {
     assert!(
         !told.contains("PNG"),
         "a binary file is never served: {told}"
+    );
+    assert!(
+        told.contains("not searched: ") && told.contains("gone is not indexed"),
+        "a missing directory is told with the answer: {told}"
     );
     let second = r
         .job(json!({"goal": "the GPU again", "environment": "dev"}))

@@ -73,6 +73,12 @@ impl Tool for SearchKnowledge {
                 .collect::<Vec<_>>()
                 .join("\n\n")
         };
+        let problems = k.problems();
+        let text = if problems.is_empty() {
+            text
+        } else {
+            format!("{text}\n\n(not searched: {})", problems.join("; "))
+        };
         Ok(ToolOutput {
             output_hash: crate::audit::sha256_hex(text.as_bytes()),
             text,
