@@ -317,9 +317,109 @@ def test_responses_tool_outputs_go_back_to_the_model(alice: openai.OpenAI) -> No
 
 def test_responses_what_cannot_be_translated_is_a_bad_request(alice: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as e:
-        alice.responses.create(model="small", input="x", previous_response_id="resp_1")
+        alice.responses.create(model="small", input="x", tools=[{"type": "web_search"}])
     assert e.value.code == "untranslatable_request"
-    assert "previous_response_id" in e.value.message
+    assert "web_search" in e.value.message
+
+
+# --------------------------------------------------------------------------
+# 3c. stored responses: the router keeps what llama-server does not
+
+
+def _two_turns(client: openai.OpenAI, model: str) -> None:
+    """`previous_response_id`, `responses.retrieve` and `responses.delete`
+    through the SDK, as against OpenAI."""
+    first = client.responses.create(model=model, input="My name is Ada. Say OK.",
+                                    max_output_tokens=8, temperature=0)
+    assert first.store is True, "stored by default, as OpenAI does"
+    second = client.responses.create(model=model, previous_response_id=first.id,
+                                     input="What is my name?", max_output_tokens=8,
+                                     temperature=0)
+    assert second.previous_response_id == first.id
+    # The first turn went to the model again: the prompt grew by it.
+    alone = client.responses.create(model=model, input="What is my name?",
+                                    max_output_tokens=8, temperature=0, store=False)
+    assert alone.store is False
+    assert second.usage.input_tokens > alone.usage.input_tokens, (second.usage, alone.usage)
+
+    got = client.responses.retrieve(first.id)
+    assert got.id == first.id and got.output_text == first.output_text
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(alone.id)
+    deleted = client.responses.delete(first.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+    with pytest.raises(openai.NotFoundError) as e:
+        client.responses.create(model=model, previous_response_id=first.id, input="x")
+    assert e.value.code == "previous_response_not_found"
+
+
+def test_responses_previous_response_id_translated(alice: openai.OpenAI) -> None:
+    _two_turns(alice, "small")
+
+
+def test_responses_stream_then_previous_response_id(alice: openai.OpenAI) -> None:
+    with alice.responses.stream(model="small", input="Say hello.", max_output_tokens=8,
+                                temperature=0) as stream:
+        events = list(stream)
+    final = events[-1].response
+    assert final.store is True
+    got = alice.responses.retrieve(final.id)
+    assert got.output_text == final.output_text
+    nxt = alice.responses.create(model="small", previous_response_id=final.id,
+                                 input="Again.", max_output_tokens=8, temperature=0)
+    assert nxt.previous_response_id == final.id
+    alice.responses.delete(final.id)
+    alice.responses.delete(nxt.id)
+
+
+def test_responses_of_another_key_are_not_found(router: Router, alice: openai.OpenAI) -> None:
+    mine = alice.responses.create(model="small", input="A secret.", max_output_tokens=4,
+                                  temperature=0)
+    other = router.client("sk-local")
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.delete(mine.id)
+    with pytest.raises(openai.NotFoundError) as e:
+        other.responses.create(model="small", previous_response_id=mine.id, input="x")
+    assert e.value.code == "previous_response_not_found"
+    assert alice.responses.retrieve(mine.id).id == mine.id
+
+
+def test_responses_previous_response_id_passthrough(llama_server, tmp_path) -> None:
+    """The same against llama-server's own /v1/responses (stateless): the
+    router sends it the conversation, never the id."""
+    import conftest
+
+    keys = tmp_path / "keys.toml"
+    keys.write_text(conftest.KEYS_TOML)
+    port = conftest.free_port()
+    config = tmp_path / "router.toml"
+    config.write_text(conftest.router_config(
+        port=port, keys_file=keys, database=tmp_path / "router.sqlite",
+        llama_url=llama_server.url, dead_port=conftest.free_port(),
+    ) + f"""
+[[backends]]
+name = "llama-responses"
+kind = "openai"
+locality = "local"
+responses_api = true
+urls = ["{llama_server.url}/v1"]
+
+[models.passthrough]
+targets = [{{ backend = "llama-responses", model = "smollm2" }}]
+""")
+    proc = conftest.start([str(conftest.ROUTER_BIN), "--config", str(config)],
+                          tmp_path / "router.log", port)
+    try:
+        conftest.wait_until_ready(proc, "/readyz", conftest.ROUTER_START_TIMEOUT,
+                                  "hwc-model-router")
+        r = Router(proc=proc, url=proc.url, config=config, dir=tmp_path)
+        _two_turns(r.client("sk-alice"), "passthrough")
+    finally:
+        proc.stop()
 
 
 # --------------------------------------------------------------------------

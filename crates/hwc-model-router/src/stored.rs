@@ -129,7 +129,12 @@ impl Responses {
         if let Some(first) = &previous_id {
             let mut chain: Vec<StoredResponse> = Vec::new();
             let mut next = Some(first.clone());
+            let mut seen = std::collections::HashSet::new();
             while let Some(id) = next {
+                // A backend that reuses ids could make a loop: stop there.
+                if !seen.insert(id.clone()) {
+                    break;
+                }
                 if chain.len() >= MAX_CHAIN {
                     return Err(ApiError::invalid_request(
                         "conversation_too_long",
