@@ -26,6 +26,15 @@ let
 
   endpoints = hlib.runtimeEndpoints config;
 
+  # Whether a runtime's backend serves /v1/responses itself (passed
+  # through; else the router translates to chat completions): vLLM always,
+  # llama.cpp and Ollama as hwc.ai.router.runtimesServeResponses says.
+  servesResponses =
+    e:
+    e.responsesApi
+    || (e.backend == "ollama" && cfg.runtimesServeResponses.ollama)
+    || (e.backend == "llama-cpp" && cfg.runtimesServeResponses.llamaCpp);
+
   # Backends of the enabled runtimes: local, OpenAI-compatible, on loopback.
   runtimeBackends = map (
     e:
@@ -35,8 +44,10 @@ let
       locality = "local";
       urls = [ "${e.url}/v1" ];
     }
-    // lib.optionalAttrs e.responsesApi { responses_api = true; }
+    // lib.optionalAttrs (servesResponses e) { responses_api = true; }
   ) endpoints;
+
+  ollamaVersion = lib.getVersion top.runtimes.ollama.package;
 
   cloudBackends = lib.mapAttrsToList (
     name: b:
@@ -245,6 +256,29 @@ in
       );
     };
 
+    runtimesServeResponses = {
+      ollama = mkOption {
+        type = types.bool;
+        default = ollamaVersion != "" && lib.versionAtLeast ollamaVersion "0.13.3";
+        defaultText = literalMD "true when `hwc.ai.runtimes.ollama.package` is Ollama 0.13.3 or later";
+        description = ''
+          Ollama serves `/v1/responses` (since 0.13.3, stateless): the router
+          passes Responses requests through (`responses_api = true`) instead of
+          translating them to chat completions. Stored responses and
+          `previous_response_id` are the router's either way.
+        '';
+      };
+      llamaCpp = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          llama.cpp's llama-server serves `/v1/responses` (recent builds; it
+          keeps no responses): the router passes Responses requests through
+          (`responses_api = true`). Set false for an older build that answers
+          404 there, and the router translates them to chat completions.
+        '';
+      };
+    };
   };
 
   config = lib.mkIf (top.enable && cfg.enable) {

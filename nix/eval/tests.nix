@@ -77,6 +77,8 @@ let
   svc = c: name: c.systemd.services.${name};
   sc = c: name: (svc c name).serviceConfig;
   backendNames = c: map (b: b.name) c.hwc.ai.router.settings.backends;
+  backendOf =
+    c: name: lib.findFirst (b: b.name == name) (throw "no backend ${name}") c.hwc.ai.router.settings.backends;
 
   # -- configurations ----------------------------------------------------
 
@@ -274,7 +276,8 @@ let
     ))
     (holds "edge: the router's only backend is Ollama, on loopback" edge (
       c:
-      c.hwc.ai.router.settings.backends == [
+      # responses_api follows the Ollama package's version (tested below).
+      map (b: removeAttrs b [ "responses_api" ]) c.hwc.ai.router.settings.backends == [
         {
           name = "ollama";
           kind = "openai";
@@ -282,6 +285,41 @@ let
           urls = [ "http://127.0.0.1:11434/v1" ];
         }
       ]
+    ))
+    (holds "responses_api: llama.cpp's backend serves /v1/responses" llamaCpu (
+      c: (backendOf c "llama-cpp").responses_api or false
+    ))
+    (holds "responses_api: off for an older llama.cpp when told" (
+      llamaCpu ++ [ { hwc.ai.router.runtimesServeResponses.llamaCpp = false; } ]
+    ) (c: !((backendOf c "llama-cpp") ? responses_api)))
+    (holds "responses_api: Ollama 0.13.3 and later serves /v1/responses" (
+      edge
+      ++ [
+        (
+          { pkgs, ... }:
+          {
+            hwc.ai.runtimes.ollama.package = lib.mkForce (pkgs.ollama // { version = "0.13.5"; });
+          }
+        )
+      ]
+    ) (c: (backendOf c "ollama").responses_api or false))
+    (holds "responses_api: not for an Ollama before 0.13.3" (
+      edge
+      ++ [
+        (
+          { pkgs, ... }:
+          {
+            hwc.ai.runtimes.ollama.package = lib.mkForce (pkgs.ollama // { version = "0.12.10"; });
+          }
+        )
+      ]
+    ) (c: !((backendOf c "ollama") ? responses_api)))
+    (holds "responses_api: every vLLM instance's backend" gpu (
+      c:
+      lib.all (b: b.responses_api or false) (
+        builtins.filter (b: lib.hasPrefix "vllm-" b.name) c.hwc.ai.router.settings.backends
+      )
+      && lib.any (b: lib.hasPrefix "vllm-" b.name) c.hwc.ai.router.settings.backends
     ))
     (holds "edge: gpt-oss-20b routes to Ollama's gpt-oss:20b, alias default" edge (
       c:
