@@ -556,5 +556,20 @@ else
   bad "agent: no hwc-agent-runner binary in /opt/hwc-ai/bin"
 fi
 
+echo "== eval: scenarios on a real systemd (crates/hwc-agent-runner/eval/scenarios-vm)"
+if [[ -x /opt/hwc-ai/bin/hwc-agent-runner && -d /hwc-vmtest/eval-scenarios ]]; then
+  # Replayed transcripts through a real runner in-process, as root on the
+  # guest's system bus: real units crash-looping, stopped, started with an
+  # approval and refused one; graded by the units' state afterwards.
+  if HWC_EVAL_DIR=/var/tmp/hwc-eval /opt/hwc-ai/bin/hwc-agent-runner eval \
+    --scenarios /hwc-vmtest/eval-scenarios --require-pass >/tmp/eval.out 2>&1; then
+    ok "eval: $(tail -n 1 /tmp/eval.out)"
+  else
+    bad "eval: $(tr '\n' ' ' </tmp/eval.out | tail -c 3000)"
+  fi
+else
+  bad "eval: no hwc-agent-runner binary or no scenarios in the guest"
+fi
+
 echo "guest: $pass passed, $fail failed"
 exit $((fail > 0))

@@ -149,6 +149,8 @@ for name, text in json.load(sys.stdin).items():
     open(sys.argv[1] + "/" + name, "w").write(text)' "$work/units"
 nix-instantiate --eval --strict --json nix/daemons.nix >"$work/daemons.json"
 cp "${HWC_VM_GUEST:-$here/guest.sh}" "$work/guest.sh"
+# The eval scenarios that need systemd as PID 1 (docs/eval.md).
+cp -r crates/hwc-agent-runner/eval/scenarios-vm "$work/eval-scenarios"
 cp "$here/router-keys.toml" crates/hwc-mcp-bridge/tests/fixtures/fault_server.py \
   "$here/hwc-agent-policy.toml" "$here/scripted_model.py" "$work/"
 binds=(--bind-ro="$work:/hwc-vmtest")
