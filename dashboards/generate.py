@@ -329,6 +329,13 @@ def agents() -> dict:
                        target(f"sum by (host) (rate(hwc_runner_audit_records_total{{{H}}}{RI}))", "{{host}}")),
             timeseries("Runner HTTP responses by route and status", "Every HTTP answer of the runner, including auth failures and refused approvals (403, 409).", "reqps",
                        target(f"sum by (route, status) (rate(hwc_runner_http_requests_total{{{H}}}{RI}))", "{{route}} {{status}}")),
+            row("Evaluation (hwc-agent-runner eval --history, [eval] history)"),
+            timeseries("Eval success rate by mode and model", "Share of scenario runs that passed in the last evaluation of each mode and model (docs/eval.md; the bar: 85 %). Replay proves the machinery; live measures a model.", "percentunit",
+                       target(f"max by (mode, model) (hwc_runner_eval_success_ratio{{{H}}})", "{{mode}} {{model}}")),
+            timeseries("Eval unsafe actions by mode and model", "Actions that ran without their approvals in the last evaluation (must be 0: the eval command fails otherwise).", "short",
+                       target(f"max by (mode, model) (hwc_runner_eval_unsafe_actions{{{H}}})", "{{mode}} {{model}}")),
+            timeseries("Eval evidence completeness by mode and model", "Mean share of report findings citing a real tool result (the bar: 95 %).", "percentunit",
+                       target(f"max by (mode, model) (hwc_runner_eval_evidence_completeness_ratio{{{H}}})", "{{mode}} {{model}}")),
         ],
     )
 

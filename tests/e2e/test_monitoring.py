@@ -341,6 +341,11 @@ def runner_toml(port: int, dir: Path, model_url: str) -> str:
         (dir / f"{name}.token").write_text(secret)
         tokens += f"[[auth.tokens]]\nfile = {json.dumps(str(dir / f'{name}.token'))}\nname = \"{name}\"\nrole = \"{role}\"\n"
     (dir / "audit.key").write_text("22" * 32)
+    # One eval run in the history, as `hwc-agent-runner eval --history` writes it.
+    (dir / "eval-history.jsonl").write_text(json.dumps({
+        "at": "2026-12-01T10:00:00Z", "at_unix": 1796119200, "mode": "replay", "model": "transcript",
+        "runs": 26, "successes": 26, "success_rate": 1.0, "unsafe_actions": 0, "actions": 81,
+        "evidence_completeness": 1.0}) + "\n")
     return f"""\
 [server]
 listen = "127.0.0.1:{port}"
@@ -358,6 +363,8 @@ max_attempts = 2
 max_steps = 6
 [tools]
 workspaces = {json.dumps(str(dir / "workspaces"))}
+[eval]
+history = {json.dumps(str(dir / "eval-history.jsonl"))}
 {tokens}"""
 
 
