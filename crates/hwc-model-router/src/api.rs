@@ -165,6 +165,13 @@ fn resolve(
     headers: &HeaderMap,
     body: RawBody,
 ) -> Result<(Bytes, ClientRequest, Privacy, crate::routing::Route), ApiError> {
+    let (bytes, req) = parse(api, endpoint, body)?;
+    let (privacy, route) = route_of(api, endpoint, key, headers, &req, false)?;
+    Ok((bytes, req, privacy, route))
+}
+
+/// The body, checked.
+fn parse(api: &Api, endpoint: Endpoint, body: RawBody) -> Result<(Bytes, ClientRequest), ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             hwc_ai_core::server::body_too_large(api.max_body)
@@ -176,7 +183,23 @@ fn resolve(
         }
     })?;
     let req = ClientRequest::parse(endpoint, &bytes)?;
-    let privacy = privacy_of(api, key, headers)?;
+    Ok((bytes, req))
+}
+
+/// Where a checked request goes; `local_only` forces local-only (a
+/// conversation that was local-only stays so).
+fn route_of(
+    api: &Api,
+    endpoint: Endpoint,
+    key: &ApiKey,
+    headers: &HeaderMap,
+    req: &ClientRequest,
+    local_only: bool,
+) -> Result<(Privacy, crate::routing::Route), ApiError> {
+    let privacy = match privacy_of(api, key, headers)? {
+        _ if local_only => Privacy::LocalOnly,
+        p => p,
+    };
     let engine = &api.engine;
     let forced = engine
         .table
@@ -205,7 +228,7 @@ fn resolve(
         )
         .with_param("model"));
     }
-    Ok((bytes, req, privacy, route))
+    Ok((privacy, route))
 }
 
 /// `POST /v1/route/explain[?endpoint=chat|completions|embeddings|responses]`:
@@ -276,13 +299,20 @@ async fn handle(
     body: RawBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let (bytes, mut req, _, route) = resolve(&api, endpoint, &key, &headers, body)?;
-    let engine = &api.engine;
-    let turn = if endpoint == Endpoint::Responses {
+    let (bytes, mut req) = parse(&api, endpoint, body)?;
+    // A stored conversation goes before the input first, so that routing
+    // (`auto`) and the prompt estimate see all of it.
+    let mut turn = if endpoint == Endpoint::Responses {
         Some(api.responses.prepare(&key.name, &mut req.body).await?)
     } else {
         None
     };
+    let chain_local = turn.as_ref().is_some_and(|t| t.local_only);
+    let (privacy, route) = route_of(&api, endpoint, &key, &headers, &req, chain_local)?;
+    if let Some(t) = &mut turn {
+        t.local_only = privacy == Privacy::LocalOnly;
+    }
+    let engine = &api.engine;
     engine.ledger.admit(&key).inspect_err(|e| {
         engine.metrics.request(
             &route.model,

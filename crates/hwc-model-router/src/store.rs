@@ -76,6 +76,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS responses (
         key TEXT NOT NULL, id TEXT NOT NULL, previous_id TEXT,
         input BLOB NOT NULL, response BLOB NOT NULL,
+        local_only INTEGER NOT NULL DEFAULT 0,
         created_at INTEGER NOT NULL,
         PRIMARY KEY (key, id))",
     "CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at)",
@@ -90,6 +91,8 @@ pub struct StoredResponse {
     pub input: Vec<u8>,
     /// The response object, JSON.
     pub response: Vec<u8>,
+    /// It was a local-only request: what continues it stays local-only.
+    pub local_only: bool,
     /// Unix seconds it was stored.
     pub created_at: i64,
 }
@@ -242,14 +245,15 @@ impl Store {
         r: &StoredResponse,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO responses (key, id, previous_id, input, response, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR REPLACE INTO responses (key, id, previous_id, input, response, local_only, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .bind(key)
         .bind(id)
         .bind(&r.previous_id)
         .bind(&r.input)
         .bind(&r.response)
+        .bind(r.local_only)
         .bind(r.created_at)
         .execute(&self.pool)
         .await
@@ -264,7 +268,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<StoredResponse>, StoreError> {
         let row = sqlx::query(
-            "SELECT previous_id, input, response, created_at
+            "SELECT previous_id, input, response, local_only, created_at
              FROM responses WHERE key = ?1 AND id = ?2",
         )
         .bind(key)
@@ -276,7 +280,8 @@ impl Store {
             previous_id: r.get(0),
             input: r.get(1),
             response: r.get(2),
-            created_at: r.get(3),
+            local_only: r.get(3),
+            created_at: r.get(4),
         }))
     }
 

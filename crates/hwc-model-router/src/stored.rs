@@ -12,7 +12,9 @@
 //! id is never passed on) or is translated to chat completions. An id of
 //! another key, or one unknown or expired, is a 404: one key never reads
 //! another's data. `GET /v1/responses/{id}` and `DELETE` act on the
-//! caller's own responses only.
+//! caller's own responses only. A conversation with a local-only turn
+//! stays local-only: its continuation is routed as if the request said
+//! `local-only`, so stored local data never reaches a cloud backend.
 
 use crate::clock;
 use crate::store::{Store, StoredResponse};
@@ -39,6 +41,10 @@ pub struct Turn {
     pub previous_id: Option<String>,
     /// The request's own input items, before the stored ones were added.
     pub input: Vec<Value>,
+    /// From [`Responses::prepare`]: some response of the chain was
+    /// local-only, so this one must be. Then set to whether this request
+    /// went local-only, for what continues it.
+    pub local_only: bool,
 }
 
 /// The request's `input` as items: a string is one user message.
@@ -126,6 +132,7 @@ impl Responses {
                 .with_param("previous_response_id"))
             }
         };
+        let mut local_only = false;
         if let Some(first) = &previous_id {
             let mut chain: Vec<StoredResponse> = Vec::new();
             let mut next = Some(first.clone());
@@ -147,6 +154,7 @@ impl Responses {
                     return Err(not_found(first, Some("previous_response_id")));
                 };
                 next = r.previous_id.clone();
+                local_only |= r.local_only;
                 chain.push(r);
             }
             let mut items: Vec<Value> = Vec::new();
@@ -167,6 +175,7 @@ impl Responses {
             store,
             previous_id,
             input,
+            local_only,
         })
     }
 
@@ -195,6 +204,7 @@ impl Responses {
             previous_id: turn.previous_id.clone(),
             input: serde_json::to_vec(&turn.input).unwrap_or_else(|_| b"[]".to_vec()),
             response: serde_json::to_vec(r).unwrap_or_default(),
+            local_only: turn.local_only,
             created_at: clock::unix_now(),
         };
         if let Err(e) = self.store.put_response(key, &id, &stored).await {

@@ -394,6 +394,7 @@ async fn the_retention_sweep_removes_old_responses() {
                     response: json!({"id": id, "object": "response", "output": []})
                         .to_string()
                         .into_bytes(),
+                    local_only: false,
                     created_at: now - age,
                 },
             )
@@ -411,4 +412,60 @@ async fn the_retention_sweep_removes_old_responses() {
         Duration::from_secs(30 * day as u64)
     );
     store.close().await;
+}
+
+#[tokio::test]
+async fn a_local_only_conversation_stays_local_when_continued() {
+    let local = Upstream::always(chat_answer("local says")).await;
+    let cloud = Upstream::always(chat_answer("cloud says")).await;
+    let r = Router::start(&format!(
+        r#"
+[[backends]]
+name = "cloud"
+kind = "openai"
+locality = "cloud"
+urls = ["{cloud}"]
+[[backends]]
+name = "local"
+kind = "openai"
+locality = "local"
+urls = ["{local}"]
+[models.mixed]
+targets = [{{ backend = "cloud", model = "c" }}, {{ backend = "local", model = "l" }}]
+"#,
+        cloud = cloud.url(),
+        local = local.url()
+    ))
+    .await;
+    let first: Value = r
+        .post("/v1/responses", ALICE)
+        .header("x-hwc-privacy", "local-only")
+        .json(&json!({"model": "mixed", "input": "my local secret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(local.calls(), 1);
+    let id = first["id"].as_str().unwrap();
+    // No header on the next turn: the conversation is still local-only.
+    let (status, _) = respond(
+        &r,
+        ALICE,
+        json!({"model": "mixed", "input": "go on", "previous_response_id": id}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(local.calls(), 2);
+    assert_eq!(
+        cloud.calls(),
+        0,
+        "the stored local-only turn never goes to the cloud"
+    );
+    // A new conversation without the header goes to the first target.
+    let (status, _) = respond(&r, ALICE, json!({"model": "mixed", "input": "hello"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(cloud.calls(), 1);
+    r.stop().await;
 }
