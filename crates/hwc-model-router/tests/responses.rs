@@ -50,14 +50,7 @@ fn tools() -> Value {
 }
 
 async fn respond(r: &Router, body: Value) -> (u16, Value) {
-    let resp = r
-        .post("/v1/responses", ALICE)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    r.respond(ALICE, body).await
 }
 
 #[tokio::test]

@@ -43,14 +43,7 @@ fn chat_answer(text: &str) -> Act {
 }
 
 async fn respond(r: &Router, key: &str, body: Value) -> (u16, Value) {
-    let resp = r
-        .post("/v1/responses", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    r.respond(key, body).await
 }
 
 #[tokio::test]

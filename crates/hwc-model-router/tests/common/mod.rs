@@ -92,6 +92,18 @@ impl Router {
             .bearer_auth(key)
     }
 
+    /// POST /v1/responses as `key`: the status and the JSON answer.
+    pub async fn respond(&self, key: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .post("/v1/responses", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
     pub fn get(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
         client().get(format!("{}{path}", self.url)).bearer_auth(key)
     }
