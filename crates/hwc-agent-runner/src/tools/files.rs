@@ -297,25 +297,16 @@ async fn git_apply(
 ) -> Result<crate::exec::Outcome, ToolError> {
     let file = tempfile::NamedTempFile::new().map_err(ToolError::new)?;
     std::fs::write(file.path(), patch).map_err(ToolError::new)?;
-    // Never the git directory the workspace's `.git` names (Ctx::git_dir):
-    // the repository's own, or none (git apply then works as patch does).
+    // Never the git directory the workspace's `.git` names.
     let mut argv = vec![
         program(&ctx.tools.git),
         "-c".into(),
         "core.hooksPath=/dev/null".into(),
         "-c".into(),
         "core.fsmonitor=false".into(),
-        format!(
-            "--git-dir={}",
-            ctx.git_dir
-                .as_deref()
-                .unwrap_or(std::path::Path::new("/nonexistent/hwc-agent-runner"))
-                .display()
-        ),
-        format!("--work-tree={}", ctx.workspace.display()),
-        "apply".into(),
-        "--whitespace=nowarn".into(),
     ];
+    argv.extend(super::git::repository_args(ctx));
+    argv.extend(["apply".into(), "--whitespace=nowarn".into()]);
     argv.extend(extra.iter().map(|s| s.to_string()));
     argv.push(file.path().display().to_string());
     crate::exec::run(&super::host_invocation(ctx, argv))

@@ -80,8 +80,20 @@ fn base_argv(ctx: &Ctx) -> Vec<String> {
         "core.editor=false".into(),
         "-c".into(),
         "sequence.editor=false".into(),
-        // The git directory from the repository's records, never the one
-        // the workspace's `.git` file names (Ctx::git_dir).
+    ]
+    .into_iter()
+    .chain(repository_args(ctx))
+    .chain(["-C".into(), ctx.workspace.display().to_string()])
+    .collect()
+}
+
+/// `--git-dir` and `--work-tree` for host-side git in the job's workspace:
+/// the git directory from the repository's records, never the one the
+/// workspace's `.git` file names ([`Ctx::git_dir`]); without a repository,
+/// one that does not exist (git then works outside any repository, as
+/// `git apply` does like patch).
+pub fn repository_args(ctx: &Ctx) -> [String; 2] {
+    [
         format!(
             "--git-dir={}",
             ctx.git_dir
@@ -90,10 +102,7 @@ fn base_argv(ctx: &Ctx) -> Vec<String> {
                 .display()
         ),
         format!("--work-tree={}", ctx.workspace.display()),
-        "-C".into(),
-        ctx.workspace.display().to_string(),
     ]
-    .to_vec()
 }
 
 /// Short options (alone or in a cluster such as `-aF`) that read or write a
