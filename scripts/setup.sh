@@ -6,7 +6,8 @@
 #     systemd (systemd-analyze, systemd-socket-activate), dbus (dbus-daemon),
 #     node and npm, nix-bin (parse and evaluate the Nix files), debootstrap
 #     and systemd-container (tests/vm), python3-yaml (scripts/check-alerts.sh);
-#   - a real MCP server from npm (the prober's mcp probe tests);
+#   - real MCP servers from npm (the prober's and the bridge's tests) and the
+#     real Codex CLI (the router's Responses API e2e tests);
 #   - Debian 12's kubectl 1.20 (kubernetes-client), unpacked into the cache;
 #   - the real test runtime (scripts/test-runtime.sh);
 #   - a Python venv with the official openai SDK, pytest and tomli-w (tests/e2e,
@@ -89,6 +90,9 @@ npm_pkg "@modelcontextprotocol/server-filesystem@2026.8.31" "@modelcontextprotoc
 npm_pkg "supergateway@4.0.0" "supergateway/package.json"
 # Drives Debian's chromium for the approval page tests (no browser download).
 npm_pkg "playwright-core@1.65.1" "playwright-core/package.json"
+# The real Codex CLI, a Responses API client, for the router's e2e tests
+# (its Linux binary comes as an optional dependency: that file is the check).
+npm_pkg "@openai/codex@0.169.0" "@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"
 
 # pip_venv DIR PKG EXE [WHY]: PKG installed into its own venv $cache/DIR
 # (kept while DIR/.pkg names PKG and DIR/bin/EXE exists).

@@ -179,7 +179,12 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Proc:
                 "--host", "127.0.0.1",
                 "--port", str(port),
                 "--metrics",
-                "-c", "2048",
+                # 4096 tokens a slot: a Codex turn (tests/e2e/test_codex_cli.py)
+                # is about 2.2k tokens of instructions and tools. An answer
+                # is cut at 256 tokens where the request sets no limit, so
+                # the bigger context does not make unbounded answers slow.
+                "-c", "8192",
+                "-n", "256",
                 "-t", "2",
                 "-np", "2",
             ],
@@ -293,6 +298,14 @@ def start_router(tmp: Path, llama_url: str) -> Router:
         if "address" not in log_tail(proc.log).lower():
             break
     assert proc is not None
+    wait_until_ready(proc, "/readyz", ROUTER_START_TIMEOUT, "hwc-model-router")
+    return Router(proc=proc, url=proc.url, config=config, dir=tmp)
+
+
+def start_router_with(tmp: Path, config: Path, port: int) -> Router:
+    """A router on `port` with the config file `config` a test wrote
+    itself, ready; the caller stops it (``router.proc.stop()``)."""
+    proc = start([str(ROUTER_BIN), "--config", str(config)], tmp / "router.log", port)
     wait_until_ready(proc, "/readyz", ROUTER_START_TIMEOUT, "hwc-model-router")
     return Router(proc=proc, url=proc.url, config=config, dir=tmp)
 

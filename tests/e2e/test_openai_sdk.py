@@ -317,9 +317,10 @@ def test_responses_tool_outputs_go_back_to_the_model(alice: openai.OpenAI) -> No
 
 def test_responses_what_cannot_be_translated_is_a_bad_request(alice: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as e:
-        alice.responses.create(model="small", input="x", tools=[{"type": "web_search"}])
+        alice.responses.create(model="small", input="x",
+                               tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}])
     assert e.value.code == "untranslatable_request"
-    assert "web_search" in e.value.message
+    assert "file_search" in e.value.message
 
 
 # --------------------------------------------------------------------------
@@ -411,15 +412,11 @@ urls = ["{llama_server.url}/v1"]
 [models.passthrough]
 targets = [{{ backend = "llama-responses", model = "smollm2" }}]
 """)
-    proc = conftest.start([str(conftest.ROUTER_BIN), "--config", str(config)],
-                          tmp_path / "router.log", port)
+    r = conftest.start_router_with(tmp_path, config, port)
     try:
-        conftest.wait_until_ready(proc, "/readyz", conftest.ROUTER_START_TIMEOUT,
-                                  "hwc-model-router")
-        r = Router(proc=proc, url=proc.url, config=config, dir=tmp_path)
         _two_turns(r.client("sk-alice"), "passthrough")
     finally:
-        proc.stop()
+        r.proc.stop()
 
 
 # --------------------------------------------------------------------------

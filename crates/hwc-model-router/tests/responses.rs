@@ -181,8 +181,8 @@ async fn what_cannot_be_translated_is_refused_before_anything_is_sent() {
     let up = Upstream::always(chat_answer(json!({"content": "x"}), "stop")).await;
     let r = Router::start(&config(&up.url())).await;
     for (body, needle) in [(
-        json!({"model": "small", "input": "x", "tools": [{"type": "web_search"}]}),
-        "web_search",
+        json!({"model": "small", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}),
+        "file_search",
     )] {
         let (status, err) = error_of(
             r.post("/v1/responses", ALICE)

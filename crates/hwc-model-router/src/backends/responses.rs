@@ -11,7 +11,9 @@
 //! `function_call_output`, `custom_tool_call`, `custom_tool_call_output`),
 //! flat `tools` to nested ones, `custom` (freeform) tools as a function
 //! with one string argument `input` whose calls come back as
-//! `custom_tool_call`, `tool_choice` (`allowed_tools` too),
+//! `custom_tool_call`, `namespace` tools as their members named
+//! `NAMESPACE__NAME` whose calls come back with their `namespace`,
+//! `tool_choice` (`allowed_tools` too),
 //! `parallel_tool_calls`, `max_output_tokens`, `text.format`,
 //! `reasoning.effort`, sampling options, and usage. `reasoning` input
 //! items are dropped: a chat backend has no field to take them back, and
@@ -22,11 +24,13 @@
 //! Refused with a 400 that says why: `conversation` (the router keeps no
 //! conversations), `background`,
 //! `prompt` templates, `item_reference` items, file inputs, and hosted
-//! tools (web search, file search, MCP...) that only a backend with the
-//! Responses API runs.
+//! tools (file search, MCP, code interpreter...) that only a backend with
+//! the Responses API runs. Web search, which clients such as Codex offer
+//! by default, is left out of the chat request instead ([`dropped_tools`]):
+//! the model answers without searching, as it would where search is off.
 
 use serde_json::{json, Map, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A Responses request that a chat backend cannot be sent: what to tell
 /// the client (a 400).
@@ -102,15 +106,16 @@ pub fn request_to_chat(body: &Map<String, Value>) -> Res<Map<String, Value>> {
     }
     out.insert("messages".into(), Value::Array(messages));
 
-    let mut tools = match get(body, "tools") {
-        None => Vec::new(),
-        Some(Value::Array(t)) => t
-            .iter()
-            .enumerate()
-            .map(|(i, t)| tool_to_chat(t, i))
-            .collect::<Res<Vec<_>>>()?,
+    let mut tools = Vec::new();
+    match get(body, "tools") {
+        None => {}
+        Some(Value::Array(t)) => {
+            for (i, t) in t.iter().enumerate() {
+                tool_to_chat(t, i, &mut tools)?;
+            }
+        }
         Some(other) => return Err(format!("`tools` must be an array, not {}", kind_of(other))),
-    };
+    }
     if let Some(choice) = get(body, "tool_choice") {
         let (choice, allowed) = tool_choice_to_chat(choice)?;
         if let Some(allowed) = allowed {
@@ -179,7 +184,7 @@ fn push_item(messages: &mut Vec<Value>, item: &Value, i: usize) -> Res<()> {
         }
         Some("function_call") => {
             let call_id = str_field(obj, "call_id", i)?;
-            let name = str_field(obj, "name", i)?;
+            let name = &chat_name(namespace_of(obj), str_field(obj, "name", i)?);
             let arguments = obj.get("arguments").and_then(Value::as_str).unwrap_or("{}");
             push_tool_call(
                 messages,
@@ -188,7 +193,7 @@ fn push_item(messages: &mut Vec<Value>, item: &Value, i: usize) -> Res<()> {
         }
         Some("custom_tool_call") => {
             let call_id = str_field(obj, "call_id", i)?;
-            let name = str_field(obj, "name", i)?;
+            let name = &chat_name(namespace_of(obj), str_field(obj, "name", i)?);
             let input = obj.get("input").and_then(Value::as_str).unwrap_or("");
             let arguments = json!({ "input": input }).to_string();
             push_tool_call(
@@ -336,49 +341,130 @@ fn custom_parameters() -> Value {
     })
 }
 
-fn tool_to_chat(t: &Value, i: usize) -> Res<Value> {
-    let name = |t: &Value| {
-        t.get("name")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| format!("tools[{i}].name must be a string"))
-    };
+/// Joins a namespace member's name to its namespace's, for a chat
+/// backend that has no namespaces (the `mcp__server__tool` convention).
+const NAMESPACE_SEPARATOR: &str = "__";
+
+/// The chat function name of a Responses tool `name` in `namespace`.
+fn chat_name(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{ns}{NAMESPACE_SEPARATOR}{name}"),
+        None => name.to_owned(),
+    }
+}
+
+fn namespace_of(obj: &Map<String, Value>) -> Option<&str> {
+    obj.get("namespace").and_then(Value::as_str)
+}
+
+/// A hosted tool a chat request goes without: web search, which a client
+/// offers whether or not the model needs it (Codex does by default).
+fn is_droppable(ty: &str) -> bool {
+    ty.starts_with("web_search")
+}
+
+/// The types of the request's tools a chat backend is not offered (see
+/// [`is_droppable`]), for the caller to log.
+pub fn dropped_tools(body: &Map<String, Value>) -> Vec<String> {
+    body.get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("type").and_then(Value::as_str))
+        .filter(|ty| is_droppable(ty))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Tool `t` (at `tools[i]`) as chat functions appended to `out`: one for a
+/// function or a freeform tool, one per member for a namespace, none for a
+/// droppable hosted tool.
+fn tool_to_chat(t: &Value, i: usize, out: &mut Vec<Value>) -> Res<()> {
     match t.get("type").and_then(Value::as_str) {
-        Some("function") => {
-            let mut f = Map::new();
-            f.insert("name".into(), Value::String(name(t)?));
-            for k in ["description", "parameters", "strict"] {
-                if let Some(v) = t.get(k).filter(|v| !v.is_null()) {
-                    f.insert(k.into(), v.clone());
+        Some("namespace") => {
+            let ns = t
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("tools[{i}].name must be a string"))?;
+            let about = t.get("description").and_then(Value::as_str).unwrap_or("");
+            let members = t
+                .get("tools")
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("tools[{i}].tools must be an array of the namespace's tools"))?;
+            for (j, m) in members.iter().enumerate() {
+                let at = format!("tools[{i}].tools[{j}]");
+                match m.get("type").and_then(Value::as_str) {
+                    Some("function" | "custom") => out.push(member_to_chat(m, &at, Some((ns, about)))?),
+                    other => {
+                        return Err(format!(
+                            "{at}: a namespace holds function and custom tools, not `{}`",
+                            other.unwrap_or("?")
+                        ))
+                    }
                 }
             }
-            if !f.contains_key("parameters") {
-                f.insert("parameters".into(), json!({"type": "object", "properties": {}}));
-            }
-            Ok(json!({"type": "function", "function": f}))
+            Ok(())
         }
-        Some("custom") => {
-            let mut description = t
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            if let Some(f) = t.get("format").filter(|f| f.get("type").and_then(Value::as_str) == Some("grammar")) {
-                let syntax = f.get("syntax").and_then(Value::as_str).unwrap_or("lark");
-                let definition = f.get("definition").and_then(Value::as_str).unwrap_or("");
-                description.push_str(&format!(
-                    "\n\nThe `input` argument must follow this {syntax} grammar exactly:\n{definition}"
-                ));
-            }
-            Ok(json!({"type": "function", "function": {
-                "name": name(t)?, "description": description.trim_start(), "parameters": custom_parameters()
-            }}))
+        Some("function" | "custom") => {
+            out.push(member_to_chat(t, &format!("tools[{i}]"), None)?);
+            Ok(())
         }
+        Some(ty) if is_droppable(ty) => Ok(()),
         Some(other) => Err(format!(
             "tools[{i}]: tool type `{other}` runs only on a backend with the Responses API (responses_api = true); this model's backend speaks chat completions"
         )),
         None => Err(format!("tools[{i}] has no `type`")),
     }
+}
+
+/// A function or freeform tool (at `at`, in the namespace `ns` with its
+/// description, if any) as a chat function.
+fn member_to_chat(t: &Value, at: &str, ns: Option<(&str, &str)>) -> Res<Value> {
+    let name = t
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{at}.name must be a string"))?;
+    let mut description = t
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if let Some((ns, about)) = ns.filter(|(_, about)| !about.is_empty()) {
+        description = format!("({ns}: {about}) {description}");
+    }
+    let name = chat_name(ns.map(|(ns, _)| ns), name);
+    if t.get("type").and_then(Value::as_str) == Some("custom") {
+        if let Some(f) = t
+            .get("format")
+            .filter(|f| f.get("type").and_then(Value::as_str) == Some("grammar"))
+        {
+            let syntax = f.get("syntax").and_then(Value::as_str).unwrap_or("lark");
+            let definition = f.get("definition").and_then(Value::as_str).unwrap_or("");
+            description.push_str(&format!(
+                "\n\nThe `input` argument must follow this {syntax} grammar exactly:\n{definition}"
+            ));
+        }
+        return Ok(json!({"type": "function", "function": {
+            "name": name, "description": description.trim_start(), "parameters": custom_parameters()
+        }}));
+    }
+    let mut f = Map::new();
+    f.insert("name".into(), Value::String(name));
+    if !description.is_empty() {
+        f.insert("description".into(), Value::String(description));
+    }
+    for k in ["parameters", "strict"] {
+        if let Some(v) = t.get(k).filter(|v| !v.is_null()) {
+            f.insert(k.into(), v.clone());
+        }
+    }
+    if !f.contains_key("parameters") {
+        f.insert(
+            "parameters".into(),
+            json!({"type": "object", "properties": {}}),
+        );
+    }
+    Ok(json!({"type": "function", "function": f}))
 }
 
 /// The chat `tool_choice`, and for `allowed_tools` the names kept.
@@ -392,6 +478,7 @@ fn tool_choice_to_chat(c: &Value) -> Res<(Value, Option<HashSet<String>>)> {
                 .get("name")
                 .and_then(Value::as_str)
                 .ok_or("`tool_choice.name` must be a string")?;
+            let name = chat_name(c.get("namespace").and_then(Value::as_str), name);
             Ok((json!({"type": "function", "function": {"name": name}}), None))
         }
         Some("allowed_tools") => {
@@ -401,7 +488,10 @@ fn tool_choice_to_chat(c: &Value) -> Res<(Value, Option<HashSet<String>>)> {
                 .and_then(Value::as_array)
                 .map(|ts| {
                     ts.iter()
-                        .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+                        .filter_map(|t| {
+                            let name = t.get("name").and_then(Value::as_str)?;
+                            Some(chat_name(t.get("namespace").and_then(Value::as_str), name))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -441,15 +531,88 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:032x}", rand::random::<u128>())
 }
 
-/// Names of the request's freeform (`custom`) tools.
-fn custom_tools(body: &Map<String, Value>) -> HashSet<&str> {
-    body.get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|t| t.get("type").and_then(Value::as_str) == Some("custom"))
-        .filter_map(|t| t.get("name").and_then(Value::as_str))
-        .collect()
+/// What a chat function name stands for in the Responses request: the
+/// tool's own name, its namespace, and whether it is freeform.
+#[derive(Debug, Clone, PartialEq)]
+struct Callee {
+    name: String,
+    namespace: Option<String>,
+    custom: bool,
+}
+
+/// The request's tools by the chat names they were offered under, so a
+/// chat tool call comes back as the item the client's tool expects.
+#[derive(Debug, Default)]
+struct ToolNames(HashMap<String, Callee>);
+
+impl ToolNames {
+    fn of(body: &Map<String, Value>) -> Self {
+        let mut names = HashMap::new();
+        let mut add = |t: &Value, namespace: Option<&str>| {
+            if let Some(name) = t.get("name").and_then(Value::as_str) {
+                let custom = t.get("type").and_then(Value::as_str) == Some("custom");
+                let callee = Callee {
+                    name: name.to_owned(),
+                    namespace: namespace.map(str::to_owned),
+                    custom,
+                };
+                names.insert(chat_name(namespace, name), callee);
+            }
+        };
+        for t in body
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            match t.get("type").and_then(Value::as_str) {
+                Some("function" | "custom") => add(t, None),
+                Some("namespace") => {
+                    let ns = t.get("name").and_then(Value::as_str);
+                    for m in t
+                        .get("tools")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        add(m, ns);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Self(names)
+    }
+
+    /// The tool behind chat name `name`; a name the request did not offer
+    /// is a function of that name, as the model said it.
+    fn callee(&self, name: &str) -> Callee {
+        self.0.get(name).cloned().unwrap_or_else(|| Callee {
+            name: name.to_owned(),
+            namespace: None,
+            custom: false,
+        })
+    }
+}
+
+/// A tool call output item: `custom_tool_call` with the freeform text, or
+/// `function_call` with the arguments; with its namespace if it has one.
+fn call_item(id: &str, status: &str, call_id: &str, callee: &Callee, arguments: &str) -> Value {
+    let mut item = if callee.custom {
+        json!({
+            "type": "custom_tool_call", "id": id, "status": status,
+            "call_id": call_id, "name": callee.name, "input": custom_input(arguments)
+        })
+    } else {
+        json!({
+            "type": "function_call", "id": id, "status": status,
+            "call_id": call_id, "name": callee.name, "arguments": arguments
+        })
+    };
+    if let Some(ns) = &callee.namespace {
+        item["namespace"] = Value::String(ns.clone());
+    }
+    item
 }
 
 /// The Responses object for a whole chat answer (already in the router's
@@ -465,7 +628,7 @@ pub fn chat_answer_to_response(
         .pointer("/choices/0")
         .ok_or("chat answer has no choices[0]")?;
     let msg = choice.get("message").ok_or("chat answer has no message")?;
-    let custom = custom_tools(body);
+    let names = ToolNames::of(body);
     let mut output: Vec<Value> = Vec::new();
     let reasoning = ["reasoning", "reasoning_content"]
         .iter()
@@ -510,17 +673,9 @@ pub fn chat_answer_to_response(
             .pointer("/function/arguments")
             .and_then(Value::as_str)
             .unwrap_or("{}");
-        if custom.contains(name) {
-            output.push(json!({
-                "type": "custom_tool_call", "id": new_id("ctc"), "status": "completed",
-                "call_id": call_id, "name": name, "input": custom_input(arguments)
-            }));
-        } else {
-            output.push(json!({
-                "type": "function_call", "id": new_id("fc"), "status": "completed",
-                "call_id": call_id, "name": name, "arguments": arguments
-            }));
-        }
+        let callee = names.callee(name);
+        let id = new_id(if callee.custom { "ctc" } else { "fc" });
+        output.push(call_item(&id, "completed", &call_id, &callee, arguments));
     }
     let (status, incomplete) = match choice.get("finish_reason").and_then(Value::as_str) {
         Some("length") => ("incomplete", json!({"reason": "max_output_tokens"})),
@@ -630,9 +785,8 @@ enum Open {
     },
     Call {
         call_id: String,
-        name: String,
+        callee: Callee,
         arguments: String,
-        custom: bool,
     },
 }
 
@@ -668,14 +822,14 @@ pub struct ResponsesStream {
     finish: Option<String>,
     usage: Option<Value>,
     finished: bool,
-    custom: HashSet<String>,
+    names: ToolNames,
 }
 
 impl ResponsesStream {
     /// A stream answering the Responses request `body`, named `model`.
     pub fn new(body: &Map<String, Value>, model: &str) -> Self {
         Self {
-            custom: custom_tools(body).into_iter().map(str::to_owned).collect(),
+            names: ToolNames::of(body),
             body: body.clone(),
             model: model.to_owned(),
             id: new_id("resp"),
@@ -765,9 +919,9 @@ impl ResponsesStream {
                     out.push(self.event("response.content_part.done", d));
                 }
                 Open::Call {
-                    arguments, custom, ..
+                    arguments, callee, ..
                 } => {
-                    let (arguments, custom) = (arguments.clone(), *custom);
+                    let (arguments, custom) = (arguments.clone(), callee.custom);
                     if custom {
                         let input = custom_input(&arguments);
                         let mut d = base.clone();
@@ -795,7 +949,7 @@ impl ResponsesStream {
         let prefix = match &open {
             Open::Reasoning { .. } => "rs",
             Open::Message { .. } => "msg",
-            Open::Call { custom: true, .. } => "ctc",
+            Open::Call { callee, .. } if callee.custom => "ctc",
             Open::Call { .. } => "fc",
         };
         let index = self.items.len();
@@ -922,13 +1076,12 @@ impl ResponsesStream {
                         .get("id")
                         .and_then(Value::as_str)
                         .map_or_else(|| new_id("call"), str::to_owned);
-                    let custom = self.custom.contains(&name);
+                    let callee = self.names.callee(&name);
                     let p = self.open(
                         Open::Call {
                             call_id,
-                            name,
+                            callee,
                             arguments: String::new(),
-                            custom,
                         },
                         &mut out,
                     );
@@ -945,10 +1098,10 @@ impl ResponsesStream {
             };
             let custom = match &mut self.items[pos].open {
                 Open::Call {
-                    arguments, custom, ..
+                    arguments, callee, ..
                 } => {
                     arguments.push_str(args);
-                    *custom
+                    callee.custom
                 }
                 _ => true,
             };
@@ -1003,22 +1156,9 @@ fn item_json(it: &Item) -> Value {
         }),
         Open::Call {
             call_id,
-            name,
+            callee,
             arguments,
-            custom: true,
-        } => json!({
-            "type": "custom_tool_call", "id": it.id, "status": status,
-            "call_id": call_id, "name": name, "input": custom_input(arguments)
-        }),
-        Open::Call {
-            call_id,
-            name,
-            arguments,
-            ..
-        } => json!({
-            "type": "function_call", "id": it.id, "status": status,
-            "call_id": call_id, "name": name, "arguments": arguments
-        }),
+        } => call_item(&it.id, status, call_id, callee, arguments),
     }
 }
 
@@ -1151,8 +1291,12 @@ mod tests {
             "background",
         );
         refused(
-            json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
-            "tools[0]: tool type `web_search`",
+            json!({"model": "m", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["v"]}]}),
+            "tools[0]: tool type `file_search`",
+        );
+        refused(
+            json!({"model": "m", "input": "x", "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "mcp"}]}]}),
+            "tools[0].tools[0]: a namespace holds function and custom tools, not `mcp`",
         );
         refused(
             json!({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}),
@@ -1163,6 +1307,100 @@ mod tests {
             "input_file",
         );
         refused(json!({"model": "m", "input": []}), "no message");
+    }
+
+    #[test]
+    fn namespaces_are_flattened_and_web_search_is_left_out() {
+        // The shape Codex 0.169 sends (its sub-agent tools and web search).
+        let body = obj(json!({"model": "m", "tools": [
+            {"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+            {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.", "tools": [
+                {"type": "function", "name": "close_agent", "description": "Close one.", "strict": false,
+                 "parameters": {"type": "object", "properties": {"target": {"type": "string"}}}},
+                {"type": "custom", "name": "note", "description": "Free text."}]},
+            {"type": "web_search", "external_web_access": false}],
+            "tool_choice": {"type": "function", "namespace": "multi_agent_v1", "name": "close_agent"},
+            "input": [
+                {"type": "message", "role": "user", "content": "close it"},
+                {"type": "function_call", "call_id": "c1", "namespace": "multi_agent_v1", "name": "close_agent", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "namespace": "multi_agent_v1", "output": "closed"}]}));
+        assert_eq!(dropped_tools(&body), ["web_search"]);
+        let chat = Value::Object(request_to_chat(&body).unwrap());
+        let names: Vec<&str> = chat["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "exec_command",
+                "multi_agent_v1__close_agent",
+                "multi_agent_v1__note"
+            ]
+        );
+        assert_eq!(
+            chat["tools"][1]["function"]["description"],
+            "(multi_agent_v1: Sub-agents.) Close one."
+        );
+        assert_eq!(
+            chat["tools"][2]["function"]["parameters"]["required"],
+            json!(["input"])
+        );
+        assert_eq!(
+            chat["tool_choice"]["function"]["name"],
+            "multi_agent_v1__close_agent"
+        );
+        assert_eq!(
+            chat["messages"][1]["tool_calls"][0]["function"]["name"],
+            "multi_agent_v1__close_agent"
+        );
+
+        // The answer's calls come back under their own names and namespace,
+        // whole and streamed alike.
+        let answer = json!({"choices": [{"finish_reason": "tool_calls", "message": {"content": null, "tool_calls": [
+            {"id": "k1", "type": "function", "function": {"name": "multi_agent_v1__close_agent", "arguments": "{\"target\":\"a\"}"}},
+            {"id": "k2", "type": "function", "function": {"name": "multi_agent_v1__note", "arguments": "{\"input\":\"hi\"}"}},
+            {"id": "k3", "type": "function", "function": {"name": "exec_command", "arguments": "{}"}}]}}]});
+        let r: Value = serde_json::from_slice(
+            &chat_answer_to_response(answer.to_string().as_bytes(), &body, "m").unwrap(),
+        )
+        .unwrap();
+        let o = &r["output"];
+        assert_eq!(
+            (
+                o[0]["type"].as_str(),
+                o[0]["name"].as_str(),
+                o[0]["namespace"].as_str()
+            ),
+            (
+                Some("function_call"),
+                Some("close_agent"),
+                Some("multi_agent_v1")
+            )
+        );
+        assert_eq!(
+            (
+                o[1]["type"].as_str(),
+                o[1]["input"].as_str(),
+                o[1]["namespace"].as_str()
+            ),
+            (Some("custom_tool_call"), Some("hi"), Some("multi_agent_v1"))
+        );
+        assert!(o[2].get("namespace").is_none());
+
+        let mut stream = ResponsesStream::new(&body, "m");
+        let chunk = json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "k1", "type": "function", "function": {"name": "multi_agent_v1__close_agent", "arguments": "{}"}}]}}]});
+        let mut events = stream.on_chunk(&chunk);
+        events.extend(stream.on_done());
+        let text: String = events
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert!(text.contains("\"namespace\":\"multi_agent_v1\""), "{text}");
+        assert!(!text.contains("multi_agent_v1__"), "{text}");
     }
 
     #[test]
