@@ -312,6 +312,14 @@ pub async fn workspace_for(
         Some(repo) => Some(trusted_git_dir(r, repo, &ws).await?),
         None => None,
     };
+    // What the workspace keeps in dotenv files and the like is redacted by
+    // value from now on, bare reads included (secret_files.rs).
+    let scanned = ws.clone();
+    if let Ok(found) =
+        tokio::task::spawn_blocking(move || crate::secret_files::scan(&scanned)).await
+    {
+        r.redactor.learn(found);
+    }
     Ok(Ctx {
         workspace: ws,
         git_dir,

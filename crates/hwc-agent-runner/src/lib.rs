@@ -35,6 +35,7 @@ pub mod repo;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
+pub mod secret_files;
 pub mod session;
 pub mod status;
 pub mod store;

@@ -2,8 +2,9 @@
 //! model, a log, an event, an audit record or a report.
 //!
 //! Two kinds of match: the exact values of every secret the daemon holds
-//! (its router key, its tokens; registered with [`Redactor::with_secrets`]),
-//! and well-known token formats, written here from the public formats
+//! (its router key, its tokens; registered with [`Redactor::with_secrets`])
+//! or found in a job's workspace (dotenv files and the like, registered
+//! with [`Redactor::learn`] by [`crate::secret_files`]), and well-known token formats, written here from the public formats
 //! (gitleaks' rule list, MIT, was read for which formats matter; no
 //! pattern is copied from TruffleHog, which is AGPL). A match becomes
 //! `[REDACTED:<kind>]`, so a reader still sees that something was there.
@@ -11,7 +12,7 @@
 use regex::{Captures, Regex};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, RwLock};
 
 struct Pattern {
     kind: &'static str,
@@ -118,11 +119,13 @@ pub fn shannon_entropy(s: &str) -> f64 {
         .sum()
 }
 
-/// Redacts text and JSON.
+/// Redacts text and JSON. Clones share what was learned.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     /// (name, value) of every secret the daemon holds, longest first.
     secrets: Vec<(String, String)>,
+    /// (name, value) of the secrets found in workspaces, longest first.
+    learned: Arc<RwLock<Vec<(String, String)>>>,
 }
 
 impl Redactor {
@@ -135,17 +138,44 @@ impl Redactor {
             .map(|(n, v)| (n, v.trim().to_string()))
             .collect();
         secrets.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
-        Self { secrets }
+        Self {
+            secrets,
+            learned: Arc::default(),
+        }
+    }
+
+    /// Also removes these exact values from now on, in this redactor and
+    /// its clones (a value already known is not added twice; shorter than 6
+    /// characters are ignored).
+    pub fn learn(&self, found: impl IntoIterator<Item = (String, String)>) {
+        let mut learned = self.learned.write().unwrap_or_else(|e| e.into_inner());
+        let before = learned.len();
+        for (name, value) in found {
+            let value = value.trim().to_string();
+            let known = self
+                .secrets
+                .iter()
+                .chain(learned.iter())
+                .any(|(_, v)| *v == value);
+            if value.len() >= 6 && !known {
+                learned.push((name, value));
+            }
+        }
+        if learned.len() != before {
+            learned.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        }
     }
 
     /// `text` with every secret replaced.
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
-        for (name, value) in &self.secrets {
+        let learned = self.learned.read().unwrap_or_else(|e| e.into_inner());
+        for (name, value) in self.secrets.iter().chain(learned.iter()) {
             if out.contains(value.as_str()) {
                 out = Cow::Owned(out.replace(value.as_str(), &format!("[REDACTED:{name}]")));
             }
         }
+        drop(learned);
         for pat in PATTERNS.iter() {
             if !pat.re.is_match(&out) {
                 continue;
@@ -244,6 +274,30 @@ mod tests {
         ] {
             assert_eq!(r.text(keep), keep);
         }
+    }
+
+    #[test]
+    fn learned_values_are_removed_bare_and_in_every_clone() {
+        let r = Redactor::with_secrets([("model-key".into(), "sk-local-abcdef".into())]);
+        let clone = r.clone();
+        assert_eq!(
+            r.text("vT7q-Zr3x9LmK2pW8sYb4NcE"),
+            "vT7q-Zr3x9LmK2pW8sYb4NcE"
+        );
+        r.learn([
+            (
+                "DATABASE_PASSWORD (.env)".into(),
+                "vT7q-Zr3x9LmK2pW8sYb4NcE\n".into(),
+            ),
+            ("again".into(), "sk-local-abcdef".into()),
+            ("short".into(), "abc".into()),
+        ]);
+        assert_eq!(
+            clone.text("cut gave: vT7q-Zr3x9LmK2pW8sYb4NcE."),
+            "cut gave: [REDACTED:DATABASE_PASSWORD (.env)]."
+        );
+        assert_eq!(clone.text("sk-local-abcdef"), "[REDACTED:model-key]");
+        assert_eq!(clone.text("abc"), "abc");
     }
 
     #[test]
