@@ -142,7 +142,8 @@ impl ModelClient {
                         .iter()
                         .map(|t| {
                             json!({"type": "function", "function": {
-                                "name": t.name, "description": t.description, "parameters": t.parameters}})
+                                "name": t.name, "description": t.description,
+                                "parameters": grammar_safe(&t.parameters)}})
                         })
                         .collect(),
                 );
@@ -255,6 +256,26 @@ pub fn decodable(schema: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(decodable).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `schema` for native tool calling, without `maxLength`/`maxItems`: a
+/// server that turns tool schemas into a decoding grammar (llama.cpp with
+/// `--jinja`) expands them into repetitions and refuses a request whose
+/// repetitions, multiplied through nested lists, pass a few thousand (the
+/// runner's schemas made every request of a live eval fail with "failed
+/// to parse grammar"). The runner checks the tool's own bounds when the
+/// call comes back ([`crate::tools::schema`]).
+pub fn grammar_safe(schema: &Value) -> Value {
+    match schema {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "maxLength" | "maxItems"))
+                .map(|(k, v)| (k.clone(), grammar_safe(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(grammar_safe).collect()),
         other => other.clone(),
     }
 }
@@ -440,6 +461,21 @@ mod tests {
         assert_eq!(turn.usage.prompt_tokens, 120);
         assert_eq!(calls[0].name, "systemctl_status");
         assert_eq!(calls[0].arguments, "{\"unit\": \"ollama.service\"}");
+    }
+
+    #[test]
+    fn native_schemas_carry_no_length_bounds() {
+        let s = json!({"type": "object", "properties": {
+            "command": {"type": "string", "maxLength": 8192},
+            "unit": {"type": "string", "maxLength": 255},
+            "args": {"type": "array", "maxItems": 5000, "items": {"type": "string", "maxLength": 1024}}}});
+        assert_eq!(
+            grammar_safe(&s),
+            json!({"type": "object", "properties": {
+                "command": {"type": "string"},
+                "unit": {"type": "string"},
+                "args": {"type": "array", "items": {"type": "string"}}}})
+        );
     }
 
     #[test]

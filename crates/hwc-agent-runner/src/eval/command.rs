@@ -36,6 +36,11 @@ pub struct EvalArgs {
     /// The sampling temperature.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f64,
+    /// The most tokens one model turn may take (`[model]
+    /// max_completion_tokens`; 4096 when not given): a small model that
+    /// loops loses one bounded turn, not the scenario's whole time.
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
     /// The longest each job may take, overriding the scenarios' own
     /// `timeout` (a slow model on a CPU needs minutes).
     #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
@@ -169,9 +174,12 @@ pub fn main(args: &EvalArgs) -> ExitCode {
                 model: args.model.clone(),
                 api_key,
                 model_config: format!(
-                    "tool_calling = {}\ntemperature = {}\n",
+                    "tool_calling = {}\ntemperature = {}\n{}",
                     toml::Value::String(args.tool_calling.clone()),
-                    args.temperature
+                    args.temperature,
+                    args.max_tokens
+                        .map(|n| format!("max_completion_tokens = {n}\n"))
+                        .unwrap_or_default()
                 ),
             }
         }
