@@ -171,8 +171,7 @@ let
     units = controlled;
   };
 
-  # A password in a URL written into the Nix store.
-  hasPassword = url: builtins.match "[a-z]+://[^/@:]*:[^/@]*@.*" url != null;
+  inherit (hlib) hasPassword;
 
   environmentType = types.submodule {
     options = {

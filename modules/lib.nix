@@ -67,14 +67,19 @@ rec {
     ]
     || hasPrefix "127." host;
 
-  # The host part of a URL ("http://127.0.0.1:8080/v1" -> "127.0.0.1"), or
-  # null if it does not look like one.
+  # The host part of a URL ("http://127.0.0.1:8080/v1" -> "127.0.0.1",
+  # "postgres://user@db.lan/x" -> "db.lan"), or null if it does not look
+  # like one.
   hostOfUrl =
     url:
     let
-      m = builtins.match "[a-zA-Z][a-zA-Z0-9+.-]*://(\\[[^]]*]|[^:/?#]+).*" url;
+      m = builtins.match "[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#@]*@)?(\\[[^]]*]|[^:/?#]+).*" url;
     in
-    if m == null then null else builtins.head m;
+    if m == null then null else builtins.elemAt m 1;
+
+  # Whether a URL carries a password (one written into the Nix store would
+  # be readable by every local user).
+  hasPassword = url: builtins.match "[a-z]+://[^/@:]*:[^/@]*@.*" url != null;
 
   # Quoting for systemd Exec lines (shared with the builtins-only units).
   inherit (import ../nix/exec-args.nix) escapeExecArg escapeExecArgs;

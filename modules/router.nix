@@ -96,6 +96,7 @@ let
 
   credentials =
     lib.optionalAttrs (cfg.keysFile != null) { keys = cfg.keysFile; }
+    // lib.optionalAttrs (cfg.store.urlFile != null) { store-url = cfg.store.urlFile; }
     // lib.mapAttrs' (name: b: lib.nameValuePair "backend-${name}" b.apiKeyFile) (
       lib.filterAttrs (_: b: b.apiKeyFile != null) cfg.cloudBackends
     )
@@ -118,10 +119,14 @@ let
   otlpHosts = lib.optional (top.telemetry.otlpEndpoint != null) (
     hlib.hostOfUrl top.telemetry.otlpEndpoint
   );
+  # A shared store is a peer too; one named only in a credential file is on
+  # a host the evaluation cannot see.
+  storeHosts = lib.optional (cfg.store.url != null) (hlib.hostOfUrl cfg.store.url);
   allLoopback =
     hlib.isLoopback cfg.host
     && backendHosts != [ ]
-    && builtins.all (h: h != null && hlib.isLoopback h) (backendHosts ++ otlpHosts);
+    && cfg.store.urlFile == null
+    && builtins.all (h: h != null && hlib.isLoopback h) (backendHosts ++ otlpHosts ++ storeHosts);
 
   drainSeconds =
     let
@@ -190,10 +195,37 @@ in
       '';
     };
 
+    store = {
+      url = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "postgres://router@db.lan/hwc_router";
+        description = ''
+          A PostgreSQL database for the router's state (`state.url`): usage
+          and daily budgets, `Idempotency-Key` answers and stored responses,
+          shared by every router given the same one (docs/router.md,
+          "Several routers, one store"). Without a password (it would be in
+          the Nix store; use `urlFile`). null: the SQLite file in the state
+          directory.
+        '';
+      };
+      urlFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/secrets/hwc-ai/router-store-url";
+        description = ''
+          File holding the whole PostgreSQL URL, password included
+          (`state.url_file`), passed with `LoadCredential` as `store-url`.
+          Outside the Nix store. The database's host is then unknown at
+          evaluation, so `restrictToLoopback` defaults to false.
+        '';
+      };
+    };
+
     restrictToLoopback = mkOption {
       type = types.bool;
       default = allLoopback;
-      defaultText = literalMD "true when the router and all its backends are on loopback";
+      defaultText = literalMD "true when the router, all its backends and its store are on loopback";
       description = ''
         Confine the unit's sockets to loopback (`IPAddressDeny=any`,
         `IPAddressAllow=localhost`). On by default when nothing else could be
@@ -291,6 +323,10 @@ in
       // lib.optionalAttrs cfg.localOnly { anonymous_privacy = "local-only"; };
       backends = runtimeBackends ++ cloudBackends;
       models = lib.mapAttrs (_: targets: { targets = lib.mkDefault targets; }) generatedModels;
+      state = lib.mkIf (cfg.store.url != null || cfg.store.urlFile != null) {
+        url = lib.mkIf (cfg.store.url != null) cfg.store.url;
+        url_file = lib.mkIf (cfg.store.urlFile != null) "store-url";
+      };
     };
 
     assertions = [
@@ -334,6 +370,21 @@ in
           hwc.ai.router needs API keys: set hwc.ai.router.keysFile to a keys file
           (docs/router.md, [auth]), or hwc.ai.router.allowAnonymous = true for a
           loopback-only, single-user host.
+        '';
+      }
+      {
+        assertion = !(cfg.store.url != null && cfg.store.urlFile != null);
+        message = ''
+          hwc.ai.router: store.url and store.urlFile are both set; keep one (urlFile when the URL
+          holds a password).
+        '';
+      }
+      {
+        assertion = cfg.store.url == null || !(hlib.hasPassword cfg.store.url);
+        message = ''
+          hwc.ai.router.store.url holds a password, which would be in the Nix store for every local
+          user to read. Put the whole URL in a file outside the store and set
+          hwc.ai.router.store.urlFile to it instead.
         '';
       }
       {

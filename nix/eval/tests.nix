@@ -346,6 +346,32 @@ let
       (sc c "hwc-model-router").IPAddressDeny == "any"
       && (sc c "hwc-model-router").IPAddressAllow == [ "localhost" ]
     ))
+    (holds "router: a shared store's URL file is a credential, and the unit is no longer IP-confined"
+      (edge ++ [ { hwc.ai.router.store.urlFile = "/run/secrets/hwc-ai/router-store-url"; } ])
+      (
+        c:
+        c.hwc.ai.router.settings.state == { url_file = "store-url"; }
+        && builtins.elem "store-url:/run/secrets/hwc-ai/router-store-url" (
+          sc c "hwc-model-router"
+        ).LoadCredential
+        && !((sc c "hwc-model-router") ? IPAddressDeny)
+      )
+    )
+    (holds "router: a store on loopback keeps the loopback confinement"
+      (edge ++ [ { hwc.ai.router.store.url = "postgres://router@127.0.0.1/hwc_router"; } ])
+      (
+        c:
+        c.hwc.ai.router.settings.state == { url = "postgres://router@127.0.0.1/hwc_router"; }
+        && (sc c "hwc-model-router").IPAddressAllow == [ "localhost" ]
+      )
+    )
+    (holds "router: a store on another host lifts it"
+      (edge ++ [ { hwc.ai.router.store.url = "postgres://router@db.lan/hwc_router"; } ])
+      (c: !((sc c "hwc-model-router") ? IPAddressDeny))
+    )
+    (rejects "router: a store URL with a password in the Nix store" (
+      edge ++ [ { hwc.ai.router.store.url = "postgres://router:s3cret@db.lan/hwc_router"; } ]
+    ) "store.url holds a password")
     (holds "edge: router unit is Type=notify with watchdog, DynamicUser, state dir, restart" edge (
       c:
       let

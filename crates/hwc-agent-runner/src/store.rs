@@ -10,39 +10,9 @@
 //! that is an fsync of the WAL (`synchronous = FULL`), with PostgreSQL the
 //! server's commit. Callers acknowledge nothing before that.
 
-use serde::{Deserialize, Serialize};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use sqlx::AnyPool;
 
-/// Which database a store talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// An embedded file.
-    Sqlite,
-    /// A PostgreSQL server.
-    Postgres,
-}
-
-/// A database problem, with what was being done.
-#[derive(Debug, thiserror::Error)]
-#[error("database ({what}): {source}")]
-pub struct StoreError {
-    /// What the store was doing.
-    pub what: String,
-    /// The driver's error.
-    #[source]
-    pub source: sqlx::Error,
-}
-
-/// Wraps a driver error with what was being done.
-pub fn db_err(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
-    let what = what.into();
-    move |source| StoreError { what, source }
-}
+pub use hwc_ai_core::db::{db_err, redact_url, sqlite_url, Backend, DbError as StoreError};
 
 /// The handle every module queries through.
 #[derive(Debug, Clone)]
@@ -53,10 +23,8 @@ pub struct Store {
     pub backend: Backend,
 }
 
-/// Each backend's migrations, in order: (version, description, SQL).
-/// Embedded with `include_str!` rather than `sqlx::migrate!` so the crate
-/// needs no sqlx proc-macros.
-const SQLITE: &[(i64, &str, &str)] = &[
+/// Each backend's migrations, in order.
+const SQLITE: &[hwc_ai_core::db::Migration] = &[
     (
         1,
         "init",
@@ -68,7 +36,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_sessions.sql"),
     ),
 ];
-const POSTGRES: &[(i64, &str, &str)] = &[
+const POSTGRES: &[hwc_ai_core::db::Migration] = &[
     (
         1,
         "init",
@@ -81,108 +49,26 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
 ];
 
-fn migrator(steps: &'static [(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    use std::borrow::Cow;
-    Migrator {
-        migrations: Cow::Owned(
-            steps
-                .iter()
-                .map(|(v, d, sql)| {
-                    Migration::new(
-                        *v,
-                        Cow::Borrowed(*d),
-                        MigrationType::Simple,
-                        Cow::Borrowed(*sql),
-                        false,
-                    )
-                })
-                .collect(),
-        ),
-        ..Migrator::DEFAULT
-    }
-}
-
-/// The URL for a database file, created when missing.
-pub fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
-}
-
 impl Store {
     /// Opens `url` (`sqlite://…` or `postgres://…`) and runs migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError {
-                what: "open".into(),
-                source: sqlx::Error::Configuration(
-                    format!("`{}` is neither sqlite:// nor postgres://", redact_url(url)).into(),
-                ),
-            });
-        };
-        let options = AnyConnectOptions::from_str(url).map_err(db_err("parse the URL"))?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(db_err(format!("connect to {}", redact_url(url))))?;
-        let migrator = migrator(match backend {
-            Backend::Sqlite => SQLITE,
-            Backend::Postgres => POSTGRES,
-        });
-        migrator.run(&pool).await.map_err(|e| StoreError {
-            what: "migrate".into(),
-            source: e.into(),
-        })?;
+        let (pool, backend) = hwc_ai_core::db::open(
+            url,
+            hwc_ai_core::db::Options {
+                sqlite: SQLITE,
+                postgres: POSTGRES,
+                sqlite_synchronous: "FULL",
+                max_connections: (4, 8),
+            },
+        )
+        .await?;
         Ok(Self { pool, backend })
-    }
-}
-
-/// `url` with any password replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_never_show_passwords() {
-        assert_eq!(
-            redact_url("postgres://runner:s3cret@db.lan/hwc"),
-            "postgres://runner:***@db.lan/hwc"
-        );
-        assert_eq!(
-            redact_url("sqlite:///var/lib/x.db"),
-            "sqlite:///var/lib/x.db"
-        );
-    }
 
     #[tokio::test]
     async fn sqlite_opens_in_wal_mode_and_migrates_once() {

@@ -18,6 +18,8 @@ pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "db")]
+pub mod db;
 pub mod error;
 pub mod health;
 pub mod logging;

@@ -301,7 +301,14 @@ impl Default for StreamingConfig {
 pub struct StateConfig {
     /// SQLite database for usage, budgets and idempotent answers. Relative
     /// paths resolve under `$STATE_DIRECTORY` (systemd `StateDirectory`).
+    /// Not used when `url` or `url_file` names a database.
     pub database: PathBuf,
+    /// A `postgres://` (or `sqlite://`) URL without a password: several
+    /// routers given the same one share budgets, idempotency answers and
+    /// stored responses.
+    pub url: Option<String>,
+    /// A file holding that URL (a credential: it may carry a password).
+    pub url_file: Option<PathBuf>,
     /// How long an `Idempotency-Key` answer is kept.
     #[serde(with = "humantime_serde")]
     pub idempotency_window: Duration,
@@ -318,6 +325,8 @@ impl Default for StateConfig {
     fn default() -> Self {
         Self {
             database: PathBuf::from("router.sqlite"),
+            url: None,
+            url_file: None,
             idempotency_window: Duration::from_secs(24 * 3600),
             flush_interval: Duration::from_secs(1),
             responses_retention: Duration::from_secs(30 * 24 * 3600),
@@ -362,6 +371,22 @@ impl Validate for RouterConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let mut p = self.server.problems();
         p.extend(self.telemetry.problems());
+        if self.state.url.is_some() && self.state.url_file.is_some() {
+            p.push("state: set `url` or `url_file`, not both".into());
+        }
+        if let Some(u) = &self.state.url {
+            if !(u.starts_with("postgres://")
+                || u.starts_with("postgresql://")
+                || u.starts_with("sqlite:"))
+            {
+                p.push(format!(
+                    "state.url `{}` is neither postgres:// nor sqlite://",
+                    hwc_ai_core::db::redact_url(u)
+                ));
+            } else if u.contains('@') && hwc_ai_core::db::redact_url(u) != *u {
+                p.push("state.url carries a password: put the URL in a file and name it in `url_file` (a credential), so it is not in the configuration".into());
+            }
+        }
         let mut seen = HashSet::new();
         for b in &self.backends {
             if !seen.insert(b.name.as_str()) {

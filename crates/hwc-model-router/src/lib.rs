@@ -56,6 +56,9 @@ pub enum StartError {
     /// The state database.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// `state.url_file`.
+    #[error(transparent)]
+    StoreUrl(#[from] hwc_ai_core::secret::SecretError),
     /// Listening or serving.
     #[error(transparent)]
     Server(#[from] server::ServerError),
@@ -103,7 +106,11 @@ pub async fn daemon(cfg: RouterConfig) -> Result<Daemon, StartError> {
         .map(Backend::new)
         .collect::<Result<Vec<_>, _>>()?;
     let table = RoutingTable::new(&cfg, backends)?;
-    let store = Store::open(&cfg.state.database).await?;
+    let store = match (&cfg.state.url, &cfg.state.url_file) {
+        (Some(url), _) => Store::open_url(url).await?,
+        (None, Some(f)) => Store::open_url(hwc_ai_core::secret::read_secret(f)?.expose()).await?,
+        (None, None) => Store::open(&cfg.state.database).await?,
+    };
     let ledger = Arc::new(Ledger::load(&store).await?);
 
     let mut daemon = Daemon::new("hwc-model-router", cfg.server.clone(), axum::Router::new());

@@ -1,20 +1,14 @@
-//! The router's SQLite database (WAL): usage per key, model and day, and
-//! stored answers for `Idempotency-Key`, stored Responses. Schema is created on open.
+//! The router's state: usage per key, model and day, stored answers for
+//! `Idempotency-Key`, stored Responses. SQLite (a file, WAL) by default, or
+//! PostgreSQL so several routers behind one address share budgets,
+//! idempotency and stored responses (`[state] url`/`url_file`); one code
+//! path for both ([`hwc_ai_core::db`]).
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
-use std::path::{Path, PathBuf};
+use hwc_ai_core::db::{db_err, Backend, Migration};
+use sqlx::{AnyPool, Row};
+use std::path::Path;
 
-/// A database problem, with the file named.
-#[derive(Debug, thiserror::Error)]
-#[error("state database {path}: {source}")]
-pub struct StoreError {
-    /// The database file.
-    pub path: PathBuf,
-    /// The driver's error.
-    #[source]
-    pub source: sqlx::Error,
-}
+pub use hwc_ai_core::db::DbError as StoreError;
 
 /// Usage added since the last flush, for one key and model on one day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,34 +47,20 @@ pub struct StoredAnswer {
 /// The database handle.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    path: PathBuf,
+    pool: AnyPool,
+    backend: Backend,
 }
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS usage (
-        day TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL,
-        requests INTEGER NOT NULL DEFAULT 0,
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        completion_tokens INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (day, key, model))",
-    "CREATE TABLE IF NOT EXISTS idempotency (
-        key TEXT NOT NULL, idempotency_key TEXT NOT NULL,
-        request_hash TEXT NOT NULL, status INTEGER NOT NULL,
-        route TEXT NOT NULL, backend TEXT NOT NULL, body BLOB NOT NULL,
-        created_at INTEGER NOT NULL,
-        PRIMARY KEY (key, idempotency_key))",
-    "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_at)",
-    // Stored Responses (`store` true): this request's own input items and
-    // the response object, per key; `previous_id` links the chain.
-    "CREATE TABLE IF NOT EXISTS responses (
-        key TEXT NOT NULL, id TEXT NOT NULL, previous_id TEXT,
-        input BLOB NOT NULL, response BLOB NOT NULL,
-        local_only INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL,
-        PRIMARY KEY (key, id))",
-    "CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at)",
-];
+const SQLITE: &[Migration] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES: &[Migration] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
 
 /// A stored Responses API response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,51 +78,52 @@ pub struct StoredResponse {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the SQLite database at `path` (relative:
+    /// under `$STATE_DIRECTORY`).
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let path = hwc_ai_core::state::resolve(path);
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| err(sqlx::Error::Io(e)))?;
+            std::fs::create_dir_all(parent).map_err(|e| StoreError {
+                what: format!("create {}", parent.display()),
+                source: sqlx::Error::Io(e),
+            })?;
         }
-        let opts = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(opts)
-            .await
-            .map_err(err)?;
-        for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&pool).await.map_err(err)?;
-        }
-        Ok(Self { pool, path })
+        Self::open_url(&hwc_ai_core::db::sqlite_url(&path)).await
     }
 
-    fn err(&self, source: sqlx::Error) -> StoreError {
-        StoreError {
-            path: self.path.clone(),
-            source,
-        }
+    /// Opens `url` (`sqlite://…` or `postgres://…`) and runs its
+    /// migrations. SQLite syncs at `NORMAL`: at most the last commits of a
+    /// power cut are lost, which the usage flush already accepts.
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let (pool, backend) = hwc_ai_core::db::open(
+            url,
+            hwc_ai_core::db::Options {
+                sqlite: SQLITE,
+                postgres: POSTGRES,
+                sqlite_synchronous: "NORMAL",
+                max_connections: (2, 8),
+            },
+        )
+        .await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Which database it is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Adds usage rows in one transaction.
     pub async fn add_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.pool.begin().await.map_err(db_err("add_usage"))?;
         for r in rows {
             sqlx::query(
                 "INSERT INTO usage (day, key, model, requests, prompt_tokens, completion_tokens)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (day, key, model) DO UPDATE SET
-                   requests = requests + excluded.requests,
-                   prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-                   completion_tokens = completion_tokens + excluded.completion_tokens",
+                   requests = usage.requests + excluded.requests,
+                   prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
+                   completion_tokens = usage.completion_tokens + excluded.completion_tokens",
             )
             .bind(&r.day)
             .bind(&r.key)
@@ -152,21 +133,21 @@ impl Store {
             .bind(r.completion_tokens as i64)
             .execute(&mut *tx)
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(db_err("add_usage"))?;
         }
-        tx.commit().await.map_err(|e| self.err(e))
+        tx.commit().await.map_err(db_err("add_usage"))
     }
 
     /// Every usage row of one UTC day.
     pub async fn usage_on(&self, day: &str) -> Result<Vec<UsageRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT day, key, model, requests, prompt_tokens, completion_tokens
-             FROM usage WHERE day = ?1 ORDER BY key, model",
+             FROM usage WHERE day = $1 ORDER BY key, model",
         )
         .bind(day)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(db_err("usage_on"))?;
         Ok(rows
             .into_iter()
             .map(|r| UsageRow {
@@ -184,13 +165,13 @@ impl Store {
     pub async fn answer(&self, key: &str, idem: &str) -> Result<Option<StoredAnswer>, StoreError> {
         let row = sqlx::query(
             "SELECT request_hash, status, route, backend, body, created_at
-             FROM idempotency WHERE key = ?1 AND idempotency_key = ?2",
+             FROM idempotency WHERE key = $1 AND idempotency_key = $2",
         )
         .bind(key)
         .bind(idem)
         .fetch_optional(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(db_err("answer"))?;
         Ok(row.map(|r| StoredAnswer {
             request_hash: r.get(0),
             status: r.get::<i64, _>(1) as u16,
@@ -209,9 +190,13 @@ impl Store {
         a: &StoredAnswer,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO idempotency
+            "INSERT INTO idempotency
              (key, idempotency_key, request_hash, status, route, backend, body, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (key, idempotency_key) DO UPDATE SET
+               request_hash = excluded.request_hash, status = excluded.status,
+               route = excluded.route, backend = excluded.backend,
+               body = excluded.body, created_at = excluded.created_at",
         )
         .bind(key)
         .bind(idem)
@@ -223,17 +208,17 @@ impl Store {
         .bind(a.created_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(db_err("put_answer"))?;
         Ok(())
     }
 
     /// Drops answers stored before `before` (unix seconds).
     pub async fn prune_answers(&self, before: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM idempotency WHERE created_at < ?1")
+        let r = sqlx::query("DELETE FROM idempotency WHERE created_at < $1")
             .bind(before)
             .execute(&self.pool)
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(db_err("prune_answers"))?;
         Ok(r.rows_affected())
     }
 
@@ -245,19 +230,23 @@ impl Store {
         r: &StoredResponse,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO responses (key, id, previous_id, input, response, local_only, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO responses (key, id, previous_id, input, response, local_only, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (key, id) DO UPDATE SET
+               previous_id = excluded.previous_id, input = excluded.input,
+               response = excluded.response, local_only = excluded.local_only,
+               created_at = excluded.created_at",
         )
         .bind(key)
         .bind(id)
         .bind(&r.previous_id)
         .bind(&r.input)
         .bind(&r.response)
-        .bind(r.local_only)
+        .bind(i64::from(r.local_only))
         .bind(r.created_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(db_err("put_response"))?;
         Ok(())
     }
 
@@ -269,40 +258,40 @@ impl Store {
     ) -> Result<Option<StoredResponse>, StoreError> {
         let row = sqlx::query(
             "SELECT previous_id, input, response, local_only, created_at
-             FROM responses WHERE key = ?1 AND id = ?2",
+             FROM responses WHERE key = $1 AND id = $2",
         )
         .bind(key)
         .bind(id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
+        .map_err(db_err("response"))?;
         Ok(row.map(|r| StoredResponse {
             previous_id: r.get(0),
             input: r.get(1),
             response: r.get(2),
-            local_only: r.get(3),
+            local_only: r.get::<i64, _>(3) != 0,
             created_at: r.get(4),
         }))
     }
 
     /// Deletes `key`'s response `id`; false if it had none.
     pub async fn delete_response(&self, key: &str, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM responses WHERE key = ?1 AND id = ?2")
+        let r = sqlx::query("DELETE FROM responses WHERE key = $1 AND id = $2")
             .bind(key)
             .bind(id)
             .execute(&self.pool)
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(db_err("delete_response"))?;
         Ok(r.rows_affected() > 0)
     }
 
     /// Drops responses stored before `before` (unix seconds).
     pub async fn prune_responses(&self, before: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM responses WHERE created_at < ?1")
+        let r = sqlx::query("DELETE FROM responses WHERE created_at < $1")
             .bind(before)
             .execute(&self.pool)
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(db_err("prune_responses"))?;
         Ok(r.rows_affected())
     }
 

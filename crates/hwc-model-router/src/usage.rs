@@ -185,6 +185,38 @@ impl Ledger {
     /// Writes pending increments. On failure they are put back, so nothing
     /// accepted is lost to a transient database error.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
+        let written = self.write_pending(store).await?;
+        self.refresh(store).await?;
+        Ok(written)
+    }
+
+    /// Today's totals from the database, plus what this router recorded
+    /// since its last write: routers sharing a database (PostgreSQL) see
+    /// each other's usage within one flush interval, so a key's daily
+    /// budget holds across all of them.
+    async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
+        let day = self.day().day.clone();
+        let mut stored: HashMap<String, u64> = HashMap::new();
+        for r in store.usage_on(&day).await? {
+            *stored.entry(r.key).or_insert(0) += r.prompt_tokens + r.completion_tokens;
+        }
+        let mut d = self.day();
+        if d.day != day {
+            return Ok(()); // midnight passed while reading: the new day starts empty
+        }
+        for ((pday, key, _), (_, t)) in &d.pending {
+            if *pday == day {
+                *stored.entry(key.clone()).or_insert(0) += t.prompt + t.completion;
+            }
+        }
+        for key in stored.keys() {
+            d.seen.insert(key.clone());
+        }
+        d.totals = stored;
+        Ok(())
+    }
+
+    async fn write_pending(&self, store: &Store) -> Result<usize, StoreError> {
         let pending = std::mem::take(&mut self.day().pending);
         if pending.is_empty() {
             return Ok(0);
