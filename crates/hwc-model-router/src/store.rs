@@ -51,16 +51,30 @@ pub struct Store {
     backend: Backend,
 }
 
-const SQLITE: &[Migration] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES: &[Migration] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE: &[Migration] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "response items",
+        include_str!("../migrations/sqlite/0002_response_items.sql"),
+    ),
+];
+const POSTGRES: &[Migration] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "response items",
+        include_str!("../migrations/postgres/0002_response_items.sql"),
+    ),
+];
 
 /// A stored Responses API response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,13 +236,16 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// Keeps a response of `key` under `id` (replacing one of that id).
+    /// Keeps a response of `key` under `id` (replacing one of that id),
+    /// and its `items` (`(item id, item JSON)`), in one transaction.
     pub async fn put_response(
         &self,
         key: &str,
         id: &str,
         r: &StoredResponse,
+        items: &[(String, Vec<u8>)],
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err("put_response"))?;
         sqlx::query(
             "INSERT INTO responses (key, id, previous_id, input, response, local_only, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -244,10 +261,46 @@ impl Store {
         .bind(&r.response)
         .bind(i64::from(r.local_only))
         .bind(r.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_err("put_response"))?;
-        Ok(())
+        for (item_id, item) in items {
+            sqlx::query(
+                "INSERT INTO response_items (key, item_id, response_id, item, local_only, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (key, item_id) DO UPDATE SET
+                   response_id = excluded.response_id, item = excluded.item,
+                   local_only = excluded.local_only, created_at = excluded.created_at",
+            )
+            .bind(key)
+            .bind(item_id)
+            .bind(id)
+            .bind(item)
+            .bind(i64::from(r.local_only))
+            .bind(r.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("put_response"))?;
+        }
+        tx.commit().await.map_err(db_err("put_response"))
+    }
+
+    /// `key`'s stored item `item_id`: its JSON, whether its response was
+    /// local-only, and when it was stored.
+    pub async fn item(
+        &self,
+        key: &str,
+        item_id: &str,
+    ) -> Result<Option<(Vec<u8>, bool, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT item, local_only, created_at FROM response_items WHERE key = $1 AND item_id = $2",
+        )
+        .bind(key)
+        .bind(item_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err("item"))?;
+        Ok(row.map(|r| (r.get(0), r.get::<i64, _>(1) != 0, r.get(2))))
     }
 
     /// `key`'s response `id`, if it has one (another key's never).
@@ -276,6 +329,12 @@ impl Store {
 
     /// Deletes `key`'s response `id`; false if it had none.
     pub async fn delete_response(&self, key: &str, id: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM response_items WHERE key = $1 AND response_id = $2")
+            .bind(key)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("delete_response"))?;
         let r = sqlx::query("DELETE FROM responses WHERE key = $1 AND id = $2")
             .bind(key)
             .bind(id)
@@ -287,6 +346,11 @@ impl Store {
 
     /// Drops responses stored before `before` (unix seconds).
     pub async fn prune_responses(&self, before: i64) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM response_items WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("prune_responses"))?;
         let r = sqlx::query("DELETE FROM responses WHERE created_at < $1")
             .bind(before)
             .execute(&self.pool)

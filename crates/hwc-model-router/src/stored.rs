@@ -15,6 +15,9 @@
 //! caller's own responses only. A conversation with a local-only turn
 //! stays local-only: its continuation is routed as if the request said
 //! `local-only`, so stored local data never reaches a cloud backend.
+//! `item_reference` input items are replaced the same way by the stored
+//! item they name (any input or output item with an id of the key's live
+//! responses), before routing.
 
 use crate::clock;
 use crate::store::{Store, StoredResponse};
@@ -171,12 +174,58 @@ impl Responses {
             items.extend(input.iter().cloned());
             body.insert("input".into(), Value::Array(items));
         }
+        local_only |= self.resolve_references(key, body).await?;
         Ok(Turn {
             store,
             previous_id,
             input,
             local_only,
         })
+    }
+
+    /// Replaces every `item_reference` input item of `body` by the stored
+    /// item it names (one of `key`'s, live); true if one of them came from
+    /// a local-only response. An id the key does not have is a 404.
+    async fn resolve_references(
+        &self,
+        key: &str,
+        body: &mut Map<String, Value>,
+    ) -> Result<bool, ApiError> {
+        let Some(Value::Array(items)) = body.get_mut("input") else {
+            return Ok(false);
+        };
+        let mut local_only = false;
+        for (i, item) in items.iter_mut().enumerate() {
+            if item.get("type").and_then(Value::as_str) != Some("item_reference") {
+                continue;
+            }
+            let Some(id) = item.get("id").and_then(Value::as_str) else {
+                return Err(ApiError::invalid_request(
+                    "invalid_item_reference",
+                    format!("input[{i}]: an item_reference needs the `id` of a stored item"),
+                )
+                .with_param("input"));
+            };
+            let found = self
+                .store
+                .item(key, id)
+                .await
+                .map_err(store_error)?
+                .filter(|(_, _, at)| clock::unix_now() - at < self.retention.as_secs() as i64);
+            let Some((stored, local, _)) = found else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    "item_not_found",
+                    format!("Item with id '{id}' not found (input[{i}]): it is not among this key's stored responses, or it expired."),
+                )
+                .with_param("input"));
+            };
+            *item = serde_json::from_slice(&stored)
+                .map_err(|e| ApiError::internal(format!("stored item {id} is not JSON: {e}")))?;
+            local_only |= local;
+        }
+        Ok(local_only)
     }
 
     /// Sets `store` and `previous_response_id` of the response object `r`
@@ -207,7 +256,23 @@ impl Responses {
             local_only: turn.local_only,
             created_at: clock::unix_now(),
         };
-        if let Err(e) = self.store.put_response(key, &id, &stored).await {
+        // Every item with an id, input and output, for item_reference.
+        let outputs = r
+            .get("output")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        let items: Vec<(String, Vec<u8>)> = turn
+            .input
+            .iter()
+            .chain(outputs)
+            .filter(|item| item.get("type").and_then(Value::as_str) != Some("item_reference"))
+            .filter_map(|item| {
+                let item_id = item.get("id").and_then(Value::as_str)?;
+                Some((item_id.to_owned(), serde_json::to_vec(item).ok()?))
+            })
+            .collect();
+        if let Err(e) = self.store.put_response(key, &id, &stored, &items).await {
             tracing::error!(error = %e, "cannot store response; previous_response_id = {id} will not be found");
         }
     }

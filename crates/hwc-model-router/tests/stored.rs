@@ -390,6 +390,7 @@ async fn the_retention_sweep_removes_old_responses() {
                     local_only: false,
                     created_at: now - age,
                 },
+                &[],
             )
             .await
             .unwrap();
@@ -460,5 +461,88 @@ targets = [{{ backend = "cloud", model = "c" }}, {{ backend = "local", model = "
     let (status, _) = respond(&r, ALICE, json!({"model": "mixed", "input": "hello"})).await;
     assert_eq!(status, 200);
     assert_eq!(cloud.calls(), 1);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn item_references_are_replaced_by_the_stored_items_of_the_same_key() {
+    let up = Upstream::start(
+        vec![chat_answer("Paris."), chat_answer("About 105 square km.")],
+        chat_answer("?"),
+    )
+    .await;
+    let r = Router::start(&config(&up.url(), false)).await;
+    let (status, first) = respond(
+        &r,
+        ALICE,
+        json!({"model": "small", "input": [
+            {"type": "message", "id": "msg_q1", "role": "user", "content": "Capital of France?"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let answer_id = first["output"][0]["id"].as_str().unwrap().to_owned();
+
+    // Both the earlier input item and the answer's output item, by id.
+    let (status, second) = respond(
+        &r,
+        ALICE,
+        json!({"model": "small", "input": [
+            {"type": "item_reference", "id": "msg_q1"},
+            {"type": "item_reference", "id": answer_id},
+            {"role": "user", "content": "How big is it?"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let (_, _, sent) = up.request(1);
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Paris."},
+            {"role": "user", "content": "How big is it?"},
+        ])
+    );
+
+    // Another key's item, or an unknown one: a 404, nothing sent.
+    let calls = up.calls();
+    for (key, id) in [(LOCAL_KEY, "msg_q1"), (ALICE, "msg_nope")] {
+        let resp = r
+            .post("/v1/responses", key)
+            .json(&json!({"model": "small", "input": [{"type": "item_reference", "id": id}]}))
+            .send()
+            .await
+            .unwrap();
+        let (status, err) = error_of(resp).await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (404, Some("item_not_found")),
+            "{err}"
+        );
+        assert!(err["message"].as_str().unwrap().contains(id));
+    }
+    assert_eq!(up.calls(), calls);
+
+    // Deleting the response deletes its items.
+    let id = first["id"].as_str().unwrap();
+    let deleted = r
+        .get(&format!("/v1/responses/{id}"), ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let del = client()
+        .delete(format!("{}/v1/responses/{id}", r.url))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 200);
+    let (status, err) = respond(
+        &r,
+        ALICE,
+        json!({"model": "small", "input": [{"type": "item_reference", "id": "msg_q1"}]}),
+    )
+    .await;
+    assert_eq!(status, 404, "{err}");
     r.stop().await;
 }

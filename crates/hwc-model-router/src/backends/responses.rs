@@ -21,9 +21,10 @@
 //!
 //! `previous_response_id` is resolved before translation, from the
 //! router's own store ([`crate::stored`]): it is echoed, never sent.
-//! Refused with a 400 that says why: `conversation` (the router keeps no
-//! conversations), `background`,
-//! `prompt` templates, `item_reference` items, file inputs, and hosted
+//! So are `item_reference` items ([`crate::stored`] puts the stored item in
+//! its place). Refused with a 400 that says why: `conversation` (the
+//! router keeps no conversations objects), `background`,
+//! `prompt` templates, file inputs, and hosted
 //! tools (file search, MCP, code interpreter...) that only a backend with
 //! the Responses API runs. Web search, which clients such as Codex offer
 //! by default, is left out of the chat request instead ([`dropped_tools`]):
@@ -221,7 +222,7 @@ fn push_item(messages: &mut Vec<Value>, item: &Value, i: usize) -> Res<()> {
         Some("reasoning") => {}
         Some("item_reference") => {
             return Err(format!(
-                "input[{i}]: `item_reference` needs the router to keep earlier responses, which it does not yet; send the item itself"
+                "input[{i}]: this `item_reference` was not resolved from the router's stored responses; send the item itself"
             ))
         }
         Some(other) => {
