@@ -4,8 +4,9 @@
 //! A fast in-process upstream answers OpenAI chat requests; the router runs
 //! as a subprocess in front of it. Each phase sends the same fixed number of
 //! requests straight to the upstream and then through the router, and the
-//! difference is what the router adds. Optionally LiteLLM's proxy gets the
-//! same treatment for comparison.
+//! difference is what the router adds. nginx as a plain reverse proxy (when
+//! installed) gets the same treatment as the limit any proxy costs, and the
+//! report gives the router's ratio to it; optionally LiteLLM's proxy too.
 
 mod load;
 mod procs;
@@ -34,6 +35,13 @@ struct Args {
     /// on PATH, if any).
     #[arg(long)]
     litellm_bin: Option<PathBuf>,
+    /// nginx to measure as the plain-proxy baseline (default: `nginx` on
+    /// PATH or in /usr/sbin, if any).
+    #[arg(long)]
+    nginx_bin: Option<PathBuf>,
+    /// Skip the nginx baseline even if nginx is installed.
+    #[arg(long)]
+    no_nginx: bool,
     /// Skip LiteLLM even if it is on PATH.
     #[arg(long)]
     no_litellm: bool,
@@ -221,6 +229,49 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
     report.rss.push(RssRow { hwm_kb: hwm, ..rss });
     let how = router.stop(Duration::from_secs(10))?;
     eprintln!("hwc-model-router {how}");
+
+    // nginx as a plain reverse proxy: the limit.
+    let nginx = if args.no_nginx {
+        None
+    } else {
+        procs::find_nginx(args.nginx_bin.as_deref())
+    };
+    match nginx {
+        None => {
+            let why = if args.no_nginx {
+                "--no-nginx"
+            } else {
+                "no nginx installed"
+            };
+            eprintln!("nginx baseline skipped ({why})");
+            report
+                .notes
+                .push(format!("nginx baseline skipped ({why})."));
+        }
+        Some(bin) => {
+            let nginx_dir = dir.join("nginx");
+            std::fs::create_dir_all(&nginx_dir)?;
+            let mut nginx = Proc::nginx(&bin, &nginx_dir, &upstream.base_url())?;
+            nginx
+                .wait_ready("/healthz", Duration::from_secs(10))
+                .await?;
+            let via = Target {
+                url: format!("{}/v1/chat/completions", nginx.url),
+                auth: auth.clone(),
+            };
+            let (pairs, rss) = proxy_phases(&plan, &direct, &via, &nginx).await?;
+            report.pairs.extend(pairs);
+            let hwm = nginx.hwm_kb();
+            report.rss.push(RssRow { hwm_kb: hwm, ..rss });
+            let how = nginx.stop(Duration::from_secs(10))?;
+            eprintln!("nginx {how}");
+            report.notes.push(format!(
+                "nginx: `{}` ({}), one worker, `proxy_pass` with upstream keepalive 128, no access log, no buffering: a reverse proxy that reads nothing.",
+                bin.display(),
+                nginx_version(&bin)
+            ));
+        }
+    }
 
     // LiteLLM, if there is one.
     let litellm = if args.no_litellm {
@@ -464,5 +515,16 @@ fn litellm_version(bin: &std::path::Path) -> String {
                 .lines()
                 .find_map(|l| l.strip_prefix("Version: ").map(|v| format!("litellm {v}")))
         })
+        .unwrap_or_else(|| "version unknown".into())
+}
+
+/// `nginx -v` (which writes to stderr).
+fn nginx_version(bin: &std::path::Path) -> String {
+    std::process::Command::new(bin)
+        .arg("-v")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_owned())
+        .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "version unknown".into())
 }

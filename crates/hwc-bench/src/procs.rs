@@ -1,5 +1,6 @@
 //! The proxies under test as child processes: hwc-model-router and,
-//! optionally, LiteLLM; their readiness, memory (`/proc/PID/status`) and CPU
+//! optionally, nginx as a plain reverse proxy (the limit: what any proxy
+//! costs) and LiteLLM; their readiness, memory (`/proc/PID/status`) and CPU
 //! time (`/proc/PID/stat`), and a polite stop (SIGTERM, then SIGKILL).
 
 use anyhow::Context;
@@ -132,6 +133,57 @@ targets = [{{ backend = "fast", model = "m" }}]
         })
     }
 
+    /// Writes an nginx config into `dir` that proxies everything to
+    /// `upstream` (a base URL ending in `/v1`) with upstream keepalive, no
+    /// access log and one worker (as the router, one process), and starts
+    /// `bin -p DIR -c DIR/nginx.conf` in the foreground. Its health answer
+    /// is its own (`/healthz`), so readiness does not load the upstream.
+    pub fn nginx(bin: &Path, dir: &Path, upstream: &str) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let target = upstream
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split('/').next())
+            .with_context(|| format!("upstream {upstream} is not an http:// URL"))?;
+        let config = dir.join("nginx.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream fast {{ server {target}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location = /healthz {{ return 200 "ok"; }}
+        location /v1/ {{
+            proxy_pass http://fast/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}
+}}
+"#,
+                dir = dir.display(),
+            ),
+        )?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("-p").arg(dir).arg("-c").arg(&config);
+        Ok(Self {
+            url: format!("http://127.0.0.1:{port}"),
+            process: Process::spawn("nginx", cmd, dir)?,
+        })
+    }
+
     /// Polls `GET {url}{path}` until it answers 200, the process exits or
     /// `timeout` passes.
     pub async fn wait_ready(&mut self, path: &str, timeout: Duration) -> anyhow::Result<Duration> {
@@ -173,6 +225,18 @@ impl RssSampler {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or(0)
     }
+}
+
+/// `nginx` from `--nginx-bin`, else from `PATH` or `/usr/sbin`.
+pub fn find_nginx(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("nginx"))
+        .find(|p| p.is_file())
 }
 
 /// `litellm` from `--litellm-bin`, else from `PATH`.

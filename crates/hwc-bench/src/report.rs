@@ -154,6 +154,38 @@ impl Report {
         s.push('\n');
     }
 
+    /// One table row per phase measured through both the router and nginx:
+    /// what the router adds beyond what any proxy adds, and its throughput
+    /// as a share of nginx's (issue 16's bars: at most 50 µs added p50 at
+    /// concurrency 1, at least 60 % of nginx's req/s at 64).
+    pub fn against_limit(&self) -> Vec<String> {
+        let by =
+            |via: &str, phase: &str| self.pairs.iter().find(|r| r.via == via && r.phase == phase);
+        let mut out = Vec::new();
+        for r in self.pairs.iter().filter(|r| r.via == "hwc-model-router") {
+            let Some(n) = by("nginx", &r.phase) else {
+                continue;
+            };
+            let router_added = r.proxied.latency.p50.saturating_sub(r.direct.latency.p50);
+            let nginx_added = n.proxied.latency.p50.saturating_sub(n.direct.latency.p50);
+            let share = if n.proxied.rps > 0.0 {
+                format!("{:.0} %", 100.0 * r.proxied.rps / n.proxied.rps)
+            } else {
+                "n/a".into()
+            };
+            out.push(format!(
+                "| {} | {} µs | {} µs | **{} µs** | {:.0} | {:.0} | **{share}** |",
+                r.phase,
+                router_added / 1000,
+                nginx_added / 1000,
+                router_added.saturating_sub(nginx_added) / 1000,
+                r.proxied.rps,
+                n.proxied.rps,
+            ));
+        }
+        out
+    }
+
     /// Renders the report as Markdown.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
@@ -208,6 +240,17 @@ impl Report {
                     r.direct.errors,
                     r.proxied.errors,
                 );
+            }
+            s.push('\n');
+        }
+
+        let limit = self.against_limit();
+        if !limit.is_empty() {
+            let _ = writeln!(s, "#### hwc-model-router against the limit (nginx as a plain reverse proxy, same run)\n");
+            s.push_str("| phase | router added p50 | nginx added p50 | router above nginx | router req/s | nginx req/s | router / nginx req/s |\n");
+            s.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
+            for l in limit {
+                let _ = writeln!(s, "{l}");
             }
             s.push('\n');
         }
