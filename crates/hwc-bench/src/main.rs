@@ -266,7 +266,7 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
             let how = nginx.stop(Duration::from_secs(10))?;
             eprintln!("nginx {how}");
             report.notes.push(format!(
-                "nginx: `{}` ({}), one worker, `proxy_pass` with upstream keepalive 128, no access log, no buffering: a reverse proxy that reads nothing.",
+                "nginx: `{}` ({}), one process (`master_process off`), `proxy_pass` with upstream keepalive 128, no access log, no buffering: a reverse proxy that reads nothing.",
                 bin.display(),
                 nginx_version(&bin)
             ));

@@ -133,8 +133,8 @@ targets = [{{ backend = "fast", model = "m" }}]
         })
     }
 
-    /// Writes an nginx config into `dir` that proxies everything to
-    /// `upstream` (a base URL ending in `/v1`) with upstream keepalive, no
+    /// Writes an nginx config into `dir` that proxies `/v1/...` unchanged
+    /// to `upstream` (a base URL ending in `/v1`) with upstream keepalive, no
     /// access log and one worker (as the router, one process), and starts
     /// `bin -p DIR -c DIR/nginx.conf` in the foreground. Its health answer
     /// is its own (`/healthz`), so readiness does not load the upstream.
@@ -149,6 +149,7 @@ targets = [{{ backend = "fast", model = "m" }}]
             &config,
             format!(
                 r#"daemon off;
+master_process off;
 worker_processes 1;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
@@ -165,7 +166,7 @@ http {{
         listen 127.0.0.1:{port};
         location = /healthz {{ return 200 "ok"; }}
         location /v1/ {{
-            proxy_pass http://fast/;
+            proxy_pass http://fast;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_buffering off;

@@ -166,6 +166,13 @@ impl Report {
             let Some(n) = by("nginx", &r.phase) else {
                 continue;
             };
+            if n.proxied.errors > 0 || n.proxied.latency.n == 0 {
+                out.push(format!(
+                    "| {} | n/a: nginx failed {} of its requests (its error.log is in the run directory, --keep-dir) | | | | | |",
+                    r.phase, n.proxied.errors
+                ));
+                continue;
+            }
             let router_added = r.proxied.latency.p50.saturating_sub(r.direct.latency.p50);
             let nginx_added = n.proxied.latency.p50.saturating_sub(n.direct.latency.p50);
             let share = if n.proxied.rps > 0.0 {
