@@ -34,6 +34,21 @@ fn p(kind: &'static str, re: &str, group: usize, min_entropy: Option<f64>) -> Pa
     }
 }
 
+/// The words that make a key name a secret's (`DB_PASSWORD`, `api-key`,
+/// `PRIVATE_KEY`): the key-value pattern's and [`names_a_secret`]'s.
+const SECRET_NAME_WORDS: &str =
+    "api[_-]?key|access[_-]?key|private[_-]?key|secret|token|passw(?:or)?d|passwd|pwd|credential|auth";
+
+#[allow(clippy::expect_used)]
+static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!("(?i)(?:{SECRET_NAME_WORDS})")).expect("the secret-name pattern compiles")
+});
+
+/// Whether a key (an environment variable's, a setting's) names a secret.
+pub fn names_a_secret(key: &str) -> bool {
+    SECRET_NAME.is_match(key)
+}
+
 static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
     vec![
         p(
@@ -96,7 +111,9 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ),
         p(
             "key-value",
-            r#"(?i)\b[a-z0-9_.-]*(?:api[_-]?key|access[_-]?key|secret|token|passw(?:or)?d|passwd|pwd|credential|auth)[a-z0-9_.-]*["']?\s*[=:]\s*["']?([^\s"',;]{8,})"#,
+            &format!(
+                r#"(?i)\b[a-z0-9_.-]*(?:{SECRET_NAME_WORDS})[a-z0-9_.-]*["']?\s*[=:]\s*["']?([^\s"',;]{{8,}})"#
+            ),
             1,
             Some(3.2),
         ),

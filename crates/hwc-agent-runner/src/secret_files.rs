@@ -33,27 +33,6 @@ const SKIP_DIRS: [&str; 6] = [
     ".hwc-rollback",
 ];
 
-/// Whether a key names a secret (the words the redactor's key-value
-/// pattern uses).
-fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace('-', "_");
-    [
-        "api_key",
-        "apikey",
-        "access_key",
-        "secret",
-        "token",
-        "password",
-        "passwd",
-        "pwd",
-        "credential",
-        "auth",
-        "private_key",
-    ]
-    .iter()
-    .any(|w| k.contains(w))
-}
-
 /// A value worth remembering: long enough, with a letter or digit mix that
 /// is not a plain word or number.
 fn is_secret_value(v: &str) -> bool {
@@ -93,7 +72,7 @@ pub fn dotenv_secrets(text: &str) -> Vec<(String, String)> {
             && key
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            && is_secret_key(key)
+            && crate::redact::names_a_secret(key)
             && is_secret_value(value)
         {
             out.push((key.to_string(), value.to_string()));
