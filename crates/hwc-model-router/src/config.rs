@@ -375,15 +375,9 @@ impl Validate for RouterConfig {
             p.push("state: set `url` or `url_file`, not both".into());
         }
         if let Some(u) = &self.state.url {
-            if !(u.starts_with("postgres://")
-                || u.starts_with("postgresql://")
-                || u.starts_with("sqlite:"))
-            {
-                p.push(format!(
-                    "state.url `{}` is neither postgres:// nor sqlite://",
-                    hwc_ai_core::db::redact_url(u)
-                ));
-            } else if u.contains('@') && hwc_ai_core::db::redact_url(u) != *u {
+            if let Err(e) = hwc_ai_core::db::backend_of(u) {
+                p.push(format!("state.url: {}", e.source));
+            } else if hwc_ai_core::db::redact_url(u) != *u {
                 p.push("state.url carries a password: put the URL in a file and name it in `url_file` (a credential), so it is not in the configuration".into());
             }
         }

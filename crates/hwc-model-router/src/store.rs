@@ -4,7 +4,7 @@
 //! idempotency and stored responses (`[state] url`/`url_file`); one code
 //! path for both ([`hwc_ai_core::db`]).
 
-use hwc_ai_core::db::{db_err, Backend, Migration};
+use hwc_ai_core::db::{db_err, Migration};
 use sqlx::{AnyPool, Row};
 use std::path::Path;
 
@@ -48,7 +48,6 @@ pub struct StoredAnswer {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
-    backend: Backend,
 }
 
 const SQLITE: &[Migration] = &[
@@ -109,7 +108,7 @@ impl Store {
     /// migrations. SQLite syncs at `NORMAL`: at most the last commits of a
     /// power cut are lost, which the usage flush already accepts.
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
-        let (pool, backend) = hwc_ai_core::db::open(
+        let (pool, _) = hwc_ai_core::db::open(
             url,
             hwc_ai_core::db::Options {
                 sqlite: SQLITE,
@@ -119,12 +118,7 @@ impl Store {
             },
         )
         .await?;
-        Ok(Self { pool, backend })
-    }
-
-    /// Which database it is.
-    pub fn backend(&self) -> Backend {
-        self.backend
+        Ok(Self { pool })
     }
 
     /// Adds usage rows in one transaction.

@@ -100,8 +100,9 @@ impl Responses {
         Self { store, retention }
     }
 
-    fn live(&self, r: &StoredResponse) -> bool {
-        clock::unix_now() - r.created_at < self.retention.as_secs() as i64
+    /// Whether something stored at `created_at` is within the retention.
+    fn live(&self, created_at: i64) -> bool {
+        clock::unix_now() - created_at < self.retention.as_secs() as i64
     }
 
     async fn get(&self, key: &str, id: &str) -> Result<Option<StoredResponse>, ApiError> {
@@ -110,7 +111,7 @@ impl Responses {
             .response(key, id)
             .await
             .map_err(store_error)?
-            .filter(|r| self.live(r)))
+            .filter(|r| self.live(r.created_at)))
     }
 
     /// Reads `store` and `previous_response_id` of a Responses request
@@ -211,7 +212,7 @@ impl Responses {
                 .item(key, id)
                 .await
                 .map_err(store_error)?
-                .filter(|(_, _, at)| clock::unix_now() - at < self.retention.as_secs() as i64);
+                .filter(|(_, _, at)| self.live(*at));
             let Some((stored, local, _)) = found else {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,

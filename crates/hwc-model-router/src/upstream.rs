@@ -51,12 +51,14 @@ pub fn request_body(
     let translated;
     let (body, endpoint) = if via_chat(kind, responses_api, req.endpoint) {
         translated = responses::request_to_chat(&req.body)?;
-        let dropped = responses::dropped_tools(&req.body);
-        if !dropped.is_empty() {
-            tracing::debug!(
-                ?dropped,
-                "hosted tools not offered to a chat completions backend"
-            );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let dropped = responses::dropped_tools(&req.body);
+            if !dropped.is_empty() {
+                tracing::debug!(
+                    ?dropped,
+                    "hosted tools not offered to a chat completions backend"
+                );
+            }
         }
         (&translated, Endpoint::Chat)
     } else {
