@@ -302,6 +302,25 @@ def start_router(tmp: Path, llama_url: str) -> Router:
     return Router(proc=proc, url=proc.url, config=config, dir=tmp)
 
 
+def tokens_today(router: Router, key: str = "sk-alice", name: str = "alice") -> int:
+    """Tokens the router charged key `name` today, from its /status."""
+    status, body = http_get(router.url + "/status", headers={"Authorization": f"Bearer {key}"})
+    assert status == 200, body
+    return json.loads(body)["usage"]["tokens_by_key"].get(name, 0)
+
+
+def requests_by_outcome(router: Router, model: str) -> dict[str, float]:
+    """hwc_router_requests_total for `model`, by outcome."""
+    status, body = http_get(router.url + "/metrics")
+    assert status == 200
+    out: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith("hwc_router_requests_total{") and f'model="{model}"' in line:
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            out[outcome] = out.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def start_router_with(tmp: Path, config: Path, port: int) -> Router:
     """A router on `port` with the config file `config` a test wrote
     itself, ready; the caller stops it (``router.proc.stop()``)."""

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 import conftest
-from conftest import CACHE, Router, free_port, http_get
+from conftest import CACHE, Router, free_port, requests_by_outcome, tokens_today
 
 CODEX_BIN = Path(
     os.environ.get("HWC_CODEX_BIN") or CACHE / "npm" / "node_modules" / ".bin" / "codex"
@@ -246,31 +246,13 @@ def items(events: list[dict], kind: str) -> list[dict]:
             if e.get("type") == "item.completed" and e["item"].get("type") == kind]
 
 
-def booked(router: Router, model: str) -> dict[str, float]:
-    """hwc_router_requests_total for `model`, by outcome."""
-    status, body = http_get(router.url + "/metrics")
-    assert status == 200
-    out: dict[str, float] = {}
-    for line in body.decode().splitlines():
-        if line.startswith("hwc_router_requests_total{") and f'model="{model}"' in line:
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            out[outcome] = out.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
-    return out
-
-
-def tokens_of_alice(router: Router) -> int:
-    status, body = http_get(router.url + "/status", headers={"Authorization": "Bearer sk-alice"})
-    assert status == 200, body
-    return json.loads(body)["usage"]["tokens_by_key"].get("alice", 0)
-
-
 def test_codex_runs_a_command_and_applies_a_patch_through_translation(
         codex_router: Router, scripted_chat, tmp_path: Path) -> None:
     _, upstream = scripted_chat
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "notes.txt").write_text("The colour of the sky.\n")
-    before = tokens_of_alice(codex_router)
+    before = tokens_today(codex_router)
 
     events = codex_exec(codex_router, "coder", "Fix the spelling in notes.txt.", workspace)
 
@@ -295,15 +277,15 @@ def test_codex_runs_a_command_and_applies_a_patch_through_translation(
 
     # Three turns, each booked ok with its usage.
     assert len(upstream) == 3
-    assert booked(codex_router, "coder") == {"ok": 3.0}
-    assert tokens_of_alice(codex_router) - before == 3 * 110
+    assert requests_by_outcome(codex_router, "coder") == {"ok": 3.0}
+    assert tokens_today(codex_router) - before == 3 * 110
 
 
 def test_codex_against_llama_server_responses_passthrough(
         codex_router: Router, tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    before = tokens_of_alice(codex_router)
+    before = tokens_today(codex_router)
 
     events = codex_exec(codex_router, "smol", "Say hello in one short sentence.", workspace)
 
@@ -312,6 +294,6 @@ def test_codex_against_llama_server_responses_passthrough(
     assert items(events, "agent_message"), events
     done = [e for e in events if e.get("type") == "turn.completed"]
     assert done and done[-1]["usage"]["input_tokens"] > 0, events
-    outcomes = booked(codex_router, "smol")
+    outcomes = requests_by_outcome(codex_router, "smol")
     assert outcomes.get("ok", 0) >= 1 and "cancelled" not in outcomes, outcomes
-    assert tokens_of_alice(codex_router) - before >= done[-1]["usage"]["input_tokens"]
+    assert tokens_today(codex_router) - before >= done[-1]["usage"]["input_tokens"]

@@ -17,7 +17,7 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import Router, http_get
+from conftest import Router, http_get, requests_by_outcome, tokens_today
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 # Small, and as repeatable as llama.cpp allows.
@@ -156,22 +156,9 @@ def test_stream_yields_deltas_and_final_usage(alice: openai.OpenAI) -> None:
     assert all(c.usage is None for c in chunks[:-1])
 
 
-def tokens_today(router: Router, key: str = "sk-alice", name: str = "alice") -> int:
-    status, body = http_get(router.url + "/status", headers={"Authorization": f"Bearer {key}"})
-    assert status == 200, body
-    return json.loads(body)["usage"]["tokens_by_key"].get(name, 0)
-
-
 def requests_total(router: Router, outcome: str) -> float:
     """hwc_router_requests_total for model `small` with `outcome`."""
-    status, body = http_get(router.url + "/metrics")
-    assert status == 200
-    total = 0.0
-    for line in body.decode().splitlines():
-        if (line.startswith("hwc_router_requests_total{") and 'model="small"' in line
-                and f'outcome="{outcome}"' in line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return requests_by_outcome(router, "small").get(outcome, 0.0)
 
 
 def wait_for(what: str, check, timeout: float = 5.0) -> None:
