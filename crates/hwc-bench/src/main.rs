@@ -217,18 +217,7 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
         ready.as_millis(),
         router.pid
     );
-    let via = Target {
-        url: format!("{}/v1/chat/completions", router.url),
-        auth: auth.clone(),
-    };
-    let (pairs, rss) = proxy_phases(&plan, &direct, &via, &router).await?;
-    report.pairs.extend(pairs);
-    let stream = stream_phase(&plan, &direct, &via, "hwc-model-router").await?;
-    report.streams.push(stream);
-    let hwm = router.hwm_kb();
-    report.rss.push(RssRow { hwm_kb: hwm, ..rss });
-    let how = router.stop(Duration::from_secs(10))?;
-    eprintln!("hwc-model-router {how}");
+    measure(&plan, &direct, &mut router, auth.clone(), true, &mut report).await?;
 
     // nginx as a plain reverse proxy: the limit.
     let nginx = if args.no_nginx {
@@ -255,16 +244,7 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
             nginx
                 .wait_ready("/healthz", Duration::from_secs(10))
                 .await?;
-            let via = Target {
-                url: format!("{}/v1/chat/completions", nginx.url),
-                auth: auth.clone(),
-            };
-            let (pairs, rss) = proxy_phases(&plan, &direct, &via, &nginx).await?;
-            report.pairs.extend(pairs);
-            let hwm = nginx.hwm_kb();
-            report.rss.push(RssRow { hwm_kb: hwm, ..rss });
-            let how = nginx.stop(Duration::from_secs(10))?;
-            eprintln!("nginx {how}");
+            measure(&plan, &direct, &mut nginx, auth.clone(), false, &mut report).await?;
             report.notes.push(format!(
                 "nginx: `{}` ({}), one process (`master_process off`), `proxy_pass` with upstream keepalive 128, no access log, no buffering: a reverse proxy that reads nothing.",
                 bin.display(),
@@ -311,16 +291,7 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
                         ready.as_millis(),
                         litellm.pid
                     );
-                    let via = Target {
-                        url: format!("{}/v1/chat/completions", litellm.url),
-                        auth,
-                    };
-                    let (pairs, rss) = proxy_phases(&plan, &direct, &via, &litellm).await?;
-                    report.pairs.extend(pairs);
-                    let hwm = litellm.hwm_kb();
-                    report.rss.push(RssRow { hwm_kb: hwm, ..rss });
-                    let how = litellm.stop(Duration::from_secs(10))?;
-                    eprintln!("LiteLLM {how}");
+                    measure(&plan, &direct, &mut litellm, auth, false, &mut report).await?;
                     report.notes.push(format!(
                         "LiteLLM: `{}` ({}), default settings, `LITELLM_MASTER_KEY=sk-bench`, one process; its RSS is that process's only.",
                         bin.display(),
@@ -331,6 +302,33 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
         }
     }
     Ok(report)
+}
+
+/// Every phase through `proxy` (the streaming one too when `streams`), its
+/// rows and memory added to `report`; then `proxy` is stopped.
+async fn measure(
+    plan: &Plan,
+    direct: &Target,
+    proxy: &mut Proc,
+    auth: Option<HeaderValue>,
+    streams: bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let via = Target {
+        url: format!("{}/v1/chat/completions", proxy.url),
+        auth,
+    };
+    let (pairs, rss) = proxy_phases(plan, direct, &via, proxy).await?;
+    report.pairs.extend(pairs);
+    if streams {
+        let stream = stream_phase(plan, direct, &via, proxy.name).await?;
+        report.streams.push(stream);
+    }
+    let hwm = proxy.hwm_kb();
+    report.rss.push(RssRow { hwm_kb: hwm, ..rss });
+    let how = proxy.stop(Duration::from_secs(10))?;
+    eprintln!("{} {how}", proxy.name);
+    Ok(())
 }
 
 /// The non-streaming phases against one proxy, and its idle and peak RSS.
