@@ -23,6 +23,11 @@ const INITIAL_RTT: Duration = Duration::from_millis(50);
 pub struct Replica {
     /// Base URL, up to and including `/v1`.
     pub url: String,
+    /// Its host and port, parsed once for each attempt's span
+    /// (`server.address`, `server.port`).
+    pub host: Option<String>,
+    /// See `host`.
+    pub port: Option<u16>,
     outstanding: AtomicUsize,
     state: Mutex<ReplicaState>,
 }
@@ -64,8 +69,16 @@ impl Replica {
     /// A replica in rotation with no history.
     pub fn new(url: impl Into<String>) -> Self {
         let now = Instant::now();
+        let url = url.into().trim_end_matches('/').to_string();
+        let parsed = reqwest::Url::parse(&url).ok();
         Self {
-            url: url.into().trim_end_matches('/').to_string(),
+            host: parsed
+                .as_ref()
+                .and_then(|u| u.host_str().map(str::to_owned)),
+            port: parsed
+                .as_ref()
+                .and_then(reqwest::Url::port_or_known_default),
+            url,
             outstanding: AtomicUsize::new(0),
             state: Mutex::new(ReplicaState {
                 rtt_ewma: INITIAL_RTT.as_secs_f64(),

@@ -883,9 +883,6 @@ fn static_kind(kind: &str) -> &'static str {
 /// `server.port`, then the status) plus the backend's and model's
 /// configured names. Never the body, the URL path or a header.
 fn attempt_span(call: &Call, c: &Candidate, replica: &Replica) -> tracing::Span {
-    let url = reqwest::Url::parse(&replica.url).ok();
-    let host = url.as_ref().and_then(|u| u.host_str().map(str::to_owned));
-    let port = url.as_ref().and_then(reqwest::Url::port_or_known_default);
     tracing::info_span!(
         target: telemetry::SPAN_TARGET,
         parent: &call.span,
@@ -893,8 +890,8 @@ fn attempt_span(call: &Call, c: &Candidate, replica: &Replica) -> tracing::Span 
         otel.name = "POST",
         otel.kind = "client",
         http.request.method = "POST",
-        server.address = host.as_deref(),
-        server.port = port.map(i64::from),
+        server.address = replica.host.as_deref(),
+        server.port = replica.port.map(i64::from),
         hwc.backend = %c.backend.name(),
         gen_ai.request.model = %c.upstream_model,
         http.response.status_code = tracing::field::Empty,

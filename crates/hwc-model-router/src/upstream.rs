@@ -66,31 +66,73 @@ pub fn request_body(
     };
     match kind {
         BackendKind::Openai => {
-            let mut body = body.clone();
-            body.insert("model".into(), Value::String(upstream_model.into()));
-            if endpoint == Endpoint::Responses {
+            let out = OpenaiBody {
+                body,
+                model: upstream_model,
                 // The router resolved it from its own store into `input`
                 // (crate::stored); a backend's own store (llama.cpp has
                 // none) must not see it.
-                body.remove("previous_response_id");
-            }
-            if req.stream && matches!(endpoint, Endpoint::Chat | Endpoint::Completions) {
+                drop_previous: endpoint == Endpoint::Responses,
                 // Ask for usage so accounting works; the extra chunk is
                 // dropped again if the client did not ask for it.
-                let opts = body
-                    .entry("stream_options")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Value::Object(o) = opts {
-                    o.insert("include_usage".into(), Value::Bool(true));
-                }
-            }
-            serde_json::to_vec(&body).map_err(|e| e.to_string())
+                ask_usage: req.stream && matches!(endpoint, Endpoint::Chat | Endpoint::Completions),
+            };
+            serde_json::to_vec(&out).map_err(|e| e.to_string())
         }
         BackendKind::Anthropic => {
             let v = anthropic::chat_request_to_messages(body, upstream_model, default_max_tokens)
                 .map_err(|e| e.to_string())?;
             serde_json::to_vec(&v).map_err(|e| e.to_string())
         }
+    }
+}
+
+/// The client's body as an OpenAI-compatible backend gets it, written
+/// straight from the parsed request (no copy of the whole body per
+/// attempt): `model` set, `previous_response_id` left out, and
+/// `stream_options.include_usage` set when asked. Keys keep their order;
+/// `model` is added at the end when the client's body had none.
+struct OpenaiBody<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+    drop_previous: bool,
+    ask_usage: bool,
+}
+
+impl serde::Serialize for OpenaiBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        let (mut model_written, mut usage_written) = (false, false);
+        for (k, v) in self.body {
+            match k.as_str() {
+                "model" => {
+                    map.serialize_entry(k, self.model)?;
+                    model_written = true;
+                }
+                "previous_response_id" if self.drop_previous => {}
+                "stream_options" if self.ask_usage => {
+                    let mut opts = match v {
+                        Value::Object(o) => o.clone(),
+                        _ => Map::new(),
+                    };
+                    opts.insert("include_usage".into(), Value::Bool(true));
+                    map.serialize_entry(k, &opts)?;
+                    usage_written = true;
+                }
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        if !model_written {
+            map.serialize_entry("model", self.model)?;
+        }
+        if self.ask_usage && !usage_written {
+            map.serialize_entry(
+                "stream_options",
+                &serde_json::json!({"include_usage": true}),
+            )?;
+        }
+        map.end()
     }
 }
 
@@ -278,7 +320,7 @@ fn set_model(obj: &mut Map<String, Value>, model: &str) {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Renames reasoning aliases to [`REASONING_FIELD`] inside each

@@ -147,6 +147,10 @@ where
         .with_threads(false)
         .with_target(false)
         .with_tracked_inactivity(false)
+        // Nothing reads OpenTelemetry's thread-local current context (trace
+        // context is injected from the span itself), and activating it
+        // costs work on every poll of every instrumented future.
+        .with_context_activation(false)
         .with_filter(filter_fn(|meta| {
             meta.is_span() && meta.target() == SPAN_TARGET
         }))

@@ -25,7 +25,19 @@ pub struct Backend {
     pub api_key: Option<Secret>,
     /// HTTP client with this backend's connect deadline.
     pub client: reqwest::Client,
+    /// Each replica's endpoint URLs, parsed once (parsing a URL per request
+    /// showed in the profile); same order as `replicas`.
+    endpoints: Vec<Vec<(&'static str, reqwest::Url)>>,
 }
+
+/// Every path [`Backend::post`] is asked for.
+const ENDPOINT_PATHS: [&str; 5] = [
+    "chat/completions",
+    "completions",
+    "embeddings",
+    "responses",
+    "messages",
+];
 
 /// Why a backend could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -69,16 +81,32 @@ impl Backend {
                 backend: config.name.clone(),
                 source,
             })?;
-        let replicas = config
+        let replicas: Vec<Arc<Replica>> = config
             .urls
             .iter()
             .map(|u| Arc::new(Replica::new(u.as_str())))
+            .collect();
+        // A URL that does not parse is left out here; `post` then sends
+        // the text and reqwest reports it on the attempt.
+        let endpoints = replicas
+            .iter()
+            .map(|r| {
+                ENDPOINT_PATHS
+                    .iter()
+                    .filter_map(|p| {
+                        reqwest::Url::parse(&format!("{}/{p}", r.url))
+                            .ok()
+                            .map(|u| (*p, u))
+                    })
+                    .collect()
+            })
             .collect();
         Ok(Self {
             config,
             replicas,
             api_key,
             client,
+            endpoints,
         })
     }
 
@@ -118,14 +146,22 @@ impl Backend {
 
     /// A POST to `path` under a replica, with this backend's credentials.
     pub fn post(&self, replica: &Replica, path: &str) -> reqwest::RequestBuilder {
-        let url = match self.kind() {
-            BackendKind::Openai => format!("{}/{path}", replica.url),
-            BackendKind::Anthropic => format!("{}/messages", replica.url),
+        let path = match self.kind() {
+            BackendKind::Openai => path,
+            BackendKind::Anthropic => "messages",
         };
-        let mut req = self
-            .client
-            .post(url)
-            .header("content-type", "application/json");
+        let parsed = self
+            .replicas
+            .iter()
+            .position(|r| std::ptr::eq(&**r, replica))
+            .and_then(|i| self.endpoints.get(i))
+            .and_then(|urls| urls.iter().find(|(p, _)| *p == path))
+            .map(|(_, u)| u.clone());
+        let mut req = match parsed {
+            Some(url) => self.client.post(url),
+            None => self.client.post(format!("{}/{path}", replica.url)),
+        };
+        req = req.header("content-type", "application/json");
         if let Some(key) = &self.api_key {
             req = match self.kind() {
                 BackendKind::Openai => req.bearer_auth(key.expose()),
