@@ -134,7 +134,11 @@ fn main() -> anyhow::Result<()> {
     })?;
     let runtime = runinfo::client_runtime(args.client_threads)?;
     let dir = tempfile::Builder::new().prefix("hwc-bench-").tempdir()?;
-    let result = runtime.block_on(run(&args, &upstream, dir.path()));
+    let result = runtime.block_on(runinfo::until_interrupted(run(
+        &args,
+        &upstream,
+        dir.path(),
+    )));
     if args.keep_dir {
         let kept = dir.keep();
         eprintln!("kept {}", kept.display());

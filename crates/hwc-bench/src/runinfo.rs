@@ -14,6 +14,23 @@ pub fn client_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime>
         .context("starting the load generator's runtime")
 }
 
+/// Runs `work` until it ends or SIGINT/SIGTERM arrives. On a signal `work`
+/// is dropped, and with it every [`crate::child::Process`] it started
+/// (their drop kills them), so a stopped benchmark leaves no router or
+/// nginx behind holding a port.
+pub async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        r = work => r,
+        _ = int.recv() => anyhow::bail!("interrupted (SIGINT); the processes it started are stopped"),
+        _ = term.recv() => anyhow::bail!("terminated (SIGTERM); the processes it started are stopped"),
+    }
+}
+
 /// Prints the Markdown report to stdout, and writes it to `out` too.
 pub fn emit(md: &str, out: Option<&Path>) -> anyhow::Result<()> {
     println!("{md}");

@@ -196,7 +196,7 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("hwc-bench-mcp-")
         .tempdir()?;
-    let result = runtime.block_on(run(&args, dir.path()));
+    let result = runtime.block_on(runinfo::until_interrupted(run(&args, dir.path())));
     if args.keep_dir {
         eprintln!("kept {}", dir.keep().display());
     }
