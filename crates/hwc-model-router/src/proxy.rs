@@ -18,6 +18,7 @@
 //! the stream used so far (the upstream's usage if it came, else an
 //! estimate), so closing early is no way around a budget.
 
+use crate::backends::transport::UpstreamResponse;
 use crate::balance::{Cooled, Replica};
 use crate::config::FallbackConfig;
 use crate::keys::ApiKey;
@@ -27,7 +28,7 @@ use crate::routing::{Candidate, Route, RoutingTable};
 use crate::sse::{self, SseParser};
 use crate::upstream::{self, Forward, StreamShape};
 use crate::usage::{Ledger, Tokens};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use hwc_ai_core::telemetry;
@@ -117,10 +118,10 @@ pub enum Out {
     Fail(ApiError),
 }
 
-fn parse_retry_after(resp: &reqwest::Response) -> Option<Duration> {
+fn parse_retry_after(resp: &UpstreamResponse) -> Option<Duration> {
     let v = resp
         .headers()
-        .get(reqwest::header::RETRY_AFTER)?
+        .get(axum::http::header::RETRY_AFTER)?
         .to_str()
         .ok()?;
     v.trim()
@@ -234,7 +235,7 @@ impl Engine {
         call: &Call,
         c: &Candidate,
         replica: &Replica,
-    ) -> Result<(reqwest::Response, tracing::Span), SendError> {
+    ) -> Result<(UpstreamResponse, tracing::Span), SendError> {
         let span = attempt_span(call, c, replica);
         match self
             .send_in(call, c, replica, &span)
@@ -259,7 +260,7 @@ impl Engine {
         c: &Candidate,
         replica: &Replica,
         span: &tracing::Span,
-    ) -> Result<reqwest::Response, SendError> {
+    ) -> Result<UpstreamResponse, SendError> {
         let backend = c.backend.name().to_string();
         let retry = |reason, detail: String| {
             SendError::Retry(Failure {
@@ -280,23 +281,25 @@ impl Engine {
             telemetry::record_error(span, "untranslatable_request");
             SendError::Final(ApiError::invalid_request("untranslatable_request", e))
         })?;
-        let mut request = c
-            .backend
-            .post(
-                replica,
-                upstream::upstream_path(
-                    c.backend.kind(),
-                    c.backend.config.responses_api,
-                    call.req.endpoint,
-                ),
-            )
-            .header("x-request-id", &call.request_id);
+        let mut extra = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&call.request_id) {
+            extra.insert("x-request-id", v);
+        }
         // Trace context goes to local backends only: a cloud provider can't
         // join our traces, and the ids would let it link requests together.
         if c.backend.is_local() {
-            request = telemetry::inject_reqwest(span, request);
+            telemetry::inject(span, &mut extra);
         }
-        let send = request.body(body).send();
+        let send = c.backend.send(
+            replica,
+            upstream::upstream_path(
+                c.backend.kind(),
+                c.backend.config.responses_api,
+                call.req.endpoint,
+            ),
+            extra,
+            body,
+        );
         let deadline = c.backend.config.first_token_timeout;
         let resp = match tokio::time::timeout(deadline, send).await {
             Err(_) => {
@@ -464,7 +467,10 @@ impl Engine {
             let body = match body {
                 Ok(Ok(b)) => b,
                 Ok(Err(e)) => {
-                    let f = failure("transport", format!("answer cut short: {}", root_cause(&e)));
+                    let f = failure(
+                        "transport",
+                        format!("answer cut short: {}", root_cause(&*e)),
+                    );
                     self.fail(call, &c, &replica, &f);
                     failures.push(f);
                     continue;
@@ -624,7 +630,7 @@ impl Engine {
                     };
                     let bytes = match chunk {
                         Some(Ok(b)) => b,
-                        Some(Err(e)) => break Err(Failure { backend: backend_name.clone(), reason: "stream_error", detail: format!("stream broke before the first token: {}", root_cause(&e)), retry_after: None }),
+                        Some(Err(e)) => break Err(Failure { backend: backend_name.clone(), reason: "stream_error", detail: format!("stream broke before the first token: {}", root_cause(&*e)), retry_after: None }),
                         None => break Err(Failure { backend: backend_name.clone(), reason: "stream_error", detail: "stream ended before the first token".into(), retry_after: None }),
                     };
                     let events = match parser.push(&bytes) {
@@ -675,7 +681,7 @@ impl Engine {
                     let bytes = match next {
                         None => { ended = true; break; }
                         Some(Ok(b)) => b,
-                        Some(Err(e)) => { cut = Some(format!("backend `{backend_name}` stream broke: {}", root_cause(&e))); break; }
+                        Some(Err(e)) => { cut = Some(format!("backend `{backend_name}` stream broke: {}", root_cause(&*e))); break; }
                     };
                     let events = match parser.push(&bytes) {
                         Ok(ev) => ev,
@@ -863,8 +869,8 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     msg
 }
 
-fn status_of(s: reqwest::StatusCode) -> StatusCode {
-    StatusCode::from_u16(s.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY)
+fn status_of(s: StatusCode) -> StatusCode {
+    s
 }
 
 fn static_kind(kind: &str) -> &'static str {

@@ -7,12 +7,15 @@
 
 pub mod anthropic;
 pub mod responses;
+pub mod transport;
 
 use crate::balance::{self, Replica};
 use crate::config::{BackendConfig, BackendKind, Locality};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use hwc_ai_core::secret::{read_secret, Secret, SecretError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use transport::{Transport, TransportError, UpstreamResponse};
 
 /// A configured backend, ready to send requests.
 #[derive(Debug)]
@@ -24,10 +27,13 @@ pub struct Backend {
     /// Upstream API key, if the backend needs one.
     pub api_key: Option<Secret>,
     /// HTTP client with this backend's connect deadline.
-    pub client: reqwest::Client,
+    pub transport: Transport,
     /// Each replica's endpoint URLs, parsed once (parsing a URL per request
     /// showed in the profile); same order as `replicas`.
-    endpoints: Vec<Vec<(&'static str, reqwest::Url)>>,
+    endpoints: Vec<Vec<(&'static str, Uri)>>,
+    /// The headers every request to this backend carries: content type,
+    /// credentials, API version; built once.
+    headers: HeaderMap,
 }
 
 /// Every path [`Backend::post`] is asked for.
@@ -72,41 +78,52 @@ impl Backend {
                 backend: config.name.clone(),
                 source,
             })?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|source| BackendError::Client {
+        let transport = Transport::new(&config.urls, config.connect_timeout).map_err(|source| {
+            BackendError::Client {
                 backend: config.name.clone(),
                 source,
-            })?;
+            }
+        })?;
+        if transport.is_proxied() {
+            tracing::info!(backend = %config.name, "an HTTP proxy from the environment applies; requests go through it");
+        }
         let replicas: Vec<Arc<Replica>> = config
             .urls
             .iter()
             .map(|u| Arc::new(Replica::new(u.as_str())))
             .collect();
-        // A URL that does not parse is left out here; `post` then sends
-        // the text and reqwest reports it on the attempt.
+        // A URL that does not parse is left out here; `send` then reports
+        // it on the attempt.
         let endpoints = replicas
             .iter()
             .map(|r| {
                 ENDPOINT_PATHS
                     .iter()
                     .filter_map(|p| {
-                        reqwest::Url::parse(&format!("{}/{p}", r.url))
+                        format!("{}/{p}", r.url)
+                            .parse::<Uri>()
                             .ok()
                             .map(|u| (*p, u))
                     })
                     .collect()
             })
             .collect();
+        let headers = fixed_headers(config.kind, api_key.as_ref()).map_err(|()| {
+            BackendError::Secret {
+                backend: config.name.clone(),
+                source: SecretError {
+                    path: config.api_key_file.clone().unwrap_or_default(),
+                    reason: "the key has characters an HTTP header cannot carry (a line break or a control character?)".into(),
+                },
+            }
+        })?;
         Ok(Self {
             config,
             replicas,
             api_key,
-            client,
+            transport,
             endpoints,
+            headers,
         })
     }
 
@@ -144,33 +161,64 @@ impl Backend {
         self.cooling_left(now).is_none()
     }
 
-    /// A POST to `path` under a replica, with this backend's credentials.
-    pub fn post(&self, replica: &Replica, path: &str) -> reqwest::RequestBuilder {
+    /// POSTs `body` to `path` under a replica, with this backend's
+    /// credentials and `extra` headers (request id, trace context).
+    pub async fn send(
+        &self,
+        replica: &Replica,
+        path: &str,
+        extra: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<UpstreamResponse, TransportError> {
         let path = match self.kind() {
             BackendKind::Openai => path,
             BackendKind::Anthropic => "messages",
         };
-        let parsed = self
+        let uri = self
             .replicas
             .iter()
             .position(|r| std::ptr::eq(&**r, replica))
             .and_then(|i| self.endpoints.get(i))
             .and_then(|urls| urls.iter().find(|(p, _)| *p == path))
             .map(|(_, u)| u.clone());
-        let mut req = match parsed {
-            Some(url) => self.client.post(url),
-            None => self.client.post(format!("{}/{path}", replica.url)),
+        let uri = match uri {
+            Some(u) => u,
+            None => format!("{}/{path}", replica.url)
+                .parse::<Uri>()
+                .map_err(TransportError::invalid_url)?,
         };
-        req = req.header("content-type", "application/json");
-        if let Some(key) = &self.api_key {
-            req = match self.kind() {
-                BackendKind::Openai => req.bearer_auth(key.expose()),
-                BackendKind::Anthropic => req.header("x-api-key", key.expose()),
-            };
-        }
-        if self.kind() == BackendKind::Anthropic {
-            req = req.header("anthropic-version", "2023-06-01");
-        }
-        req
+        let mut headers = self.headers.clone();
+        headers.extend(extra);
+        self.transport.post(uri, headers, body).await
     }
+}
+
+/// The headers a backend of `kind` gets on every request; `Err` when the
+/// key cannot be a header value.
+fn fixed_headers(kind: BackendKind, key: Option<&Secret>) -> Result<HeaderMap, ()> {
+    let mut h = HeaderMap::new();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(key) = key {
+        let (name, value) = match kind {
+            BackendKind::Openai => (
+                axum::http::header::AUTHORIZATION,
+                format!("Bearer {}", key.expose()),
+            ),
+            BackendKind::Anthropic => (
+                HeaderName::from_static("x-api-key"),
+                key.expose().to_owned(),
+            ),
+        };
+        h.insert(name, transport::sensitive(&value).ok_or(())?);
+    }
+    if kind == BackendKind::Anthropic {
+        h.insert(
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static("2023-06-01"),
+        );
+    }
+    Ok(h)
 }
