@@ -354,7 +354,7 @@ impl Engine {
         } else {
             "upstream_rejected"
         };
-        let mut e = ApiError::new(status_of(status), static_kind(&kind), code, message);
+        let mut e = ApiError::new(status, static_kind(&kind), code, message);
         if status.as_u16() == 401 || status.as_u16() == 403 {
             // The client's key is fine; ours for the backend is not.
             e = ApiError::new(StatusCode::BAD_GATEWAY, "server_error", "upstream_auth_failed",
@@ -867,10 +867,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         src = s.source();
     }
     msg
-}
-
-fn status_of(s: StatusCode) -> StatusCode {
-    s
 }
 
 fn static_kind(kind: &str) -> &'static str {

@@ -24,19 +24,18 @@ pub struct Backend {
     pub config: BackendConfig,
     /// Its servers.
     pub replicas: Vec<Arc<Replica>>,
-    /// Upstream API key, if the backend needs one.
-    pub api_key: Option<Secret>,
     /// HTTP client with this backend's connect deadline.
     pub transport: Transport,
     /// Each replica's endpoint URLs, parsed once (parsing a URL per request
     /// showed in the profile); same order as `replicas`.
     endpoints: Vec<Vec<(&'static str, Uri)>>,
     /// The headers every request to this backend carries: content type,
-    /// credentials, API version; built once.
+    /// credentials (the key from `api_key_file`, marked sensitive), API
+    /// version; built once.
     headers: HeaderMap,
 }
 
-/// Every path [`Backend::post`] is asked for.
+/// Every path [`Backend::send`] is asked for.
 const ENDPOINT_PATHS: [&str; 5] = [
     "chat/completions",
     "completions",
@@ -120,7 +119,6 @@ impl Backend {
         Ok(Self {
             config,
             replicas,
-            api_key,
             transport,
             endpoints,
             headers,

@@ -30,7 +30,7 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// A client for one backend.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Transport {
     /// hyper-util directly: no proxy applies to the backend's URLs.
     Direct(Box<Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>>),
@@ -149,7 +149,7 @@ impl Transport {
         Ok(Self::Direct(Box::new(client)))
     }
 
-    /// Whether requests go through an HTTP proxy (for `/status` and logs).
+    /// Whether requests go through an HTTP proxy (logged at start).
     pub fn is_proxied(&self) -> bool {
         matches!(self, Self::Proxied(_))
     }
