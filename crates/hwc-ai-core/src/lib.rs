@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "db")]
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod health;
 pub mod logging;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod notify;
 pub mod origin;
 pub mod process;
+pub mod runtimes;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

@@ -5,9 +5,8 @@
 //! `hwc_<daemon>`), registers its own metrics, and hands the registry to
 //! [`crate::server::app`], which adds the HTTP ones and serves `/metrics`.
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,7 +15,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Content type of the OpenMetrics text format.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -102,31 +100,46 @@ impl HttpMetrics {
     }
 }
 
-/// axum middleware recording [`HttpMetrics`] for each request.
-pub async fn track_http(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
-    let start = Instant::now();
-    m.in_flight.inc();
-    let resp = next.run(req).await;
-    m.in_flight.dec();
-    m.duration
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-        })
-        .observe(start.elapsed().as_secs_f64());
-    m.requests
-        .get_or_create(&HttpLabels {
-            method,
-            route,
-            status: resp.status().as_u16(),
-        })
-        .inc();
-    resp
+impl HttpMetrics {
+    /// Counts a request as in flight until the guard is dropped, answered
+    /// or abandoned (a client that hangs up before the head drops it too).
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Records an answered request: its count by method, route template
+    /// (`unmatched` for none) and status, and its time to the head.
+    pub fn record(
+        &self,
+        method: &axum::http::Method,
+        route: Option<&str>,
+        status: u16,
+        elapsed: std::time::Duration,
+    ) {
+        let route = route.unwrap_or("unmatched");
+        self.duration
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&HttpLabels {
+                method: method.as_str().to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+}
+
+/// A request counted in `http_requests_in_flight` while this lives.
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Content type of the classic Prometheus text format.

@@ -2,18 +2,16 @@
 //! the health and metrics routes, the protective layers around a daemon's
 //! API, sd_notify, and a bounded drain on SIGTERM.
 
+use crate::edge::{EdgeLayer, Limits};
 use crate::error::ApiError;
 use crate::health::{self, Health};
 use crate::metrics::{self, HttpMetrics};
 use crate::notify;
+use crate::runtimes::{self, Runtimes};
 use crate::tasks::{CancellationToken, TaskGroup};
-use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, StatusCode};
-use axum::middleware::{self as axum_mw, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{BoxError, Router};
+use axum::Router;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -21,11 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::TraceLayer;
 
 /// The `[server]` section every daemon's config has.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -44,6 +37,10 @@ pub struct ServerConfig {
     /// How long SIGTERM waits for in-flight requests before exiting anyway.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// Where requests run: `"shared"` (the daemon's own multi-threaded
+    /// runtime), `"per-core"` or a number of single-threaded runtimes all
+    /// accepting on the one socket ([`crate::runtimes`]).
+    pub runtimes: Runtimes,
 }
 
 impl ServerConfig {
@@ -55,6 +52,7 @@ impl ServerConfig {
             max_body_bytes: 8 * 1024 * 1024,
             max_concurrency: 512,
             drain_timeout: Duration::from_secs(30),
+            runtimes: Runtimes::Shared,
         }
     }
 
@@ -172,11 +170,12 @@ pub async fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
         })
 }
 
-/// Builds the full application: health and metrics routes, then the API
-/// behind body, time and concurrency limits, all with request ids, tracing
-/// and HTTP metrics. Each API request (not the probes and `/metrics`, which
-/// would only flood a trace backend) gets a server span that continues the
-/// caller's W3C `traceparent` ([`crate::telemetry::server_span`]).
+/// Builds the full application: health and metrics routes, then the API,
+/// every route behind one [`crate::edge::EdgeLayer`]: request ids and HTTP
+/// metrics for all, and for the API its request span, its limits (body,
+/// time, concurrency), failure lines and a server span that continues the
+/// caller's W3C `traceparent` (the probes and `/metrics` get none of those,
+/// which would only flood the logs and a trace backend).
 pub fn app(daemon: Daemon) -> Router {
     let Daemon {
         config,
@@ -187,30 +186,14 @@ pub fn app(daemon: Daemon) -> Router {
     } = daemon;
     let http_metrics = HttpMetrics::register(&mut registry);
     let registry = Arc::new(registry);
-
-    let shed_counter = http_metrics.clone();
-    let timeout = config.request_timeout;
-    let limits = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(move |err: BoxError| {
-            let shed_counter = shed_counter.clone();
-            async move { limit_error(err, timeout, &shed_counter) }
-        }))
-        .load_shed()
-        // Global: `Router::layer` builds the layers once per route, and a
-        // plain `concurrency_limit` would then be a limit per route.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            config.max_concurrency,
-        ))
-        .timeout(config.request_timeout);
-
-    let max_body = config.max_body_bytes;
-    let api = api
-        .layer(limits)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum_mw::from_fn(move |req: Request, next: Next| {
-            reject_oversize(req, next, max_body)
-        }))
-        .layer(axum_mw::from_fn(crate::telemetry::server_span));
+    let edge = EdgeLayer::api(
+        http_metrics,
+        Limits {
+            max_body_bytes: config.max_body_bytes,
+            max_concurrency: config.max_concurrency,
+            request_timeout: config.request_timeout,
+        },
+    );
 
     let live = health.clone();
     let ready = health;
@@ -223,124 +206,31 @@ pub fn app(daemon: Daemon) -> Router {
             "/readyz",
             get(move || async move { health::respond(ready.readiness(), "ready") }),
         )
-        .route("/metrics", get(metrics::serve_metrics).with_state(registry));
+        .route("/metrics", get(metrics::serve_metrics).with_state(registry))
+        .layer(edge.probes());
 
-    let request_id = HeaderName::from_static("x-request-id");
-    // Request spans and their failure lines for the API only: a probe's 503
-    // while not ready is an answer, not a failure, and the prober polls it.
     let api = api
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::not_found(
                 "unknown_endpoint",
-                format!("no endpoint at {}; see the daemon's docs for its API", uri.path()),
+                format!(
+                    "no endpoint at {}; see the daemon's docs for its API",
+                    uri.path()
+                ),
             )
         })
-        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request_error",
-                "method_not_allowed",
-                format!("{method} is not allowed on {}", uri.path()),
-            )
-        })
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-        }));
-    probes
-        .merge(api)
-        .layer(axum_mw::from_fn_with_state(
-            http_metrics,
-            metrics::track_http,
-        ))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(
-                    request_id.clone(),
-                    SequentialRequestId::new(),
-                ))
-                .layer(PropagateRequestIdLayer::new(request_id)),
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "invalid_request_error",
+                    "method_not_allowed",
+                    format!("{method} is not allowed on {}", uri.path()),
+                )
+            },
         )
-}
-
-fn limit_error(err: BoxError, timeout: Duration, metrics: &HttpMetrics) -> Response {
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        metrics.record_shed();
-        return ApiError::unavailable(
-            "overloaded",
-            "the daemon is at its concurrency limit (server.max_concurrency); retry after the Retry-After delay",
-            Duration::from_secs(1),
-        )
-        .into_response();
-    }
-    if err.is::<tower::timeout::error::Elapsed>() {
-        return ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "server_error",
-            "request_timeout",
-            format!(
-                "the request took longer than server.request_timeout ({}s) to answer",
-                timeout.as_secs_f64()
-            ),
-        )
-        .into_response();
-    }
-    ApiError::internal(format!("unhandled middleware error: {err}")).into_response()
-}
-
-async fn reject_oversize(req: Request, next: Next, max: usize) -> Response {
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared {
-        if len > max as u64 {
-            return body_too_large(max).into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// Request ids unique per process start and cheap to make: a random
-/// prefix drawn once and a counter (a UUID per request costs a
-/// `getrandom` syscall each time).
-#[derive(Clone)]
-pub struct SequentialRequestId {
-    prefix: u32,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl SequentialRequestId {
-    /// A new sequence with a prefix from the clock and process id.
-    pub fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        Self {
-            prefix: nanos ^ std::process::id().rotate_left(16),
-            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
-        }
-    }
-}
-
-impl Default for SequentialRequestId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MakeRequestId for SequentialRequestId {
-    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        axum::http::HeaderValue::from_str(&format!("{:08x}-{n:x}", self.prefix))
-            .ok()
-            .map(RequestId::new)
-    }
+        .layer(edge);
+    probes.merge(api)
 }
 
 /// The 413 error for a body over `server.max_body_bytes`.
@@ -405,20 +295,10 @@ pub async fn serve_on(
     let draining = daemon.draining.clone();
     let reload = spawn_reload(name, daemon.reload.take());
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let daemon_runtimes = daemon.config.runtimes;
     let app = app(daemon);
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // Without TCP_NODELAY, Nagle holds small writes (one SSE event per
-    // token) for up to 40 ms while the client's ACK is delayed.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_rx.await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
+    let mut serving = Serving::start(name, listener, app, daemon_runtimes)?;
 
     tracing::info!(daemon = name, %addr, "listening");
     notify::ready(&format!("{name} serving on {addr}"));
@@ -432,14 +312,11 @@ pub async fn serve_on(
 
     tokio::pin!(shutdown);
     tokio::select! {
-        result = &mut server => {
+        result = serving.finished() => {
             stop_helpers();
             tasks.shutdown(drain).await;
             telemetry.shutdown(Duration::from_secs(5)).await;
-            return match result {
-                Ok(r) => r.map_err(ServerError::Serve),
-                Err(e) => Err(ServerError::Serve(std::io::Error::other(e))),
-            };
+            return result.map_err(ServerError::Serve);
         }
         () = &mut shutdown => {}
     }
@@ -452,11 +329,11 @@ pub async fn serve_on(
     );
     let started = tokio::time::Instant::now();
     draining.cancel();
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(drain, &mut server).await {
+    serving.stop();
+    match tokio::time::timeout(drain, serving.finished()).await {
         Ok(_) => tracing::info!(daemon = name, "requests drained"),
         Err(_) => {
-            server.abort();
+            serving.abort();
             tracing::warn!(
                 daemon = name,
                 "drain_timeout reached with requests still open; closing them"
@@ -478,6 +355,84 @@ pub async fn serve_on(
         "drained; exiting"
     );
     Ok(())
+}
+
+/// `listener` with `TCP_NODELAY` set on every accepted connection: without
+/// it, Nagle holds small writes (one SSE event per token) for up to 40 ms
+/// while the client's ACK is delayed.
+pub(crate) fn with_nodelay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+    axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    })
+}
+
+/// The accept loops of a daemon, on its own runtime or on serving threads
+/// (`server.runtimes`), with one way to wait for them, stop them and abort
+/// them.
+enum Serving {
+    /// `axum::serve` as a task on the daemon's runtime.
+    Shared {
+        task: tokio::task::JoinHandle<std::io::Result<()>>,
+        stop: CancellationToken,
+    },
+    /// Serving threads, each its own runtime.
+    Threads(runtimes::Threads),
+}
+
+impl Serving {
+    fn start(
+        name: &str,
+        listener: TcpListener,
+        app: Router,
+        runtimes: Runtimes,
+    ) -> Result<Self, ServerError> {
+        if let Some(n) = runtimes.threads() {
+            let listener = listener.into_std().map_err(ServerError::Serve)?;
+            let threads = runtimes::start(name, listener, app, n).map_err(ServerError::Serve)?;
+            tracing::info!(
+                daemon = name,
+                threads = n,
+                "serving on single-threaded runtimes"
+            );
+            return Ok(Self::Threads(threads));
+        }
+        let stop = CancellationToken::new();
+        let server = axum::serve(with_nodelay(listener), app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let task = tokio::spawn(std::future::IntoFuture::into_future(server));
+        Ok(Self::Shared { task, stop })
+    }
+
+    /// Until every accept loop and connection has ended (after
+    /// [`Serving::stop`]) or the serving failed. Cancel-safe.
+    async fn finished(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Shared { task, .. } => match task.await {
+                Ok(r) => r,
+                Err(e) if e.is_cancelled() => Ok(()),
+                Err(e) => Err(std::io::Error::other(e)),
+            },
+            Self::Threads(threads) => threads.finished().await,
+        }
+    }
+
+    /// Stops accepting; connections in flight go on.
+    fn stop(&self) {
+        match self {
+            Self::Shared { stop, .. } => stop.cancel(),
+            Self::Threads(threads) => threads.stop(),
+        }
+    }
+
+    /// Closes what is still open.
+    fn abort(&self) {
+        match self {
+            Self::Shared { task, .. } => task.abort(),
+            Self::Threads(threads) => threads.abort(),
+        }
+    }
 }
 
 /// Listens for SIGHUP for the daemon's lifetime and runs its reload. The

@@ -1,14 +1,18 @@
 //! The protective layers every daemon gets from `server::app`, driven with
 //! `oneshot`: shedding with 503 + Retry-After, 413, 504, JSON 404/405,
 //! request ids; and the drain of `serve_on` with real TCP: the request in
-//! flight finishes, then the background tasks get their last word.
+//! flight finishes, then the background tasks get their last word, on the
+//! daemon's runtime and on serving threads (`server.runtimes`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
+use futures_util::StreamExt;
+use hwc_ai_core::runtimes::Runtimes;
 use hwc_ai_core::server::{app, serve_on, Daemon, ServerConfig};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,10 +140,55 @@ async fn unknown_routes_and_methods_are_json_errors_with_request_ids() {
 }
 
 #[tokio::test]
+async fn a_given_request_id_is_kept_and_an_abandoned_request_leaves_the_in_flight_gauge() {
+    let (api, entered) = holding_api();
+    let router = app(daemon(api, |_| {}));
+    let given = Request::get("/slow")
+        .header("x-request-id", "caller-chose-this")
+        .body(Body::empty())
+        .unwrap();
+    let resp = router.clone().oneshot(given).await.unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "caller-chose-this");
+    // A client that hangs up before the head: its future is dropped.
+    let abandoned = tokio::spawn(router.clone().oneshot(get_req("/hold")));
+    entered.notified().await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    let metrics = router.oneshot(get_req("/metrics")).await.unwrap();
+    let text = String::from_utf8(
+        axum::body::to_bytes(metrics.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let gauge = text
+        .lines()
+        .find(|l| l.starts_with("hwc_daemon_http_requests_in_flight "))
+        .unwrap_or_else(|| panic!("no in-flight gauge in:\n{text}"));
+    assert_eq!(
+        gauge, "hwc_daemon_http_requests_in_flight 1",
+        "only /metrics itself"
+    );
+}
+
+#[tokio::test]
 async fn drain_finishes_the_request_in_flight_then_the_tasks() {
+    drains_in_flight_then_tasks(Runtimes::Shared).await;
+}
+
+#[tokio::test]
+async fn serving_threads_drain_as_the_shared_runtime_does() {
+    drains_in_flight_then_tasks(Runtimes::Count(NonZeroUsize::new(2).unwrap())).await;
+}
+
+async fn drains_in_flight_then_tasks(runtimes: Runtimes) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let d = daemon(api(), |c| c.drain_timeout = Duration::from_secs(5));
+    let d = daemon(api(), |c| {
+        c.drain_timeout = Duration::from_secs(5);
+        c.runtimes = runtimes;
+    });
     let flushed = Arc::new(AtomicBool::new(false));
     let f = flushed.clone();
     d.tasks.spawn("flush", |cancel| async move {
@@ -166,6 +215,61 @@ async fn drain_finishes_the_request_in_flight_then_the_tasks() {
     );
 }
 
+#[tokio::test]
+async fn serving_threads_answer_on_their_own_threads_and_are_cut_at_the_drain_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let api = api()
+        .route(
+            "/thread",
+            get(|| async { std::thread::current().name().unwrap_or("-").to_owned() }),
+        )
+        .route(
+            "/forever",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "never"
+            }),
+        );
+    let d = daemon(api, |c| {
+        c.drain_timeout = Duration::from_millis(300);
+        c.runtimes = Runtimes::Count(NonZeroUsize::new(3).unwrap());
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(serve_on(listener, d, async move {
+        let _ = stopped.await;
+    }));
+    let mut threads = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        // A fresh connection each time: any of the threads may accept it.
+        let client = reqwest::Client::new();
+        let name = client
+            .get(format!("http://{addr}/thread"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        threads.insert(name);
+    }
+    assert!(
+        threads
+            .iter()
+            .all(|t| t.starts_with("hwc-test-daemon-http-")),
+        "requests run on the serving threads, not the caller's runtime: {threads:?}"
+    );
+    let stuck = tokio::spawn(reqwest::get(format!("http://{addr}/forever")));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("the drain timeout ends serving")
+        .unwrap()
+        .unwrap();
+    assert!(stuck.await.unwrap().is_err(), "the stuck request was cut");
+}
+
 /// Not ready, always: what a daemon whose required peer is down answers.
 struct NeverReady;
 impl hwc_ai_core::health::Health for NeverReady {
@@ -183,6 +287,68 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCount {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
+}
+
+/// The span names around each event with the message `"in the stream"`.
+#[derive(Clone, Default)]
+struct SpansOfStreamEvents(Arc<std::sync::Mutex<Vec<Vec<String>>>>);
+impl<S> tracing_subscriber::Layer<S> for SpansOfStreamEvents
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, e: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut message = String::new();
+        struct Message<'a>(&'a mut String);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                if f.name() == "message" {
+                    *self.0 = format!("{v:?}");
+                }
+            }
+        }
+        e.record(&mut Message(&mut message));
+        if message != "in the stream" {
+            return;
+        }
+        let spans = ctx
+            .event_scope(e)
+            .map(|scope| scope.map(|s| s.name().to_owned()).collect())
+            .unwrap_or_default();
+        self.0.lock().unwrap().push(spans);
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_body_is_sent_inside_the_request_span() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let seen = SpansOfStreamEvents::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(seen.clone()));
+    let api = Router::new().route(
+        "/stream",
+        get(|| async {
+            let chunks = futures_util::stream::iter(["a", "b"]).map(|c| {
+                tracing::info!("in the stream");
+                Ok::<_, std::convert::Infallible>(c)
+            });
+            Body::from_stream(chunks)
+        }),
+    );
+    let resp = app(daemon(api, |_| {}))
+        .oneshot(get_req("/stream"))
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"ab");
+    let seen = seen.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|spans| spans.iter().any(|s| s == "request")),
+        "each line logged while the body is sent names its request: {seen:?}"
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! `[streaming]`, `[state]`, `[telemetry]`. docs/router.md documents every key.
 
 use hwc_ai_core::config::Validate;
+use hwc_ai_core::runtimes::Runtimes;
 use hwc_ai_core::server::ServerConfig;
 use hwc_ai_core::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,13 @@ pub struct RouterConfig {
 impl Default for RouterConfig {
     fn default() -> Self {
         Self {
-            server: ServerConfig::on_port(DEFAULT_PORT),
+            // Its handlers only wait (on a backend, on the store), so
+            // threads of their own, without hand-offs between them, cost
+            // the least per request (hwc_ai_core::runtimes).
+            server: ServerConfig {
+                runtimes: Runtimes::PerCore,
+                ..ServerConfig::on_port(DEFAULT_PORT)
+            },
             auth: AuthConfig::default(),
             backends: Vec::new(),
             models: BTreeMap::new(),

@@ -3,12 +3,9 @@
 
 use super::context::extract;
 use super::SPAN_TARGET;
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::MatchedPath;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::Context;
-use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Records a response status on a span opened with
@@ -48,37 +45,39 @@ fn semconv_method(method: &http::Method) -> &'static str {
     }
 }
 
-/// axum middleware: one server span per request, named `METHOD route`
+/// Opens the server span of one request, named `METHOD route`
 /// (`POST /v1/chat/completions`) with `http.request.method`, `http.route`,
-/// `http.response.status_code` and `hwc.request_id`, and the caller's
-/// `traceparent` as its parent. No URL query, header value or body is read.
-/// The span stays open as long as a handler keeps a clone of it (the router
-/// does, for a stream's lifetime).
-pub async fn server_span(req: Request, next: Next) -> Response {
+/// `hwc.request_id` and, once [`record_status`] is called with the answer,
+/// `http.response.status_code`; the caller's `traceparent` is its parent.
+/// No URL query, header value or body is read. The span stays open as long
+/// as a clone of it is kept (the router keeps one for a stream's lifetime).
+/// [`crate::server::app`] opens one for every API request.
+pub fn server_span<B>(req: &http::Request<B>) -> tracing::Span {
     let method = semconv_method(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let name = match &route {
+        .map(MatchedPath::as_str);
+    let name = match route {
         Some(r) => format!("{method} {r}"),
         None => method.to_owned(),
     };
-    let request_id: String = req
+    let request_id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(128)
-        .collect();
+        .unwrap_or("");
+    let request_id = match request_id.char_indices().nth(128) {
+        Some((end, _)) => &request_id[..end],
+        None => request_id,
+    };
     let span = tracing::info_span!(
         target: SPAN_TARGET,
         "http.server",
         otel.name = %name,
         otel.kind = "server",
         http.request.method = method,
-        http.route = route.as_deref(),
+        http.route = route,
         hwc.request_id = %request_id,
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
@@ -89,7 +88,5 @@ pub async fn server_span(req: Request, next: Next) -> Response {
         // span a plain tracing span: nothing to do about it here.
         let _ = span.set_parent(Context::new().with_remote_span_context(parent));
     }
-    let resp = next.run(req).instrument(span.clone()).await;
-    record_status(&span, resp.status().as_u16(), SpanKind::Server);
-    resp
+    span
 }

@@ -7,6 +7,11 @@
 //! the router never uses: two URL parses per request for its redirect
 //! policy, and its retry and redirect layers (docs/benchmarks.md).
 //!
+//! Each thread that sends to a backend has a client, and so a connection
+//! pool, of its own: on the router's serving threads (one single-threaded
+//! runtime each, `server.runtimes`) a connection's task then runs on the
+//! thread whose requests use it, and no answer is handed across threads.
+//!
 //! A backend whose URLs an HTTP proxy in the environment applies to
 //! (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, less `NO_PROXY`, read once at
 //! start) still goes through reqwest, which speaks to proxies. Either way
@@ -29,11 +34,33 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 /// How long an idle pooled connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
+/// The connector every direct client of a backend is built with.
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// hyper-util's pooled client, one per thread that sends.
+#[derive(Debug)]
+pub struct PerThread {
+    connector: Connector,
+    clients: thread_local::ThreadLocal<Client<Connector, Full<Bytes>>>,
+}
+
+impl PerThread {
+    /// This thread's client, built on first use.
+    fn client(&self) -> &Client<Connector, Full<Bytes>> {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(POOL_IDLE)
+                .pool_timer(TokioTimer::new())
+                .build(self.connector.clone())
+        })
+    }
+}
+
 /// A client for one backend.
 #[derive(Debug)]
 pub enum Transport {
     /// hyper-util directly: no proxy applies to the backend's URLs.
-    Direct(Box<Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>>),
+    Direct(Box<PerThread>),
     /// Through reqwest, because an HTTP proxy applies.
     Proxied(reqwest::Client),
 }
@@ -136,17 +163,16 @@ impl Transport {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_timer(TokioTimer::new())
-            .build(https);
-        Ok(Self::Direct(Box::new(client)))
+        Ok(Self::Direct(Box::new(PerThread {
+            connector,
+            clients: thread_local::ThreadLocal::new(),
+        })))
     }
 
     /// Whether requests go through an HTTP proxy (logged at start).
@@ -162,16 +188,20 @@ impl Transport {
         body: Vec<u8>,
     ) -> Result<UpstreamResponse, TransportError> {
         match self {
-            Self::Direct(client) => {
+            Self::Direct(clients) => {
                 let mut req = Request::new(Full::new(Bytes::from(body)));
                 *req.method_mut() = Method::POST;
                 *req.uri_mut() = uri;
                 *req.headers_mut() = headers;
-                let resp = client.request(req).await.map_err(|e| TransportError {
-                    connect: e.is_connect(),
-                    timeout: false,
-                    source: Box::new(e),
-                })?;
+                let resp = clients
+                    .client()
+                    .request(req)
+                    .await
+                    .map_err(|e| TransportError {
+                        connect: e.is_connect(),
+                        timeout: false,
+                        source: Box::new(e),
+                    })?;
                 Ok(UpstreamResponse(
                     resp.map(|b| b.map_err(BodyError::from).boxed()),
                 ))
