@@ -19,18 +19,18 @@
 //! 3. API only: a `request` span (request id, method, path) is entered
 //!    while the request is handled and while its body is sent, so every log
 //!    line of the request, a stream's last ones included, names it;
-//! 4. API only: a declared `Content-Length` over `server.max_body_bytes` is
-//!    refused with 413 before the body is read (axum's body limit catches
-//!    the ones that do not declare it); a request beyond
-//!    `server.max_concurrency` is refused at once with 503 and
-//!    `Retry-After`; one whose head takes longer than
+//! 4. API only, inside its server span ([`crate::telemetry::server_span`],
+//!    which records every answer's status): a declared `Content-Length`
+//!    over `server.max_body_bytes` is refused with 413 before the body is
+//!    read (axum's body limit catches the ones that do not declare it); a
+//!    request beyond `server.max_concurrency` is refused at once with 503
+//!    and `Retry-After`; one whose head takes longer than
 //!    `server.request_timeout` gets 504;
-//! 5. API only: the server span ([`crate::telemetry::server_span`]) covers
-//!    the handler and records the status;
-//! 6. an API answer of 500 or more is logged at ERROR with its latency (a
-//!    probe's 503 while not ready is an answer, not a failure), and so is a
-//!    body that fails while it is sent;
-//! 7. `http_requests` and `http_request_duration` record it by route
+//! 5. an API answer of 500 or more (a shed 503 and a 504 included) is
+//!    logged at ERROR (`response failed`) with its latency (a probe's 503
+//!    while not ready is an answer, not a failure), and so is a body that
+//!    fails while it is sent;
+//! 6. `http_requests` and `http_request_duration` record it by route
 //!    template.
 
 use crate::error::ApiError;
@@ -196,42 +196,15 @@ where
     }
 }
 
-/// An API request through the limits and its server span; called inside
-/// the request's log span.
+/// An API request inside its server span, through the limits; called
+/// inside the request's log span. Every answer's status is recorded on the
+/// server span, and every 5xx (a shed 503 and a 504 too) is logged.
 async fn handle_api<S>(inner: S, req: Request, shared: &Shared, started: Instant) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
-    let limits = &shared.limits;
-    if declared_length(&req).is_some_and(|len| len > limits.max_body_bytes as u64) {
-        return crate::server::body_too_large(limits.max_body_bytes).into_response();
-    }
-    let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
-        shared.metrics.record_shed();
-        return ApiError::unavailable(
-            "overloaded",
-            "the daemon is at its concurrency limit (server.max_concurrency); retry after the Retry-After delay",
-            Duration::from_secs(1),
-        )
-        .into_response();
-    };
     let span = crate::telemetry::server_span(&req);
-    let answer = tokio::time::timeout(limits.request_timeout, handle(inner, req))
-        .instrument(span.clone())
-        .await;
-    drop(permit);
-    let resp = answer.unwrap_or_else(|_| {
-        ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "server_error",
-            "request_timeout",
-            format!(
-                "the request took longer than server.request_timeout ({}s) to answer",
-                limits.request_timeout.as_secs_f64()
-            ),
-        )
-        .into_response()
-    });
+    let resp = limited(inner, req, shared).instrument(span.clone()).await;
     let status = resp.status();
     crate::telemetry::record_status(
         &span,
@@ -246,6 +219,39 @@ where
         );
     }
     resp
+}
+
+/// The body, concurrency and time limits around the handler.
+async fn limited<S>(inner: S, req: Request, shared: &Shared) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let limits = &shared.limits;
+    if declared_length(&req).is_some_and(|len| len > limits.max_body_bytes as u64) {
+        return crate::server::body_too_large(limits.max_body_bytes).into_response();
+    }
+    let Ok(_permit) = shared.permits.clone().try_acquire_owned() else {
+        shared.metrics.record_shed();
+        return ApiError::unavailable(
+            "overloaded",
+            "the daemon is at its concurrency limit (server.max_concurrency); retry after the Retry-After delay",
+            Duration::from_secs(1),
+        )
+        .into_response();
+    };
+    match tokio::time::timeout(limits.request_timeout, handle(inner, req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            "request_timeout",
+            format!(
+                "the request took longer than server.request_timeout ({}s) to answer",
+                limits.request_timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// The `Content-Length` a request declares, if it declares a valid one.

@@ -112,6 +112,12 @@ type Outcome = Result<(), std::io::Error>;
 
 /// Serving threads started by [`start`]: each its own single-threaded
 /// runtime running `axum::serve` on a copy of the listening socket.
+///
+/// A thread's runtime outlives its accept loop: what was opened on it (a
+/// pooled connection to a backend or to PostgreSQL) may be in use by
+/// another thread's request, so each runtime keeps running until
+/// [`Threads::abort`] or the drop, which [`crate::server::serve_on`] reaches
+/// only after the daemon's background tasks have ended.
 pub(crate) struct Threads {
     outcomes: tokio::sync::mpsc::UnboundedReceiver<Outcome>,
     running: usize,
@@ -119,9 +125,11 @@ pub(crate) struct Threads {
     abort: CancellationToken,
 }
 
-/// Starts `n` serving threads for `app` on `listener`. Each stops accepting
-/// when [`Threads::stop`] is called and ends when its connections have, or
-/// at once on [`Threads::abort`], dropping what is still open.
+/// Starts `n` serving threads for `app` on `listener` and returns once
+/// every one is accepting, or with the first error, the others stopped.
+/// Each stops accepting on [`Threads::stop`] and says it has finished when
+/// its connections have ended; [`Threads::abort`] ends them at once,
+/// dropping what is still open.
 pub(crate) fn start(
     name: &str,
     listener: std::net::TcpListener,
@@ -131,21 +139,37 @@ pub(crate) fn start(
     let (tx, outcomes) = tokio::sync::mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
-    for i in 0..n {
-        let listener = listener.try_clone()?;
-        let (app, tx) = (app.clone(), tx.clone());
-        let (stop, abort_here) = (stop.clone(), abort.clone());
+    // Every copy of the socket first: a failure leaves no thread behind.
+    let listeners = (0..n)
+        .map(|_| listener.try_clone())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let (started_tx, started) = std::sync::mpsc::channel::<std::io::Result<()>>();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let thread = ServingThread {
+            listener,
+            app: app.clone(),
+            stop: stop.clone(),
+            abort: abort.clone(),
+            started: started_tx.clone(),
+            finished: tx.clone(),
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("{name}-http-{i}"))
-            .spawn(move || {
-                let serve =
-                    std::panic::AssertUnwindSafe(|| serve_thread(listener, app, stop, abort_here));
-                let outcome = std::panic::catch_unwind(serve)
-                    .unwrap_or_else(|_| Err(std::io::Error::other("a serving thread panicked")));
-                let _ = tx.send(outcome);
-            });
+            .spawn(move || thread.run());
         if let Err(e) = spawned {
             // The threads already started must not serve on alone.
+            abort.cancel();
+            return Err(e);
+        }
+    }
+    drop(started_tx);
+    for _ in 0..n {
+        let ready = started.recv().unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "a serving thread ended while starting",
+            ))
+        });
+        if let Err(e) = ready {
             abort.cancel();
             return Err(e);
         }
@@ -158,31 +182,69 @@ pub(crate) fn start(
     })
 }
 
-fn serve_thread(
+/// What one serving thread is given.
+struct ServingThread {
     listener: std::net::TcpListener,
     app: Router,
     stop: CancellationToken,
     abort: CancellationToken,
-) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let serve = std::future::IntoFuture::into_future(
-            axum::serve(crate::server::with_nodelay(listener), app)
-                .with_graceful_shutdown(stop.cancelled_owned()),
-        );
-        tokio::select! {
-            outcome = serve => outcome,
-            () = abort.cancelled() => Ok(()),
-        }
-    })
-    // Dropping the runtime here drops the connections still open on it.
+    started: std::sync::mpsc::Sender<std::io::Result<()>>,
+    finished: tokio::sync::mpsc::UnboundedSender<Outcome>,
+}
+
+impl ServingThread {
+    fn run(self) {
+        let Self {
+            listener,
+            app,
+            stop,
+            abort,
+            started,
+            finished,
+        } = self;
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        };
+        let listener = match runtime.block_on(async { tokio::net::TcpListener::from_std(listener) })
+        {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        };
+        let _ = started.send(Ok(()));
+        let serve = std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(async {
+                let serve = std::future::IntoFuture::into_future(
+                    axum::serve(crate::server::with_nodelay(listener), app)
+                        .with_graceful_shutdown(stop.cancelled_owned()),
+                );
+                tokio::select! {
+                    outcome = serve => outcome,
+                    () = abort.cancelled() => Ok(()),
+                }
+            })
+        });
+        let outcome = std::panic::catch_unwind(serve)
+            .unwrap_or_else(|_| Err(std::io::Error::other("a serving thread panicked")));
+        let _ = finished.send(outcome);
+        // Keep driving what lives on this runtime (see [`Threads`]).
+        runtime.block_on(abort.cancelled());
+        // Dropping the runtime here drops what is still open on it.
+    }
 }
 
 impl Threads {
-    /// Waits until every thread has ended, or one has failed. Cancel-safe:
+    /// Waits until every thread's accept loop and connections have ended,
+    /// or one has failed (a later call waits for the rest). Cancel-safe:
     /// threads already counted stay counted.
     pub(crate) async fn finished(&mut self) -> Outcome {
         while self.running > 0 {

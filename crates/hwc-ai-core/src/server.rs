@@ -298,49 +298,51 @@ pub async fn serve_on(
     let daemon_runtimes = daemon.config.runtimes;
     let app = app(daemon);
 
-    let mut serving = Serving::start(name, listener, app, daemon_runtimes)?;
+    let mut serving = match Serving::start(name, listener, app, daemon_runtimes) {
+        Ok(s) => s,
+        Err(e) => {
+            // Built but never served: nothing it started may outlive it.
+            reload.abort();
+            tasks.shutdown(Duration::from_secs(1)).await;
+            telemetry.shutdown(Duration::from_secs(1)).await;
+            return Err(e);
+        }
+    };
 
     tracing::info!(daemon = name, %addr, "listening");
     notify::ready(&format!("{name} serving on {addr}"));
     let watchdog = notify::spawn_watchdog(health);
-    let stop_helpers = || {
-        if let Some(w) = &watchdog {
-            w.abort();
-        }
-        reload.abort();
+
+    // Until SIGTERM, or until the serving fails by itself (one serving
+    // thread of several, say): either way the rest is drained the same.
+    tokio::pin!(shutdown);
+    let failed = tokio::select! {
+        result = serving.finished() => Some(result),
+        () = &mut shutdown => None,
     };
 
-    tokio::pin!(shutdown);
-    tokio::select! {
-        result = serving.finished() => {
-            stop_helpers();
-            tasks.shutdown(drain).await;
-            telemetry.shutdown(Duration::from_secs(5)).await;
-            return result.map_err(ServerError::Serve);
-        }
-        () = &mut shutdown => {}
-    }
-
     notify::stopping();
-    tracing::info!(
-        daemon = name,
-        drain_timeout_s = drain.as_secs_f64(),
-        "draining in-flight requests"
-    );
+    match &failed {
+        Some(Err(e)) => tracing::error!(
+            daemon = name,
+            error = %e,
+            drain_timeout_s = drain.as_secs_f64(),
+            "serving failed; draining the requests still in flight"
+        ),
+        _ => tracing::info!(
+            daemon = name,
+            drain_timeout_s = drain.as_secs_f64(),
+            "draining in-flight requests"
+        ),
+    }
     let started = tokio::time::Instant::now();
     draining.cancel();
     serving.stop();
-    match tokio::time::timeout(drain, serving.finished()).await {
-        Ok(_) => tracing::info!(daemon = name, "requests drained"),
-        Err(_) => {
-            serving.abort();
-            tracing::warn!(
-                daemon = name,
-                "drain_timeout reached with requests still open; closing them"
-            );
-        }
+    serving.drain(name, started + drain).await;
+    if let Some(w) = &watchdog {
+        w.abort();
     }
-    stop_helpers();
+    reload.abort();
     let left = drain
         .saturating_sub(started.elapsed())
         .max(Duration::from_secs(1));
@@ -349,12 +351,18 @@ pub async fn serve_on(
         .saturating_sub(started.elapsed())
         .clamp(Duration::from_secs(1), Duration::from_secs(5));
     telemetry.shutdown(left).await;
+    // Last: the serving threads' runtimes carry connections (to backends,
+    // to PostgreSQL) the background tasks may have used until now.
+    drop(serving);
     tracing::info!(
         daemon = name,
         aborted_tasks = stuck.len(),
         "drained; exiting"
     );
-    Ok(())
+    match failed {
+        Some(result) => result.map_err(ServerError::Serve),
+        None => Ok(()),
+    }
 }
 
 /// `listener` with `TCP_NODELAY` set on every accepted connection: without
@@ -372,9 +380,10 @@ pub(crate) fn with_nodelay(listener: TcpListener) -> impl axum::serve::Listener<
 /// (`server.runtimes`), with one way to wait for them, stop them and abort
 /// them.
 enum Serving {
-    /// `axum::serve` as a task on the daemon's runtime.
+    /// `axum::serve` as a task on the daemon's runtime (`None` once it has
+    /// ended and been waited for).
     Shared {
-        task: tokio::task::JoinHandle<std::io::Result<()>>,
+        task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
         stop: CancellationToken,
     },
     /// Serving threads, each its own runtime.
@@ -402,18 +411,29 @@ impl Serving {
         let server = axum::serve(with_nodelay(listener), app)
             .with_graceful_shutdown(stop.clone().cancelled_owned());
         let task = tokio::spawn(std::future::IntoFuture::into_future(server));
-        Ok(Self::Shared { task, stop })
+        Ok(Self::Shared {
+            task: Some(task),
+            stop,
+        })
     }
 
     /// Until every accept loop and connection has ended (after
-    /// [`Serving::stop`]) or the serving failed. Cancel-safe.
+    /// [`Serving::stop`]) or one accept loop failed; a later call waits for
+    /// the rest. Cancel-safe.
     async fn finished(&mut self) -> std::io::Result<()> {
         match self {
-            Self::Shared { task, .. } => match task.await {
-                Ok(r) => r,
-                Err(e) if e.is_cancelled() => Ok(()),
-                Err(e) => Err(std::io::Error::other(e)),
-            },
+            Self::Shared { task, .. } => {
+                let Some(handle) = task.as_mut() else {
+                    return Ok(());
+                };
+                let joined = handle.await;
+                *task = None;
+                match joined {
+                    Ok(r) => r,
+                    Err(e) if e.is_cancelled() => Ok(()),
+                    Err(e) => Err(std::io::Error::other(e)),
+                }
+            }
             Self::Threads(threads) => threads.finished().await,
         }
     }
@@ -426,10 +446,38 @@ impl Serving {
         }
     }
 
+    /// Waits for the connections in flight until `deadline`, logging any
+    /// accept loop that fails meanwhile, and past it closes what is left.
+    async fn drain(&mut self, name: &str, deadline: tokio::time::Instant) {
+        loop {
+            match tokio::time::timeout_at(deadline, self.finished()).await {
+                Ok(Ok(())) => {
+                    tracing::info!(daemon = name, "requests drained");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(daemon = name, error = %e, "serving failed while draining");
+                }
+                Err(_) => {
+                    self.abort();
+                    tracing::warn!(
+                        daemon = name,
+                        "drain_timeout reached with requests still open; closing them"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
     /// Closes what is still open.
     fn abort(&self) {
         match self {
-            Self::Shared { task, .. } => task.abort(),
+            Self::Shared { task, .. } => {
+                if let Some(t) = task {
+                    t.abort();
+                }
+            }
             Self::Threads(threads) => threads.abort(),
         }
     }

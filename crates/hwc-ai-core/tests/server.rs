@@ -270,6 +270,108 @@ async fn serving_threads_answer_on_their_own_threads_and_are_cut_at_the_drain_ti
     assert!(stuck.await.unwrap().is_err(), "the stuck request was cut");
 }
 
+/// Per serving thread, a task spawned on that thread's runtime that
+/// answers on a channel: what a pooled connection opened by one thread and
+/// used by another's request is.
+type Workers = Arc<
+    std::sync::Mutex<
+        std::collections::BTreeMap<
+            String,
+            tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+        >,
+    >,
+>;
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("-").to_owned()
+}
+
+#[tokio::test]
+async fn a_serving_thread_keeps_its_runtime_while_another_thread_drains() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let workers: Workers = Arc::default();
+    let (w_open, w_use) = (workers.clone(), workers.clone());
+    let api = Router::new()
+        .route(
+            "/open",
+            get(move || {
+                let workers = w_open.clone();
+                async move {
+                    let (tx, mut rx) =
+                        tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
+                    tokio::spawn(async move {
+                        while let Some(reply) = rx.recv().await {
+                            let _ = reply.send(());
+                        }
+                    });
+                    workers.lock().unwrap().entry(thread_name()).or_insert(tx);
+                    thread_name()
+                }
+            }),
+        )
+        .route(
+            "/use-the-other",
+            get(move || {
+                let workers = w_use.clone();
+                async move {
+                    let other = {
+                        let w = workers.lock().unwrap();
+                        w.iter()
+                            .find(|(name, _)| **name != thread_name())
+                            .map(|(_, tx)| tx.clone())
+                            .unwrap()
+                    };
+                    // The drain begins meanwhile.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let (reply, answered) = tokio::sync::oneshot::channel();
+                    other
+                        .send(reply)
+                        .await
+                        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+                    answered
+                        .await
+                        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+                    Ok::<_, StatusCode>("the other thread's task answered")
+                }
+            }),
+        );
+    let d = daemon(api, |c| {
+        c.drain_timeout = Duration::from_secs(5);
+        c.runtimes = Runtimes::Count(NonZeroUsize::new(2).unwrap());
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(serve_on(listener, d, async move {
+        let _ = stopped.await;
+    }));
+    // Fresh connections until both threads have a task of their own.
+    for _ in 0..200 {
+        if workers.lock().unwrap().len() == 2 {
+            break;
+        }
+        reqwest::Client::new()
+            .get(format!("http://{addr}/open"))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        workers.lock().unwrap().len(),
+        2,
+        "both threads accepted a connection"
+    );
+    let using = tokio::spawn(reqwest::get(format!("http://{addr}/use-the-other")));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let resp = using.await.unwrap().unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "the idle thread's runtime outlived its accept loop"
+    );
+    served.await.unwrap().unwrap();
+}
+
 /// Not ready, always: what a daemon whose required peer is down answers.
 struct NeverReady;
 impl hwc_ai_core::health::Health for NeverReady {
