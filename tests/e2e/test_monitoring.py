@@ -673,6 +673,12 @@ def live(stack):
              "the crashing child's restarts counted")
     wait_for(prom, "hwc_runner_approvals_waiting == 1", bool, "the job waiting for approval")
     wait_for(prom, "hwc_runner_approval_wait_seconds_count == 1", bool, "the rejected approval counted")
+    # The router's traffic once more: the waits above can take over a
+    # minute on a slow machine, and a panel's rate(...[1m]) would then see
+    # no stream's time to first token (CI failed on that once).
+    sent += drive_traffic(stack["router"])
+    wait_for(prom, "sum(hwc_router_requests_total)",
+             lambda r: r and float(r[0]["value"][1]) >= sent, "the router's second round scraped")
     # A few more scrapes so every rate() window holds two points after the traffic.
     time.sleep(3)
     return stack
