@@ -9,9 +9,11 @@
 #
 #   scripts/router-instructions.sh [extra hwc-bench flags, e.g. --router-rust-log warn]
 #
-# Needs valgrind (`apt-get install valgrind`) and release builds of
-# hwc-model-router and hwc-bench (`cargo build --release -p hwc-model-router
-# -p hwc-bench`). Takes about a minute. Keeps the second run's profile as
+# Needs valgrind (`apt-get install valgrind`) and builds of hwc-model-router
+# and hwc-bench with the profile the router ships with (`cargo build
+# --profile release-lto -p hwc-model-router -p hwc-bench`; PROFILE=release
+# measures the plain release profile instead). Takes about a minute. Keeps
+# the second run's profile as
 # $OUT_DIR/callgrind.out (`callgrind_annotate --inclusive=yes` reads it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +22,11 @@ if ! command -v valgrind >/dev/null; then
   exit 2
 fi
 target_dir="${CARGO_TARGET_DIR:-target}"
-release="$target_dir/release"
+profile="${PROFILE:-release-lto}"
+release="$target_dir/$profile"
 for bin in hwc-model-router hwc-bench; do
   if [[ ! -x "$release/$bin" ]]; then
-    echo "router-instructions: no $release/$bin; cargo build --release -p hwc-model-router -p hwc-bench" >&2
+    echo "router-instructions: no $release/$bin; cargo build --profile $profile -p hwc-model-router -p hwc-bench" >&2
     exit 2
   fi
 done
