@@ -47,8 +47,11 @@ async fn a_real_small_model_drives_a_job_through_the_router_in_json_schema_mode(
     let tmp = tempfile::tempdir().unwrap();
     let rt = router(tmp.path()).await;
     std::fs::write(tmp.path().join("router.key"), "sk-runner-test").unwrap();
+    // 512 completion tokens bound a turn on a busy machine: SmolLM2 once ran
+    // a turn to the default 4096 and the job past its 180 s (a JSON answer
+    // cut short stays text, which the loop answers, never a failed turn).
     let extra = format!(
-        "tool_calling = \"json_schema\"\napi_key_file = \"{}\"\ntemperature = 0.0\n",
+        "tool_calling = \"json_schema\"\napi_key_file = \"{}\"\ntemperature = 0.0\nmax_completion_tokens = 512\n",
         tmp.path().join("router.key").display()
     );
     // [model] is already open in the base config: append to it.
