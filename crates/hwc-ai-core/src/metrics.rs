@@ -98,9 +98,7 @@ impl HttpMetrics {
     pub fn record_shed(&self) {
         self.shed.inc();
     }
-}
 
-impl HttpMetrics {
     /// Counts a request as in flight until the guard is dropped, answered
     /// or abandoned (a client that hangs up before the head drops it too).
     pub fn in_flight(&self) -> InFlight {

@@ -62,7 +62,13 @@ impl Serialize for Runtimes {
     }
 }
 
+/// What `server.runtimes` may be.
 const EXPECTED: &str = "\"shared\", \"per-core\" or a number of threads (1 or more)";
+
+/// The error for a value `server.runtimes` cannot take.
+fn invalid<E: serde::de::Error>(shown: impl std::fmt::Display) -> E {
+    E::custom(format!("server.runtimes is {shown}; set {EXPECTED}"))
+}
 
 impl<'de> Deserialize<'de> for Runtimes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -79,12 +85,10 @@ impl<'de> Deserialize<'de> for Runtimes {
                     "shared" => Ok(Runtimes::Shared),
                     "per-core" => Ok(Runtimes::PerCore),
                     // A count from an environment variable, say.
-                    other if other.parse::<u64>().is_ok() => {
-                        self.visit_u64(other.parse().unwrap_or(0))
-                    }
-                    other => Err(E::custom(format!(
-                        "server.runtimes is {other:?}; set {EXPECTED}"
-                    ))),
+                    other => match other.parse::<u64>() {
+                        Ok(n) => self.visit_u64(n),
+                        Err(_) => Err(invalid(format_args!("{other:?}"))),
+                    },
                 }
             }
 
@@ -93,14 +97,13 @@ impl<'de> Deserialize<'de> for Runtimes {
                     .ok()
                     .and_then(NonZeroUsize::new)
                     .map(Runtimes::Count)
-                    .ok_or_else(|| E::custom(format!("server.runtimes is {v}; set {EXPECTED}")))
+                    .ok_or_else(|| invalid(v))
             }
 
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Runtimes, E> {
-                match u64::try_from(v) {
-                    Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::custom(format!("server.runtimes is {v}; set {EXPECTED}"))),
-                }
+                u64::try_from(v)
+                    .map_err(|_| invalid(v))
+                    .and_then(|v| self.visit_u64(v))
             }
         }
         d.deserialize_any(Visitor)

@@ -66,6 +66,23 @@ fn holding_api() -> (Router, Arc<tokio::sync::Notify>) {
     (api, entered)
 }
 
+/// A daemon served on real TCP in the background, until `stop` is sent.
+struct Serving {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<Result<(), hwc_ai_core::server::ServerError>>,
+}
+
+async fn serve(d: Daemon) -> Serving {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(serve_on(listener, d, async move {
+        let _ = stopped.await;
+    }));
+    Serving { addr, stop, served }
+}
+
 #[tokio::test]
 async fn sheds_at_the_concurrency_limit_with_retry_after() {
     let (api, entered) = holding_api();
@@ -183,8 +200,6 @@ async fn serving_threads_drain_as_the_shared_runtime_does() {
 }
 
 async fn drains_in_flight_then_tasks(runtimes: Runtimes) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let d = daemon(api(), |c| {
         c.drain_timeout = Duration::from_secs(5);
         c.runtimes = runtimes;
@@ -195,10 +210,7 @@ async fn drains_in_flight_then_tasks(runtimes: Runtimes) {
         cancel.cancelled().await;
         f.store(true, Ordering::SeqCst);
     });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(serve_on(listener, d, async move {
-        let _ = stopped.await;
-    }));
+    let Serving { addr, stop, served } = serve(d).await;
     let inflight = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
@@ -217,8 +229,6 @@ async fn drains_in_flight_then_tasks(runtimes: Runtimes) {
 
 #[tokio::test]
 async fn serving_threads_answer_on_their_own_threads_and_are_cut_at_the_drain_timeout() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let api = api()
         .route(
             "/thread",
@@ -235,10 +245,7 @@ async fn serving_threads_answer_on_their_own_threads_and_are_cut_at_the_drain_ti
         c.drain_timeout = Duration::from_millis(300);
         c.runtimes = Runtimes::Count(NonZeroUsize::new(3).unwrap());
     });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(serve_on(listener, d, async move {
-        let _ = stopped.await;
-    }));
+    let Serving { addr, stop, served } = serve(d).await;
     let mut threads = std::collections::BTreeSet::new();
     for _ in 0..20 {
         // A fresh connection each time: any of the threads may accept it.
@@ -288,8 +295,6 @@ fn thread_name() -> String {
 
 #[tokio::test]
 async fn a_serving_thread_keeps_its_runtime_while_another_thread_drains() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let workers: Workers = Arc::default();
     let (w_open, w_use) = (workers.clone(), workers.clone());
     let api = Router::new()
@@ -340,10 +345,7 @@ async fn a_serving_thread_keeps_its_runtime_while_another_thread_drains() {
         c.drain_timeout = Duration::from_secs(5);
         c.runtimes = Runtimes::Count(NonZeroUsize::new(2).unwrap());
     });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(serve_on(listener, d, async move {
-        let _ = stopped.await;
-    }));
+    let Serving { addr, stop, served } = serve(d).await;
     // Fresh connections until both threads have a task of their own.
     for _ in 0..200 {
         if workers.lock().unwrap().len() == 2 {

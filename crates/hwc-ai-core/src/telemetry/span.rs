@@ -64,7 +64,7 @@ pub fn server_span<B>(req: &http::Request<B>) -> tracing::Span {
     };
     let request_id = req
         .headers()
-        .get("x-request-id")
+        .get(crate::edge::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let request_id = match request_id.char_indices().nth(128) {
