@@ -39,5 +39,6 @@ pub mod sync;
 pub mod systemd;
 pub mod tasks;
 pub mod telemetry;
+mod timer_anchor;
 
 pub use error::ApiError;

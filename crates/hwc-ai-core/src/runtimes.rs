@@ -18,6 +18,9 @@
 //! A handler that blocks its thread blocks every connection on it, which is
 //! why this is the choice of a daemon whose handlers only wait (the router)
 //! and not the default.
+//!
+//! Every serving runtime, the shared one included, holds a
+//! [`crate::timer_anchor`], so the timers a request arms do not wake it.
 
 use crate::tasks::CancellationToken;
 use axum::Router;
@@ -214,6 +217,11 @@ impl ServingThread {
                 let _ = started.send(Err(e));
                 return;
             }
+        };
+        // Held for the runtime's whole life, served and drained alike.
+        let _anchor = {
+            let _entered = runtime.enter();
+            crate::timer_anchor::hold()
         };
         let listener = match runtime.block_on(async { tokio::net::TcpListener::from_std(listener) })
         {

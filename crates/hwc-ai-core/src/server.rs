@@ -385,6 +385,8 @@ enum Serving {
     Shared {
         task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
         stop: CancellationToken,
+        /// The runtime's [`crate::timer_anchor`], while this serves.
+        _anchor: tokio_util::task::AbortOnDropHandle<()>,
     },
     /// Serving threads, each its own runtime.
     Threads(runtimes::Threads),
@@ -414,6 +416,7 @@ impl Serving {
         Ok(Self::Shared {
             task: Some(task),
             stop,
+            _anchor: crate::timer_anchor::hold(),
         })
     }
 
