@@ -3,7 +3,9 @@
 //! `traceparent`, a handler's outgoing `traceparent` names that span as
 //! parent, and what is exported holds no body, query string or header
 //! value. The spans are collected by an in-process `SpanExporter` (the
-//! router's tests send them to a real OTLP receiver).
+//! router's tests send them to a real OTLP receiver). Without an exporter
+//! no span is built, and the outgoing `traceparent` is the same but for
+//! its minted span id.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use axum::body::Body;
@@ -17,7 +19,12 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Mutex as AsyncMutex;
 use tower::ServiceExt;
+
+/// Whether an exporter is installed is process-wide: the tests that
+/// depend on it take turns.
+static EXPORTER: AsyncMutex<()> = AsyncMutex::const_new(());
 
 #[derive(Debug, Clone, Default)]
 struct Collect(Arc<Mutex<Vec<SpanData>>>);
@@ -39,9 +46,10 @@ const SECRET_QUERY: &str = "token-in-query-9090";
 fn api() -> Router {
     Router::new().route(
         "/v1/echo",
-        post(|body: String| async move {
+        post(|headers: HeaderMap, body: String| async move {
             let mut out = HeaderMap::new();
-            telemetry::inject(&tracing::Span::current(), &mut out);
+            let caller = telemetry::extract(&headers);
+            telemetry::inject(&tracing::Span::current(), caller.as_ref(), &mut out);
             let tp = out
                 .get(telemetry::TRACEPARENT)
                 .map(|v| v.to_str().unwrap().to_owned())
@@ -80,18 +88,13 @@ fn attr(span: &SpanData, key: &str) -> Option<String> {
         .map(|kv| kv.value.to_string())
 }
 
-#[tokio::test]
-async fn server_span_continues_the_caller_and_carries_no_content() {
-    hwc_ai_core::logging::init("warn");
-    let collected = Collect::default();
-    let export = telemetry::export_to("hwc-test-daemon", collected.clone());
-    let router = app(Daemon::new(
-        "hwc-test-daemon",
-        ServerConfig::on_port(0),
-        api(),
-    ));
-
-    // 1. With a caller: same trace, our span as the next hop's parent.
+/// The outgoing `traceparent`s for a sampled caller, an unsampled one and
+/// none, checked the same with spans recorded or not: the parent the
+/// sampled caller's request passed on, and the fresh trace's id.
+async fn assert_propagates(
+    router: &Router,
+) -> (opentelemetry::trace::SpanId, opentelemetry::trace::TraceId) {
+    // 1. With a caller: same trace, a span of ours as the next hop's parent.
     let incoming = format!("00-{TRACE}-{CALLER_SPAN}-01");
     let (status, body) = call(router.clone(), Some(&incoming)).await;
     assert_eq!(status, 200, "{body}");
@@ -119,6 +122,53 @@ async fn server_span_continues_the_caller_and_carries_no_content() {
         .expect("a request without traceparent still propagates a fresh one");
     assert_ne!(fresh.to_string(), TRACE);
     assert!(f.is_sampled());
+    (parent, fresh)
+}
+
+fn echo_daemon() -> Router {
+    app(Daemon::new(
+        "hwc-test-daemon",
+        ServerConfig::on_port(0),
+        api(),
+    ))
+}
+
+#[tokio::test]
+async fn without_an_exporter_no_span_is_built_and_the_trace_goes_on() {
+    hwc_ai_core::logging::init("warn");
+    let _turn = EXPORTER.lock().await;
+    assert!(!telemetry::recording());
+    let router = echo_daemon();
+    let (first, _) = assert_propagates(&router).await;
+    let (second, _) = assert_propagates(&router).await;
+    assert_ne!(first, second, "each request passes on a span id of its own");
+    // The `tracestate` goes on with the caller's trace.
+    let mut out = HeaderMap::new();
+    let mut incoming = HeaderMap::new();
+    incoming.insert(
+        "traceparent",
+        format!("00-{TRACE}-{CALLER_SPAN}-01").parse().unwrap(),
+    );
+    incoming.insert("tracestate", "vendor=opaque".parse().unwrap());
+    let caller = telemetry::extract(&incoming);
+    let span = tracing::info_span!(target: telemetry::SPAN_TARGET, "http.client");
+    assert!(
+        span.is_disabled(),
+        "spans are not built without an exporter"
+    );
+    assert!(telemetry::inject(&span, caller.as_ref(), &mut out));
+    assert_eq!(out["tracestate"], "vendor=opaque");
+}
+
+#[tokio::test]
+async fn server_span_continues_the_caller_and_carries_no_content() {
+    hwc_ai_core::logging::init("warn");
+    let _turn = EXPORTER.lock().await;
+    let collected = Collect::default();
+    let export = telemetry::export_to("hwc-test-daemon", collected.clone());
+    assert!(telemetry::recording());
+    let router = echo_daemon();
+    let (parent, fresh) = assert_propagates(&router).await;
 
     // 4. The health and metrics routes make no spans.
     let probe = router
@@ -129,6 +179,7 @@ async fn server_span_continues_the_caller_and_carries_no_content() {
     assert_eq!(probe.status(), 200);
 
     export.shutdown(Duration::from_secs(5)).await;
+    assert!(!telemetry::recording());
     let spans = collected.0.lock().unwrap().clone();
     let ours: Vec<&SpanData> = spans
         .iter()

@@ -60,6 +60,10 @@ pub struct Call {
     /// Each upstream attempt is a client span under it, and holding it here
     /// keeps it open for as long as a stream runs.
     pub span: tracing::Span,
+    /// The trace context the request arrived with: what an upstream's
+    /// `traceparent` continues while spans are not recorded
+    /// ([`hwc_ai_core::telemetry::inject`]).
+    pub caller: Option<opentelemetry::trace::SpanContext>,
 }
 
 /// The shared proxy state.
@@ -288,7 +292,7 @@ impl Engine {
         // Trace context goes to local backends only: a cloud provider can't
         // join our traces, and the ids would let it link requests together.
         if c.backend.is_local() {
-            telemetry::inject(span, &mut extra);
+            telemetry::inject(span, call.caller.as_ref(), &mut extra);
         }
         let send = c.backend.send(
             replica,

@@ -1,7 +1,8 @@
 //! Traces through the router: a caller's W3C `traceparent` reaches local
-//! backends with the same trace id and the router's span as parent (a
-//! scripted upstream shows the headers it got; cloud backends get none),
-//! and with `[telemetry] otlp_endpoint` set the spans arrive at a real OTLP
+//! backends with the same trace id and a span id of the router's as parent
+//! (no exporter, so no span is built and the id is minted; a scripted
+//! upstream shows the headers it got; cloud backends get none), and with
+//! `[telemetry] otlp_endpoint` set the spans arrive at a real OTLP
 //! receiver (Arize Phoenix, from PyPI) with no prompt, completion or key in
 //! them, the real llama-server answering.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -13,6 +14,11 @@ use common::{llama, Router, ALICE};
 use hwc_ai_core::telemetry::parse_traceparent;
 use serde_json::{json, Value};
 use std::time::Duration;
+use tokio::sync::Mutex as AsyncMutex;
+
+/// Whether an exporter is installed is process-wide (the routers run in
+/// this process): the two tests take turns.
+static EXPORTER: AsyncMutex<()> = AsyncMutex::const_new(());
 
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
@@ -47,6 +53,7 @@ async fn chat(r: &Router, model: &str, stream: bool, tp: Option<&str>) -> String
 #[tokio::test]
 async fn traceparent_reaches_local_backends_only() {
     hwc_ai_core::logging::init("warn");
+    let _turn = EXPORTER.lock().await;
     let local = Upstream::start(
         vec![
             answer("hi"),
@@ -77,6 +84,7 @@ targets = [{{ backend = "cloud", model = "up" }}]
         cloud.url()
     ))
     .await;
+    assert!(!hwc_ai_core::telemetry::recording());
 
     // Whole answer and stream: same trace, the router's span as parent.
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -128,6 +136,7 @@ fn span_named<'a>(spans: &'a [Value], name: &str) -> &'a Value {
 #[tokio::test]
 async fn spans_reach_a_real_otlp_receiver_without_content() {
     hwc_ai_core::logging::init("warn");
+    let _turn = EXPORTER.lock().await;
     let phoenix = hwc_testkit::phoenix::start();
     let l = llama::shared();
     let r = Router::start(&format!(

@@ -122,10 +122,17 @@ pub fn span_context(span: &tracing::Span) -> SpanContext {
     span.context().span().span_context().clone()
 }
 
-/// Writes `span`'s context into `headers`, so the next hop continues this
-/// trace with `span` as its parent. Returns whether anything was written.
-pub fn inject(span: &tracing::Span, headers: &mut HeaderMap) -> bool {
-    let cx = span_context(span);
+/// Writes into `headers` the context the next hop continues, so it joins
+/// this request's trace: `span`'s, with `span` as its parent, while spans
+/// are recorded; otherwise ([`recording`](super::recording) is off, so
+/// `span` is disabled) a span id minted under `caller`, the context the
+/// request arrived with ([`extract`] of its headers), or a new trace when it
+/// came without. Returns whether anything was written.
+pub fn inject(span: &tracing::Span, caller: Option<&SpanContext>, headers: &mut HeaderMap) -> bool {
+    let mut cx = span_context(span);
+    if !cx.is_valid() {
+        cx = super::export::unrecorded_child(caller);
+    }
     inject_span_context(&cx, headers);
     cx.is_valid()
 }
@@ -134,10 +141,11 @@ pub fn inject(span: &tracing::Span, headers: &mut HeaderMap) -> bool {
 /// daemon uses for its peers.
 pub fn inject_reqwest(
     span: &tracing::Span,
+    caller: Option<&SpanContext>,
     request: reqwest::RequestBuilder,
 ) -> reqwest::RequestBuilder {
     let mut headers = HeaderMap::new();
-    if inject(span, &mut headers) {
+    if inject(span, caller, &mut headers) {
         request.headers(headers)
     } else {
         request

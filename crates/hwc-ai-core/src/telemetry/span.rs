@@ -51,8 +51,12 @@ fn semconv_method(method: &http::Method) -> &'static str {
 /// `http.response.status_code`; the caller's `traceparent` is its parent.
 /// No URL query, header value or body is read. The span stays open as long
 /// as a clone of it is kept (the router keeps one for a stream's lifetime).
-/// [`crate::server::app`] opens one for every API request.
+/// [`crate::server::app`] opens one for every API request. While spans are
+/// not recorded ([`super::recording`]) it is [`tracing::Span::none`].
 pub fn server_span<B>(req: &http::Request<B>) -> tracing::Span {
+    if !super::recording() {
+        return tracing::Span::none();
+    }
     let method = semconv_method(req.method());
     let route = req
         .extensions()
