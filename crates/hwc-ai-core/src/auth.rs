@@ -6,16 +6,20 @@
 //! about any secret's prefix, however many keys there are.
 
 use crate::error::ApiError;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::{ready, Ready};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use subtle::ConstantTimeEq;
+use tower::{Layer, Service};
 
 /// SHA-256 of a token: what is kept in memory instead of the token.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -332,10 +336,7 @@ impl TokenAuth {
 
     /// `api` behind bearer auth; handlers take `Extension<Principal>`.
     pub fn protect(&self, api: axum::Router) -> axum::Router {
-        api.layer(axum::middleware::from_fn_with_state(
-            self.ring.clone(),
-            require_bearer::<Principal>,
-        ))
+        api.layer(RequireBearer::new(self.ring.clone()))
     }
 
     /// Re-reads the token files; a file that can't be read is refused and
@@ -354,27 +355,82 @@ impl TokenAuth {
     }
 }
 
-/// axum middleware: authenticates against the ring's current table and
-/// puts the principal into the request's extensions for handlers to take.
-pub async fn require_bearer<P>(
-    State(ring): State<Arc<KeyRing<P>>>,
-    mut req: Request,
-    next: Next,
-) -> Response
+/// Bearer auth in front of a router (`Router::layer`): authenticates each
+/// request against the ring's current table and puts the principal into
+/// its extensions for handlers to take, or answers 401 itself. A tower
+/// layer rather than an axum `from_fn` middleware, which boxes a future and
+/// clones the service behind it on every request (docs/benchmarks.md).
+pub struct RequireBearer<P> {
+    ring: Arc<KeyRing<P>>,
+}
+
+impl<P> RequireBearer<P> {
+    /// The layer for the tokens in `ring`.
+    pub fn new(ring: Arc<KeyRing<P>>) -> Self {
+        Self { ring }
+    }
+}
+
+impl<P> Clone for RequireBearer<P> {
+    fn clone(&self) -> Self {
+        Self {
+            ring: self.ring.clone(),
+        }
+    }
+}
+
+impl<S, P> Layer<S> for RequireBearer<P> {
+    type Service = Bearer<S, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Bearer {
+            inner,
+            ring: self.ring.clone(),
+        }
+    }
+}
+
+/// The service [`RequireBearer`] wraps a route in.
+pub struct Bearer<S, P> {
+    inner: S,
+    ring: Arc<KeyRing<P>>,
+}
+
+impl<S: Clone, P> Clone for Bearer<S, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            ring: self.ring.clone(),
+        }
+    }
+}
+
+impl<S, P> Service<Request> for Bearer<S, P>
 where
+    S: Service<Request, Response = Response, Error = Infallible>,
     P: Clone + Send + Sync + 'static,
 {
-    let table = ring.current();
-    let header = req
-        .headers()
-        .get(AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or(""));
-    match table.authenticate(header) {
-        Ok(principal) => {
-            req.extensions_mut().insert(principal);
-            next.run(req).await
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let table = self.ring.current();
+        let header = req
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        match table.authenticate(header) {
+            Ok(principal) => {
+                req.extensions_mut().insert(principal);
+                Either::Right(self.inner.call(req))
+            }
+            Err(e) => Either::Left(ready(Ok(e.into_response()))),
         }
-        Err(e) => e.into_response(),
     }
 }
 

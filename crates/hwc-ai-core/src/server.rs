@@ -112,7 +112,7 @@ pub struct Daemon {
     /// The `[telemetry]` section: where spans are exported, if anywhere.
     pub telemetry: crate::telemetry::TelemetryConfig,
     /// The daemon's own API. Auth is the daemon's to add (with
-    /// [`crate::auth::require_bearer`]), since only it knows its principals.
+    /// [`crate::auth::RequireBearer`]), since only it knows its principals.
     pub api: Router,
     /// Readiness and liveness.
     pub health: Arc<dyn Health>,

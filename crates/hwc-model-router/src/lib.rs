@@ -168,10 +168,7 @@ pub async fn daemon(cfg: RouterConfig) -> Result<Daemon, StartError> {
         store.close().await;
     });
 
-    daemon.api = api::routes(api).layer(axum::middleware::from_fn_with_state(
-        keys.clone(),
-        hwc_ai_core::auth::require_bearer::<Arc<keys::ApiKey>>,
-    ));
+    daemon.api = api::routes(api).layer(hwc_ai_core::auth::RequireBearer::new(keys.clone()));
     // SIGHUP re-reads the keys file; a file that does not load is refused
     // and the keys in force stay, so a typo never locks every client out.
     let auth = cfg.auth.clone();
