@@ -312,7 +312,7 @@ impl AuthConfig {
     }
 }
 
-/// A daemon's `[auth]` in force: the ring its middleware reads and the
+/// A daemon's `[auth]` in force: the ring its [`RequireBearer`] reads and the
 /// config to re-read on SIGHUP, so every daemon rotates tokens the same way.
 pub struct TokenAuth {
     config: AuthConfig,

@@ -20,7 +20,8 @@
 //!    while the request is handled and while its body is sent, so every log
 //!    line of the request, a stream's last ones included, names it;
 //! 4. API only, inside its server span ([`crate::telemetry::server_span`],
-//!    which records every answer's status): a declared `Content-Length`
+//!    which records every answer's status; built only while traces are
+//!    exported): a declared `Content-Length`
 //!    over `server.max_body_bytes` is refused with 413 before the body is
 //!    read (axum's body limit catches the ones that do not declare it); a
 //!    request beyond `server.max_concurrency` is refused at once with 503

@@ -173,9 +173,10 @@ pub async fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
 /// Builds the full application: health and metrics routes, then the API,
 /// every route behind one [`crate::edge::EdgeLayer`]: request ids and HTTP
 /// metrics for all, and for the API its request span, its limits (body,
-/// time, concurrency), failure lines and a server span that continues the
-/// caller's W3C `traceparent` (the probes and `/metrics` get none of those,
-/// which would only flood the logs and a trace backend).
+/// time, concurrency), failure lines and, while traces are exported, a
+/// server span that continues the caller's W3C `traceparent` (the probes
+/// and `/metrics` get none of those, which would only flood the logs and a
+/// trace backend).
 pub fn app(daemon: Daemon) -> Router {
     let Daemon {
         config,

@@ -17,7 +17,8 @@
 //! The anchor is an interval of [`PERIOD`]: the driver's promise is then
 //! never later than a second away, and a timer of a second or more, every
 //! request timeout, is armed without a wake. What it costs is one wake a
-//! second per serving runtime, idle or not.
+//! second per serving runtime, idle or not, and when the anchor was the
+//! only timer armed, the eventfd write of re-arming it.
 
 use std::time::Duration;
 use tokio::time::MissedTickBehavior;

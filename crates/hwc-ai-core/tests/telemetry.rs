@@ -48,8 +48,8 @@ fn api() -> Router {
         "/v1/echo",
         post(|headers: HeaderMap, body: String| async move {
             let mut out = HeaderMap::new();
-            let caller = telemetry::extract(&headers);
-            telemetry::inject(&tracing::Span::current(), caller.as_ref(), &mut out);
+            let trace = telemetry::request_context(&headers);
+            telemetry::inject(&tracing::Span::current(), trace.as_ref(), &mut out);
             let tp = out
                 .get(telemetry::TRACEPARENT)
                 .map(|v| v.to_str().unwrap().to_owned())
@@ -158,6 +158,16 @@ async fn without_an_exporter_no_span_is_built_and_the_trace_goes_on() {
     );
     assert!(telemetry::inject(&span, caller.as_ref(), &mut out));
     assert_eq!(out["tracestate"], "vendor=opaque");
+    // Without a caller, the calls of one request share one minted trace.
+    let root = telemetry::request_context(&HeaderMap::new());
+    let sent = |_| {
+        let mut h = HeaderMap::new();
+        assert!(telemetry::inject(&span, root.as_ref(), &mut h));
+        telemetry::parse_traceparent(h["traceparent"].to_str().unwrap()).unwrap()
+    };
+    let (a, b) = (sent(1), sent(2));
+    assert_eq!(a.0, b.0, "one trace for the request");
+    assert_ne!(a.1, b.1, "a span id per call");
 }
 
 #[tokio::test]

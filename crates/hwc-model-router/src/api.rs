@@ -348,7 +348,7 @@ async fn handle(
         request_id,
         started,
         span: tracing::Span::current(),
-        caller: hwc_ai_core::telemetry::extract(&headers),
+        trace: hwc_ai_core::telemetry::request_context(&headers),
     };
 
     if call.req.stream {

@@ -56,14 +56,17 @@ pub struct Call {
     pub request_id: String,
     /// When the router received it.
     pub started: Instant,
-    /// The request's server span ([`hwc_ai_core::telemetry::server_span`]).
-    /// Each upstream attempt is a client span under it, and holding it here
-    /// keeps it open for as long as a stream runs.
+    /// The span the handler runs in: the request's server span
+    /// ([`hwc_ai_core::telemetry::server_span`]) while spans are recorded,
+    /// else the edge's log span. Each upstream attempt is a client span
+    /// under it, and holding it here keeps it open for as long as a stream
+    /// runs.
     pub span: tracing::Span,
-    /// The trace context the request arrived with: what an upstream's
-    /// `traceparent` continues while spans are not recorded
-    /// ([`hwc_ai_core::telemetry::inject`]).
-    pub caller: Option<opentelemetry::trace::SpanContext>,
+    /// The request's trace context
+    /// ([`hwc_ai_core::telemetry::request_context`]): what every attempt's
+    /// `traceparent` continues while spans are not recorded, so a retry
+    /// or a fallback stays in the request's one trace.
+    pub trace: Option<opentelemetry::trace::SpanContext>,
 }
 
 /// The shared proxy state.
@@ -292,7 +295,7 @@ impl Engine {
         // Trace context goes to local backends only: a cloud provider can't
         // join our traces, and the ids would let it link requests together.
         if c.backend.is_local() {
-            telemetry::inject(span, call.caller.as_ref(), &mut extra);
+            telemetry::inject(span, call.trace.as_ref(), &mut extra);
         }
         let send = c.backend.send(
             replica,

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::scripted::{answer, stream_of, Upstream};
+use common::scripted::{answer, stream_of, Act, Upstream};
 use common::{llama, Router, ALICE};
 use hwc_ai_core::telemetry::parse_traceparent;
 use serde_json::{json, Value};
@@ -64,6 +64,7 @@ async fn traceparent_reaches_local_backends_only() {
     )
     .await;
     let cloud = Upstream::always(answer("hi")).await;
+    let failing = Upstream::always(Act::Json(500, json!({}), None)).await;
     let r = Router::start(&format!(
         r#"
 [[backends]]
@@ -75,13 +76,20 @@ name = "cloud"
 kind = "openai"
 locality = "cloud"
 urls = ["{}"]
+[[backends]]
+name = "failing"
+kind = "openai"
+urls = ["{}"]
 [models.near]
 targets = [{{ backend = "local", model = "up" }}]
 [models.far]
 targets = [{{ backend = "cloud", model = "up" }}]
+[models.fallback]
+targets = [{{ backend = "failing", model = "up" }}, {{ backend = "local", model = "up" }}]
 "#,
         local.url(),
-        cloud.url()
+        cloud.url(),
+        failing.url()
     ))
     .await;
     assert!(!hwc_ai_core::telemetry::recording());
@@ -109,6 +117,18 @@ targets = [{{ backend = "cloud", model = "up" }}]
     chat(&r, "near", false, None).await;
     let (fresh, _, _) = received(&local, 2).expect("no traceparent for a fresh trace");
     assert_ne!(fresh, trace);
+
+    // No caller and a fallback: both attempts stay in the request's one
+    // trace, each with a parent of its own.
+    chat(&r, "fallback", false, None).await;
+    let (first, first_parent, _) =
+        received(&failing, 0).expect("the failing backend got no traceparent");
+    let (second, second_parent, _) = received(&local, 3).expect("the fallback got no traceparent");
+    assert_eq!(
+        first, second,
+        "a fallback must continue the request's trace"
+    );
+    assert_ne!(first_parent, second_parent);
 
     // A cloud backend gets no trace context at all.
     chat(&r, "far", false, Some(&traceparent(trace))).await;

@@ -122,16 +122,30 @@ pub fn span_context(span: &tracing::Span) -> SpanContext {
     span.context().span().span_context().clone()
 }
 
+/// The context a request's outgoing calls continue, to hand to each
+/// [`inject`]: the caller's ([`extract`]), or while spans are not recorded
+/// and the request came without one, a root minted here once for the whole
+/// request, so that all its calls (the router's attempts and fallbacks)
+/// share one trace and one sampling decision, as they do under a recorded
+/// server span. Take it once per request, not once per call.
+pub fn request_context(headers: &HeaderMap) -> Option<SpanContext> {
+    extract(headers).or_else(|| (!super::recording()).then(super::export::unrecorded_root))
+}
+
 /// Writes into `headers` the context the next hop continues, so it joins
 /// this request's trace: `span`'s, with `span` as its parent, while spans
 /// are recorded; otherwise ([`recording`](super::recording) is off, so
-/// `span` is disabled) a span id minted under `caller`, the context the
-/// request arrived with ([`extract`] of its headers), or a new trace when it
-/// came without. Returns whether anything was written.
-pub fn inject(span: &tracing::Span, caller: Option<&SpanContext>, headers: &mut HeaderMap) -> bool {
+/// `span` is disabled) a span id minted under `request`, the request's
+/// [`request_context`] (`None` makes this call a trace of its own).
+/// Returns whether anything was written.
+pub fn inject(
+    span: &tracing::Span,
+    request: Option<&SpanContext>,
+    headers: &mut HeaderMap,
+) -> bool {
     let mut cx = span_context(span);
     if !cx.is_valid() {
-        cx = super::export::unrecorded_child(caller);
+        cx = super::export::unrecorded_child(request);
     }
     inject_span_context(&cx, headers);
     cx.is_valid()
@@ -141,11 +155,11 @@ pub fn inject(span: &tracing::Span, caller: Option<&SpanContext>, headers: &mut 
 /// daemon uses for its peers.
 pub fn inject_reqwest(
     span: &tracing::Span,
-    caller: Option<&SpanContext>,
+    context: Option<&SpanContext>,
     request: reqwest::RequestBuilder,
 ) -> reqwest::RequestBuilder {
     let mut headers = HeaderMap::new();
-    if inject(span, caller, &mut headers) {
+    if inject(span, context, &mut headers) {
         request.headers(headers)
     } else {
         request

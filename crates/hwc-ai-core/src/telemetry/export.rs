@@ -168,7 +168,7 @@ where
         // costs work on every poll of every instrumented future.
         .with_context_activation(false)
         // Read at each callsite's registration, and again for every
-        // callsite when `recording` changes (`set_recording`).
+        // callsite when `recording` changes (`follow_slot`).
         .with_filter(filter_fn(|meta| {
             meta.is_span() && meta.target() == SPAN_TARGET && recording()
         }))
@@ -180,30 +180,43 @@ pub fn recording() -> bool {
     global().recording.load(Ordering::Relaxed)
 }
 
-/// Turns the building of spans on or off, and has every callsite ask the
-/// layer's filter again (its answer is cached per callsite).
-fn set_recording(on: bool) {
+/// Turns the building of spans on when `slot` holds an exporter, off when
+/// not, and has every callsite ask the layer's filter again (its answer is
+/// cached per callsite). Called with the slot's write lock held, so that
+/// the flag always follows the slot and two changes never interleave
+/// their rebuilds. (A callsite reached for the very first time during a
+/// change may keep the answer from before it, a race inside tracing-core;
+/// the daemons install their exporter before they serve, so their
+/// request callsites are first reached after it.)
+fn follow_slot(slot: &Option<Installed>) {
+    let on = slot.is_some();
     if global().recording.swap(on, Ordering::Relaxed) != on {
         tracing::callsite::rebuild_interest_cache();
     }
 }
 
-/// The context a next hop continues when this request's span was not
-/// recorded: a child of `caller` (its trace, sampled flag and
-/// `tracestate`), or a new trace sampled per `sample_ratio` when the
-/// request came without one, with a span id of its own either way. What
-/// the recorded span would have passed on, less the export.
-pub(super) fn unrecorded_child(caller: Option<&SpanContext>) -> SpanContext {
-    let ids = RandomIdGenerator::default();
-    if let Some(caller) = caller.filter(|c| c.is_valid()) {
-        return SpanContext::new(
-            caller.trace_id(),
-            ids.new_span_id(),
-            caller.trace_flags() & TraceFlags::SAMPLED,
+/// The context a next hop continues when the span of the call was not
+/// recorded: a child of `parent` (its trace, sampled flag and
+/// `tracestate`) with a span id of its own, or without a parent a new
+/// trace ([`unrecorded_root`]). What the recorded span would have passed
+/// on, less the export.
+pub(super) fn unrecorded_child(parent: Option<&SpanContext>) -> SpanContext {
+    match parent.filter(|p| p.is_valid()) {
+        Some(parent) => SpanContext::new(
+            parent.trace_id(),
+            RandomIdGenerator::default().new_span_id(),
+            parent.trace_flags() & TraceFlags::SAMPLED,
             false,
-            caller.trace_state().clone(),
-        );
+            parent.trace_state().clone(),
+        ),
+        None => unrecorded_root(),
     }
+}
+
+/// A new trace started here while spans are not recorded: fresh ids,
+/// sampled per `sample_ratio` by trace id as a recorded root would be.
+pub(super) fn unrecorded_root() -> SpanContext {
+    let ids = RandomIdGenerator::default();
     let trace_id = ids.new_trace_id();
     let ratio = f64::from_bits(global().ratio_bits.load(Ordering::Relaxed));
     let sampled = Sampler::TraceIdRatioBased(ratio)
@@ -253,13 +266,14 @@ impl Telemetry {
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
             if slot.as_ref().is_some_and(|i| i.id == id) {
-                slot.take()
+                let taken = slot.take();
+                follow_slot(&slot);
+                taken
             } else {
                 None
             }
         };
         let Some(installed) = taken else { return };
-        set_recording(false);
         // Blocking: the batch thread exports through the runtime, so wait
         // off the runtime's own threads.
         let job =
@@ -342,13 +356,12 @@ where
     );
     let g = global();
     let id = g.next_id.fetch_add(1, Ordering::Relaxed);
-    let old = g
-        .switch
-        .slot
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .replace(Installed { id, processor });
-    set_recording(true);
+    let old = {
+        let mut slot = g.switch.slot.write().unwrap_or_else(|p| p.into_inner());
+        let old = slot.replace(Installed { id, processor });
+        follow_slot(&slot);
+        old
+    };
     if let Some(old) = old {
         // Its shutdown blocks while it exports; not on this thread.
         std::thread::spawn(move || {

@@ -8,11 +8,11 @@
 //!   spans. Events (log lines) never become span events, so nothing a log
 //!   line carries (an upstream's error excerpt, say) reaches a trace backend.
 //! - [`server_span`], in every daemon's [`crate::server::app`], opens one
-//!   server span per API request, the child of the caller's `traceparent`
-//!   when it sent one.
+//!   server span per API request while spans are recorded, the child of
+//!   the caller's `traceparent` when it sent one.
 //! - [`inject`] and [`inject_reqwest`] put a span's context into an outgoing
 //!   request (the router does so for every local backend), or while spans
-//!   are not recorded one minted under the caller's.
+//!   are not recorded one minted under the request's [`request_context`].
 //! - [`start`], called by [`crate::server::serve_on`], installs the exporter
 //!   when `telemetry.otlp_endpoint` is set; [`Telemetry::shutdown`] flushes
 //!   it within a bound on drain.
@@ -47,7 +47,7 @@ mod span;
 pub use config::{TelemetryConfig, TelemetryError};
 pub use context::{
     extract, format_traceparent, inject, inject_reqwest, inject_span_context, parse_traceparent,
-    span_context,
+    request_context, span_context,
 };
 pub use export::{export_to, is_trace_only, layer, recording, start, Telemetry};
 pub use span::{record_error, record_status, server_span};
