@@ -137,7 +137,10 @@ fn echo_daemon() -> Router {
 async fn without_an_exporter_no_span_is_built_and_the_trace_goes_on() {
     hwc_ai_core::logging::init("warn");
     let _turn = EXPORTER.lock().await;
-    assert!(!telemetry::recording());
+    assert!(
+        !telemetry::recording(),
+        "an exporter is still installed: did the exporting test fail before its shutdown?"
+    );
     let router = echo_daemon();
     let (first, _) = assert_propagates(&router).await;
     let (second, _) = assert_propagates(&router).await;

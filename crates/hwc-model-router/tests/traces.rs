@@ -92,7 +92,10 @@ targets = [{{ backend = "failing", model = "up" }}, {{ backend = "local", model 
         failing.url()
     ))
     .await;
-    assert!(!hwc_ai_core::telemetry::recording());
+    assert!(
+        !hwc_ai_core::telemetry::recording(),
+        "an exporter is still installed: did the exporting test fail before its shutdown?"
+    );
 
     // Whole answer and stream: same trace, the router's span as parent.
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
