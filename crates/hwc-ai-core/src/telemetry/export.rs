@@ -169,9 +169,7 @@ where
         .with_context_activation(false)
         // Read at each callsite's registration, and again for every
         // callsite when `recording` changes (`follow_slot`).
-        .with_filter(filter_fn(|meta| {
-            meta.is_span() && meta.target() == SPAN_TARGET && recording()
-        }))
+        .with_filter(filter_fn(|meta| is_trace_only(meta) && recording()))
 }
 
 /// Whether OpenTelemetry spans are being built: an exporter is installed.
