@@ -44,7 +44,7 @@ total() {
   rm -rf "$out_dir/cg"
   mkdir -p "$out_dir/cg"
   "$release/hwc-bench" --router-bin "$wrapper" --no-litellm --no-nginx \
-    --requests-c1 200 --requests-high "$1" --streams 2 --warmup 50 "${@:2}" \
+    --requests-c1 200 --requests-high "$1" --streams 2 --warmup 50 --rounds 1 "${@:2}" \
     >/dev/null 2>"$out_dir/bench.log" || {
     echo "router-instructions: hwc-bench failed; see $out_dir/bench.log" >&2
     exit 1

@@ -3,14 +3,16 @@
 //!
 //! A fast in-process upstream answers OpenAI chat requests; the router runs
 //! as a subprocess in front of it. Each phase sends the same fixed number of
-//! requests straight to the upstream and then through the router, and the
+//! requests straight to the upstream and through the router, and the
 //! difference is what the router adds. nginx as a plain reverse proxy (when
-//! installed) gets the same treatment as the limit any proxy costs, and the
-//! report gives the router's ratio to it; optionally LiteLLM's proxy too.
+//! installed) gets the same treatment as the limit any proxy costs, in the
+//! same rounds as the router (`rounds`), and the report gives the router's
+//! ratio to it; optionally LiteLLM's proxy too.
 
 mod load;
 mod procs;
 mod report;
+mod rounds;
 mod upstream;
 
 use anyhow::Context;
@@ -54,6 +56,11 @@ struct Args {
     /// Requests of the high-concurrency phase [default: 20000; --quick 3000].
     #[arg(long)]
     requests_high: Option<usize>,
+    /// Rounds each non-streaming phase is split into; in each, the direct
+    /// path and every proxy in turn send their share of the requests, so a
+    /// drift in the machine's speed hits them alike [default: 10; --quick 3].
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Concurrency of the high-concurrency phase.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -103,15 +110,16 @@ struct Plan {
     concurrency: usize,
     streams: usize,
     warmup: usize,
+    rounds: usize,
     max_phase: Duration,
 }
 
 impl Args {
     fn plan(&self) -> Plan {
-        let (c1, high, streams, warmup) = if self.quick {
-            (300, 3000, 20, 100)
+        let (c1, high, streams, warmup, rounds) = if self.quick {
+            (300, 3000, 20, 100, 3)
         } else {
-            (2000, 20000, 200, 500)
+            (2000, 20000, 200, 500, 10)
         };
         Plan {
             c1: self.requests_c1.unwrap_or(c1),
@@ -119,6 +127,7 @@ impl Args {
             concurrency: self.concurrency.max(1),
             streams: self.streams.unwrap_or(streams),
             warmup: self.warmup.unwrap_or(warmup),
+            rounds: self.rounds.unwrap_or(rounds).max(1),
             max_phase: Duration::from_secs(self.max_phase_secs.max(1)),
         }
     }
@@ -165,6 +174,10 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
     report.setup.push(format!(
         "Load: non-stream {} requests at concurrency 1 and {} at concurrency {}; {} streams per target at concurrency 1 (alternating direct and proxied) of {} data events {} ms apart; {} warm-up requests per target and phase; a run stops issuing after {} s.",
         plan.c1, plan.high, plan.concurrency, plan.streams, args.chunks, args.chunk_gap_ms, plan.warmup, plan.max_phase.as_secs()
+    ));
+    report.setup.push(format!(
+        "Interleaved: each non-streaming phase in {} rounds; in each round the direct path, the router and nginx in turn (the order rotating) send an equal share of the phase's requests, so the machine's drift hits them alike. LiteLLM runs after them, interleaved with the direct path only.",
+        plan.rounds
     ));
     report.setup.push(format!(
         "Threads: load generator {} tokio worker(s), upstream {} (in-process, own runtime); the proxy runs as a separate process with its defaults.",
@@ -221,15 +234,15 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
         ready.as_millis(),
         router.pid
     );
-    measure(&plan, &direct, &mut router, auth.clone(), true, &mut report).await?;
 
-    // nginx as a plain reverse proxy: the limit.
+    // nginx as a plain reverse proxy: the limit, measured in the same
+    // rounds as the router.
     let nginx = if args.no_nginx {
         None
     } else {
         procs::find_nginx(args.nginx_bin.as_deref())
     };
-    match nginx {
+    let mut nginx = match nginx {
         None => {
             let why = if args.no_nginx {
                 "--no-nginx"
@@ -240,6 +253,7 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
             report
                 .notes
                 .push(format!("nginx baseline skipped ({why})."));
+            None
         }
         Some(bin) => {
             let nginx_dir = dir.join("nginx");
@@ -248,14 +262,16 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
             nginx
                 .wait_ready("/healthz", Duration::from_secs(10))
                 .await?;
-            measure(&plan, &direct, &mut nginx, auth.clone(), false, &mut report).await?;
             report.notes.push(format!(
                 "nginx: `{}` ({}), one process (`master_process off`), `proxy_pass` with upstream keepalive 128, no access log, no buffering: a reverse proxy that reads nothing.",
                 bin.display(),
                 nginx_version(&bin)
             ));
+            Some(nginx)
         }
-    }
+    };
+    let proxies = std::iter::once(&mut router).chain(nginx.as_mut()).collect();
+    measure(&plan, &direct, proxies, auth.clone(), true, &mut report).await?;
 
     // LiteLLM, if there is one.
     let litellm = if args.no_litellm {
@@ -295,7 +311,7 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
                         ready.as_millis(),
                         litellm.pid
                     );
-                    measure(&plan, &direct, &mut litellm, auth, false, &mut report).await?;
+                    measure(&plan, &direct, vec![&mut litellm], auth, false, &mut report).await?;
                     report.notes.push(format!(
                         "LiteLLM: `{}` ({}), default settings, `LITELLM_MASTER_KEY=sk-bench`, one process; its RSS is that process's only.",
                         bin.display(),
@@ -308,156 +324,173 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
     Ok(report)
 }
 
-/// Every phase through `proxy` (the streaming one too when `streams`), its
-/// rows and memory added to `report`; then `proxy` is stopped.
+/// A proxy under test and the chat completions URL through it.
+struct Via<'a> {
+    proc: &'a Proc,
+    target: Target,
+}
+
+impl<'a> Via<'a> {
+    fn new(proc: &'a Proc, auth: Option<HeaderValue>) -> Self {
+        let target = Target {
+            url: format!("{}/v1/chat/completions", proc.url),
+            auth,
+        };
+        Self { proc, target }
+    }
+}
+
+/// Every phase through `proxies`, interleaved with each other and with the
+/// direct path in `plan.rounds` rounds (the streaming one too through the
+/// first proxy when `streams`), their rows and memory added to `report`;
+/// then the proxies are stopped.
 async fn measure(
     plan: &Plan,
     direct: &Target,
-    proxy: &mut Proc,
+    proxies: Vec<&mut Proc>,
     auth: Option<HeaderValue>,
     streams: bool,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let via = Target {
-        url: format!("{}/v1/chat/completions", proxy.url),
-        auth,
-    };
-    let (pairs, rss) = proxy_phases(plan, direct, &via, proxy).await?;
-    report.pairs.extend(pairs);
-    if streams {
-        let stream = stream_phase(plan, direct, &via, proxy.name).await?;
-        report.streams.push(stream);
+    {
+        let vias: Vec<Via<'_>> = proxies.iter().map(|p| Via::new(p, auth.clone())).collect();
+        let (pairs, rss) = proxy_phases(plan, direct, &vias).await?;
+        report.pairs.extend(pairs);
+        if let (true, Some(first)) = (streams, vias.first()) {
+            let stream = stream_phase(plan, direct, &first.target, first.proc.name).await?;
+            report.streams.push(stream);
+        }
+        for (via, rss) in vias.iter().zip(rss) {
+            let hwm = via.proc.hwm_kb();
+            report.rss.push(RssRow { hwm_kb: hwm, ..rss });
+        }
     }
-    let hwm = proxy.hwm_kb();
-    report.rss.push(RssRow { hwm_kb: hwm, ..rss });
-    let how = proxy.stop(Duration::from_secs(10))?;
-    eprintln!("{} {how}", proxy.name);
+    for proxy in proxies {
+        let how = proxy.stop(Duration::from_secs(10))?;
+        eprintln!("{} {how}", proxy.name);
+    }
     Ok(())
 }
 
-/// The non-streaming phases against one proxy, and its idle and peak RSS.
+/// What one target collected over the rounds of a phase.
+#[derive(Default)]
+struct Pooled {
+    run: load::Run,
+    cpu: Option<Duration>,
+}
+
+/// The non-streaming phases: in each round the direct path and every proxy
+/// take their turn at the round's share of the requests, on clients warmed
+/// up once per phase (see `rounds`). Returns a row per proxy and phase, all
+/// against the same direct measurement, and each proxy's idle and peak RSS.
 async fn proxy_phases(
     plan: &Plan,
     direct: &Target,
-    via: &Target,
-    proxy: &Proc,
-) -> anyhow::Result<(Vec<PairRow>, RssRow)> {
-    // Let it settle before the idle reading.
+    vias: &[Via<'_>],
+) -> anyhow::Result<(Vec<PairRow>, Vec<RssRow>)> {
+    // Let them settle before the idle reading.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_kb = proxy.rss_kb();
+    let idle_kb: Vec<Option<u64>> = vias.iter().map(|v| v.proc.rss_kb()).collect();
+    let mut peak_kb: Vec<Option<u64>> = vec![None; vias.len()];
+    let targets: Vec<&Target> = std::iter::once(direct)
+        .chain(vias.iter().map(|v| &v.target))
+        .collect();
+    let names: Vec<&str> = std::iter::once("direct")
+        .chain(vias.iter().map(|v| v.proc.name))
+        .collect();
+    let slot_limit = plan.max_phase / u32::try_from(plan.rounds).unwrap_or(u32::MAX);
     let mut rows = Vec::new();
-    let mut peak_kb = None;
     for (concurrency, total) in [(1, plan.c1), (plan.concurrency, plan.high)] {
         let phase = format!("non-stream c={concurrency}");
         let body = load::chat_body(false);
-        let d = measured(plan, direct, &body, total, concurrency, "direct", &phase).await?;
-        let warm_client = load::client(concurrency)?;
-        let _ = load::non_stream(
-            &warm_client,
-            via,
-            body.clone(),
-            plan.warmup,
-            concurrency,
-            plan.max_phase,
-        )
-        .await;
-        let sampler = if concurrency == plan.concurrency {
-            Some(RssSampler::start(proxy.pid, Duration::from_millis(50))?)
-        } else {
-            None
-        };
-        let cpu0 = proxy.cpu_time();
-        let p = timed(
-            &warm_client,
-            plan,
-            via,
-            &body,
-            total,
-            concurrency,
-            proxy.name,
-            &phase,
-        )
-        .await;
-        let cpu1 = proxy.cpu_time();
-        if let Some(s) = sampler {
-            peak_kb = Some(s.finish());
+        let mut clients = Vec::with_capacity(targets.len());
+        for target in &targets {
+            let client = load::client(concurrency)?;
+            let _ = load::non_stream(
+                &client,
+                target,
+                body.clone(),
+                plan.warmup,
+                concurrency,
+                plan.max_phase,
+            )
+            .await;
+            clients.push(client);
         }
-        let proxy_cpu_per_req = match (cpu0, cpu1) {
-            (Some(a), Some(b)) if p.latency.n > 0 => {
-                Some((b.saturating_sub(a)) / u32::try_from(p.latency.n).unwrap_or(u32::MAX))
-            }
-            _ => None,
+        let samplers = if concurrency == plan.concurrency {
+            vias.iter()
+                .map(|v| RssSampler::start(v.proc.pid, Duration::from_millis(50)).map(Some))
+                .collect::<anyhow::Result<Vec<_>>>()?
+        } else {
+            vias.iter().map(|_| None).collect()
         };
-        rows.push(PairRow {
-            phase,
-            via: proxy.name,
-            requested: total,
-            direct: d,
-            proxied: p,
-            proxy_cpu_per_req,
+        let mut pooled: Vec<Pooled> = targets.iter().map(|_| Pooled::default()).collect();
+        for round in 0..plan.rounds {
+            let n = rounds::share(total, plan.rounds, round);
+            for i in rounds::order(targets.len(), round) {
+                let proc = i.checked_sub(1).map(|v| vias[v].proc);
+                let cpu0 = proc.and_then(|p| p.cpu_time());
+                let run = load::non_stream(
+                    &clients[i],
+                    targets[i],
+                    body.clone(),
+                    n,
+                    concurrency,
+                    slot_limit,
+                )
+                .await;
+                let used = match (cpu0, proc.and_then(|p| p.cpu_time())) {
+                    (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                    _ => None,
+                };
+                let p = &mut pooled[i];
+                p.cpu = if round == 0 {
+                    used
+                } else {
+                    p.cpu.zip(used).map(|(a, b)| a + b)
+                };
+                p.run.wall += run.wall;
+                p.run.absorb(run);
+            }
+        }
+        for (peak, sampler) in peak_kb.iter_mut().zip(samplers) {
+            if let Some(s) = sampler {
+                *peak = Some(s.finish());
+            }
+        }
+        let mut sides = pooled.into_iter().zip(&names).map(|(mut p, name)| {
+            let (latency, rps) = p.run.summarise(&phase, name, "req");
+            let side = Side {
+                latency,
+                errors: p.run.errors,
+                rps,
+            };
+            let n = u32::try_from(latency.n).unwrap_or(u32::MAX);
+            (side, p.cpu.filter(|_| n > 0).map(|c| c / n.max(1)))
         });
+        let (direct_side, _) = sides.next().unwrap_or_default();
+        for (via, (proxied, proxy_cpu_per_req)) in vias.iter().zip(sides) {
+            rows.push(PairRow {
+                phase: phase.clone(),
+                via: via.proc.name,
+                requested: total,
+                direct: direct_side,
+                proxied,
+                proxy_cpu_per_req,
+            });
+        }
     }
-    Ok((
-        rows,
-        RssRow {
-            process: proxy.name,
+    let rss = vias
+        .iter()
+        .zip(idle_kb.into_iter().zip(peak_kb))
+        .map(|(v, (idle_kb, peak_kb))| RssRow {
+            process: v.proc.name,
             idle_kb,
             peak_kb,
             hwm_kb: None,
-        },
-    ))
-}
-
-/// A fresh client, a warm-up, then the measured run.
-async fn measured(
-    plan: &Plan,
-    target: &Target,
-    body: &bytes::Bytes,
-    total: usize,
-    concurrency: usize,
-    name: &str,
-    phase: &str,
-) -> anyhow::Result<Side> {
-    let client = load::client(concurrency)?;
-    let _ = load::non_stream(
-        &client,
-        target,
-        body.clone(),
-        plan.warmup,
-        concurrency,
-        plan.max_phase,
-    )
-    .await;
-    Ok(timed(&client, plan, target, body, total, concurrency, name, phase).await)
-}
-
-/// The measured run on an already warm client.
-#[allow(clippy::too_many_arguments)]
-async fn timed(
-    client: &reqwest::Client,
-    plan: &Plan,
-    target: &Target,
-    body: &bytes::Bytes,
-    total: usize,
-    concurrency: usize,
-    name: &str,
-    phase: &str,
-) -> Side {
-    let mut run = load::non_stream(
-        client,
-        target,
-        body.clone(),
-        total,
-        concurrency,
-        plan.max_phase,
-    )
-    .await;
-    let (latency, rps) = run.summarise(phase, name, "req");
-    Side {
-        latency,
-        errors: run.errors,
-        rps,
-    }
+        })
+        .collect();
+    Ok((rows, rss))
 }
 
 /// Streams one at a time, alternating direct and through the proxy.
