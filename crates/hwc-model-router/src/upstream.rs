@@ -180,9 +180,7 @@ pub fn read_answer(
         // The common case: nothing to rename, so only the top level is
         // split (values unparsed), `model` is replaced and `usage` read.
         let (out, usage) = with_model(body, public_model).map_err(not_json)?;
-        let tokens = usage
-            .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
-            .map_or_else(Tokens::default, |u| usage_of(Some(&u)));
+        let tokens = usage.map_or_else(Tokens::default, raw_usage);
         return Ok((Bytes::from(out), tokens));
     }
     let value: Value = serde_json::from_slice(body).map_err(not_json)?;
@@ -209,6 +207,34 @@ pub fn read_answer(
                 },
             ))
         }
+    }
+}
+
+/// The token counts of a raw `usage` object, as [`usage_of`] reads them,
+/// without building a [`Value`] for it (a map and its keys per request).
+fn raw_usage(usage: &RawValue) -> Tokens {
+    #[derive(serde::Deserialize)]
+    struct Counts<'a> {
+        #[serde(borrow)]
+        prompt_tokens: Option<&'a RawValue>,
+        #[serde(borrow)]
+        input_tokens: Option<&'a RawValue>,
+        #[serde(borrow)]
+        completion_tokens: Option<&'a RawValue>,
+        #[serde(borrow)]
+        output_tokens: Option<&'a RawValue>,
+    }
+    let Ok(c) = serde_json::from_str::<Counts<'_>>(usage.get()) else {
+        return Tokens::default();
+    };
+    let n = |a: Option<&RawValue>, b: Option<&RawValue>| {
+        a.or(b)
+            .and_then(|v| v.get().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Tokens {
+        prompt: n(c.prompt_tokens, c.input_tokens),
+        completion: n(c.completion_tokens, c.output_tokens),
     }
 }
 
@@ -291,7 +317,16 @@ fn write_with_model(
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut *out, k.as_ref())?;
+        match k {
+            // Borrowed means the key had no escapes: its source bytes are
+            // the JSON string already.
+            Cow::Borrowed(k) => {
+                out.push(b'"');
+                out.extend_from_slice(k.as_bytes());
+                out.push(b'"');
+            }
+            Cow::Owned(k) => serde_json::to_writer(&mut *out, k)?,
+        }
         out.push(b':');
         let raw = v.get();
         if k.as_ref() == "model" && raw.starts_with('"') {
@@ -718,6 +753,25 @@ mod tests {
         assert!(read_answer(BackendKind::Openai, b"<html>", "m")
             .unwrap_err()
             .contains("not JSON"));
+    }
+
+    #[test]
+    fn raw_usage_reads_what_usage_of_reads() {
+        let cases = [
+            r#"{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}"#,
+            r#"{"input_tokens":2,"output_tokens":1}"#,
+            r#"{"prompt_tokens":3,"input_tokens":9,"completion_tokens_details":{"reasoning_tokens":1}}"#,
+            r#"{"prompt_tokens":-1,"completion_tokens":1.5}"#,
+            r#"{"prompt_tokens":"3"}"#,
+            r#"{}"#,
+        ];
+        for case in cases {
+            let raw: &RawValue = serde_json::from_str(case).unwrap();
+            let value: Value = serde_json::from_str(case).unwrap();
+            assert_eq!(raw_usage(raw), usage_of(Some(&value)), "{case}");
+        }
+        let not_an_object: &RawValue = serde_json::from_str("[1]").unwrap();
+        assert_eq!(raw_usage(not_an_object), Tokens::default());
     }
 
     #[test]

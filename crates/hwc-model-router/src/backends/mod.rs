@@ -27,12 +27,48 @@ pub struct Backend {
     /// HTTP client with this backend's connect deadline.
     pub transport: Transport,
     /// Each replica's endpoint URLs, parsed once (parsing a URL per request
-    /// showed in the profile); same order as `replicas`.
-    endpoints: Vec<Vec<(&'static str, Uri)>>,
+    /// showed in the profile), and its `Host`; same order as `replicas`.
+    endpoints: Vec<Endpoints>,
     /// The headers every request to this backend carries: content type,
     /// credentials (the key from `api_key_file`, marked sensitive), API
     /// version; built once.
     headers: HeaderMap,
+}
+
+/// One replica's parsed endpoint URLs and `Host` header.
+#[derive(Debug)]
+struct Endpoints {
+    urls: Vec<(&'static str, Uri)>,
+    /// For a plain-HTTP replica: the `Host` hyper-util would otherwise
+    /// format on every request (about 2k instructions), built once.
+    /// HTTPS replicas leave it to the client, since over HTTP/2 the
+    /// authority is a pseudo-header instead.
+    host: Option<HeaderValue>,
+}
+
+impl Endpoints {
+    fn of(base: &str) -> Self {
+        let urls: Vec<(&'static str, Uri)> = ENDPOINT_PATHS
+            .iter()
+            .filter_map(|p| format!("{base}/{p}").parse::<Uri>().ok().map(|u| (*p, u)))
+            .collect();
+        let host = urls.first().and_then(|(_, u)| plain_http_host(u));
+        Self { urls, host }
+    }
+}
+
+/// `Host` for a plain `http://` URI as hyper-util writes it: the host, and
+/// the port unless it is 80.
+fn plain_http_host(uri: &Uri) -> Option<HeaderValue> {
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = uri.host()?;
+    let value = match uri.port_u16() {
+        Some(port) if port != 80 => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::from_str(&value).ok()
 }
 
 /// Every path [`Backend::send`] is asked for.
@@ -93,20 +129,7 @@ impl Backend {
             .collect();
         // A URL that does not parse is left out here; `send` then reports
         // it on the attempt.
-        let endpoints = replicas
-            .iter()
-            .map(|r| {
-                ENDPOINT_PATHS
-                    .iter()
-                    .filter_map(|p| {
-                        format!("{}/{p}", r.url)
-                            .parse::<Uri>()
-                            .ok()
-                            .map(|u| (*p, u))
-                    })
-                    .collect()
-            })
-            .collect();
+        let endpoints = replicas.iter().map(|r| Endpoints::of(&r.url)).collect();
         let headers = fixed_headers(config.kind, api_key.as_ref()).map_err(|()| {
             BackendError::Secret {
                 backend: config.name.clone(),
@@ -172,12 +195,13 @@ impl Backend {
             BackendKind::Openai => path,
             BackendKind::Anthropic => "messages",
         };
-        let uri = self
+        let endpoints = self
             .replicas
             .iter()
             .position(|r| std::ptr::eq(&**r, replica))
-            .and_then(|i| self.endpoints.get(i))
-            .and_then(|urls| urls.iter().find(|(p, _)| *p == path))
+            .and_then(|i| self.endpoints.get(i));
+        let uri = endpoints
+            .and_then(|e| e.urls.iter().find(|(p, _)| *p == path))
             .map(|(_, u)| u.clone());
         let uri = match uri {
             Some(u) => u,
@@ -187,6 +211,9 @@ impl Backend {
         };
         let mut headers = self.headers.clone();
         headers.extend(extra);
+        if let Some(host) = endpoints.and_then(|e| e.host.clone()) {
+            headers.insert(axum::http::header::HOST, host);
+        }
         self.transport.post(uri, headers, body).await
     }
 }
@@ -219,4 +246,38 @@ fn fixed_headers(kind: BackendKind, key: Option<&Secret>) -> Result<HeaderMap, (
         );
     }
     Ok(h)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_built_once_for_plain_http_only() {
+        let host = |u: &str| plain_http_host(&u.parse::<Uri>().unwrap());
+        let cases = [
+            (
+                "http://127.0.0.1:8080/v1/chat/completions",
+                Some("127.0.0.1:8080"),
+            ),
+            ("http://llm.lan/v1/chat/completions", Some("llm.lan")),
+            ("http://llm.lan:80/v1/chat/completions", Some("llm.lan")),
+            (
+                "http://[::1]:11434/v1/chat/completions",
+                Some("[::1]:11434"),
+            ),
+            ("https://api.openai.com/v1/chat/completions", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(
+                host(url).as_ref().map(|v| v.to_str().unwrap()),
+                want,
+                "{url}"
+            );
+        }
+        let e = Endpoints::of("http://127.0.0.1:9/v1");
+        assert_eq!(e.urls.len(), ENDPOINT_PATHS.len());
+        assert_eq!(e.host.unwrap(), "127.0.0.1:9");
+    }
 }
