@@ -176,7 +176,7 @@ async fn run(args: &Args, upstream: &Upstream, dir: &std::path::Path) -> anyhow:
         plan.c1, plan.high, plan.concurrency, plan.streams, args.chunks, args.chunk_gap_ms, plan.warmup, plan.max_phase.as_secs()
     ));
     report.setup.push(format!(
-        "Interleaved: each non-streaming phase in {} rounds; in each round the direct path, the router and nginx in turn (the order rotating) send an equal share of the phase's requests, so the machine's drift hits them alike. LiteLLM runs after them, interleaved with the direct path only.",
+        "Interleaved: each non-streaming phase in {} rounds; in each round the direct path and each proxy (the router, and nginx when measured) in turn (the order rotating) send an equal share of the phase's requests, so the machine's drift hits them alike. LiteLLM runs after them, interleaved with the direct path only.",
         plan.rounds
     ));
     report.setup.push(format!(
@@ -372,8 +372,9 @@ async fn measure(
     Ok(())
 }
 
-/// What one target collected over the rounds of a phase.
-#[derive(Default)]
+/// What one target collected over the rounds of a phase: its runs merged,
+/// and its process's CPU time summed (`None` once a reading failed, and
+/// for the direct path, which has no process of its own).
 struct Pooled {
     run: load::Run,
     cpu: Option<Duration>,
@@ -424,7 +425,12 @@ async fn proxy_phases(
         } else {
             vias.iter().map(|_| None).collect()
         };
-        let mut pooled: Vec<Pooled> = targets.iter().map(|_| Pooled::default()).collect();
+        let mut pooled: Vec<Pooled> = (0..targets.len())
+            .map(|i| Pooled {
+                run: load::Run::default(),
+                cpu: (i > 0).then_some(Duration::ZERO),
+            })
+            .collect();
         for round in 0..plan.rounds {
             let n = rounds::share(total, plan.rounds, round);
             for i in rounds::order(targets.len(), round) {
@@ -444,11 +450,7 @@ async fn proxy_phases(
                     _ => None,
                 };
                 let p = &mut pooled[i];
-                p.cpu = if round == 0 {
-                    used
-                } else {
-                    p.cpu.zip(used).map(|(a, b)| a + b)
-                };
+                p.cpu = p.cpu.zip(used).map(|(a, b)| a + b);
                 p.run.wall += run.wall;
                 p.run.absorb(run);
             }
@@ -466,7 +468,7 @@ async fn proxy_phases(
                 rps,
             };
             let n = u32::try_from(latency.n).unwrap_or(u32::MAX);
-            (side, p.cpu.filter(|_| n > 0).map(|c| c / n.max(1)))
+            (side, p.cpu.filter(|_| n > 0).map(|c| c / n))
         });
         let (direct_side, _) = sides.next().unwrap_or_default();
         for (via, (proxied, proxy_cpu_per_req)) in vias.iter().zip(sides) {
