@@ -5,6 +5,7 @@
 
 use crate::config::{ModelConfig, ToolCalling};
 use hwc_ai_core::secret::Secret;
+use hwc_ai_core::sse::SseParser;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -320,22 +321,42 @@ struct Partial {
 }
 
 async fn read_stream(resp: reqwest::Response, mode: ToolCalling) -> Result<Turn, ModelError> {
+    read_events(resp.bytes_stream(), mode).await
+}
+
+/// A streamed chat completion read into one turn: the bytes cut into
+/// events by [`SseParser`] (a character or a line split between two chunks
+/// is whole again, an event that never ends is cut off), each `data`
+/// applied as a chunk, up to `[DONE]`.
+async fn read_events<E: std::fmt::Display>(
+    stream: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+    mode: ToolCalling,
+) -> Result<Turn, ModelError> {
     use futures_util::StreamExt;
     let mut turn = Turn::default();
     let mut calls: Vec<Partial> = Vec::new();
-    let mut buf = String::new();
     let mut done = false;
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ModelError::Stream(e.to_string()))?;
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(nl) = buf.find('\n') {
-            let line = buf[..nl].trim_end_matches('\r').to_string();
-            buf.drain(..=nl);
-            let Some(data) = line.strip_prefix("data:") else {
+    let mut parser = SseParser::default();
+    let mut stream = std::pin::pin!(stream);
+    let mut ended = false;
+    while !ended {
+        let events = match stream.next().await {
+            Some(chunk) => {
+                let chunk = chunk.map_err(|e| ModelError::Stream(e.to_string()))?;
+                parser
+                    .push(&chunk)
+                    .map_err(|e| ModelError::Stream(e.to_string()))?
+            }
+            None => {
+                ended = true;
+                parser.finish().into_iter().collect()
+            }
+        };
+        for ev in events {
+            let data = ev.data.trim();
+            if data.is_empty() {
                 continue;
-            };
-            let data = data.trim();
+            }
             if data == "[DONE]" {
                 done = true;
                 continue;
@@ -461,6 +482,35 @@ mod tests {
         assert_eq!(turn.usage.prompt_tokens, 120);
         assert_eq!(calls[0].name, "systemctl_status");
         assert_eq!(calls[0].arguments, "{\"unit\": \"ollama.service\"}");
+    }
+
+    /// Chunks cut anywhere (inside `data:`, inside a two-byte character,
+    /// between `\r` and `\n`) read as the whole stream does.
+    #[tokio::test]
+    async fn a_stream_cut_anywhere_reads_whole() {
+        let body = concat!(
+            "data: {\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"caf\u{e9} \"}}]}\r\n\r\n",
+            ": keepalive\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n",
+        )
+        .as_bytes();
+        for cut in 1..body.len() {
+            let chunks = [&body[..cut], &body[cut..]]
+                .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)));
+            let turn = read_events(futures_util::stream::iter(chunks), ToolCalling::Native)
+                .await
+                .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            assert_eq!(turn.content, "café ok", "cut at {cut}");
+            assert_eq!(turn.finish_reason, "stop");
+        }
+        // The last event may come without its blank line.
+        let unended =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}",
+            ))]);
+        let turn = read_events(unended, ToolCalling::Native).await.unwrap();
+        assert_eq!(turn.finish_reason, "length");
     }
 
     #[test]

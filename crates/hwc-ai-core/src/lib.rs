@@ -33,6 +33,7 @@ pub mod runtimes;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
+pub mod sse;
 pub mod state;
 pub mod status;
 pub mod sync;

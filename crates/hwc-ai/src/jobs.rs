@@ -333,7 +333,7 @@ pub async fn follow(
             .header("accept", "text/event-stream")
             .header("last-event-id", after.to_string());
         let mut resp = c.send_stream(req).await?;
-        let mut parser = hwc_model_router::sse::SseParser::default();
+        let mut parser = hwc_ai_core::sse::SseParser::default();
         loop {
             let chunk = match resp.chunk().await {
                 Ok(Some(b)) => b,

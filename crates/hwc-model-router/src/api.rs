@@ -433,7 +433,7 @@ fn json_response(status: StatusCode, body: Bytes) -> Response {
 }
 
 /// A Responses stream's final response object, if `ev` is its final event.
-fn final_response(ev: &crate::sse::SseEvent) -> Option<serde_json::Value> {
+fn final_response(ev: &hwc_ai_core::sse::SseEvent) -> Option<serde_json::Value> {
     if !(ev.data.contains("response.completed") || ev.data.contains("response.incomplete")) {
         return None;
     }
@@ -466,7 +466,7 @@ async fn stream_response(
     // before that event is forwarded: a client may send the next turn
     // the moment it has it.
     let body = async_stream::stream! {
-        let mut parser = crate::sse::SseParser::default();
+        let mut parser = hwc_ai_core::sse::SseParser::default();
         let mut kept = false;
         while let Some(o) = stream.next().await {
             let Out::Bytes(b) = o else { continue };

@@ -17,7 +17,6 @@ pub mod metrics;
 pub mod proxy;
 pub mod request;
 pub mod routing;
-pub mod sse;
 pub mod store;
 pub mod stored;
 pub mod upstream;

@@ -9,9 +9,9 @@ use crate::backends::anthropic::{self, StreamTranslator};
 use crate::backends::responses;
 use crate::config::BackendKind;
 use crate::request::{ClientRequest, Endpoint};
-use crate::sse::{self, SseEvent};
 use crate::usage::Tokens;
 use bytes::{BufMut, Bytes, BytesMut};
+use hwc_ai_core::sse::{self, SseEvent};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -717,7 +717,7 @@ fn reserialized(ev: &SseEvent, obj: &Map<String, Value>) -> Bytes {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::sse::SseParser;
+    use hwc_ai_core::sse::SseParser;
 
     fn req(stream: bool, include_usage: bool) -> ClientRequest {
         let body = format!(

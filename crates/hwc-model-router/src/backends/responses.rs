@@ -854,7 +854,7 @@ impl ResponsesStream {
         data["type"] = Value::String(ty.to_owned());
         data["sequence_number"] = json!(self.seq);
         self.seq += 1;
-        crate::sse::named_event(ty, &data.to_string())
+        hwc_ai_core::sse::named_event(ty, &data.to_string())
     }
 
     fn response(&self, status: &str, incomplete: Value, usage: Value) -> Value {

@@ -1,6 +1,10 @@
-//! Incremental Server-Sent Events parsing: upstream bytes arrive in arbitrary
-//! pieces, events are forwarded as soon as their blank line arrives, and an
-//! unchanged event is forwarded as its original bytes.
+//! Incremental Server-Sent Events parsing: a peer's bytes arrive in
+//! arbitrary pieces (a UTF-8 character or a `data:` line split between
+//! two of them), each event is handed on as soon as its blank line
+//! arrives, with its original bytes for a proxy that forwards it
+//! unchanged, and a peer that never ends an event is cut off at
+//! [`MAX_EVENT_BYTES`]. The router's streams, the agent runner's model
+//! turns and the CLI's job logs all read SSE through it.
 
 use bytes::{Bytes, BytesMut};
 
@@ -26,7 +30,7 @@ pub struct SseParser {
 
 /// A peer sent an event larger than [`MAX_EVENT_BYTES`].
 #[derive(Debug, thiserror::Error)]
-#[error("upstream sent an SSE event larger than {MAX_EVENT_BYTES} bytes")]
+#[error("the peer sent an SSE event larger than {MAX_EVENT_BYTES} bytes")]
 pub struct EventTooLarge;
 
 impl SseParser {
