@@ -206,11 +206,11 @@ async fn restarts_back_off_cap_and_dry_run() {
     assert_eq!(results, ["restarted", "restarted", "restarted", "capped"]);
     let m = p.metrics().await;
     assert_eq!(
-        common::metric(&m, "hwc_prober_restarts_total", &["result=\"restarted\""]),
+        hwc_testkit::metric(&m, "hwc_prober_restarts_total", &["result=\"restarted\""]),
         Some(3.0)
     );
     assert_eq!(
-        common::metric(&m, "hwc_prober_restarts_total", &["result=\"capped\""]),
+        hwc_testkit::metric(&m, "hwc_prober_restarts_total", &["result=\"capped\""]),
         Some(1.0)
     );
     p.stop().await;

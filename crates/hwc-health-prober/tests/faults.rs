@@ -8,7 +8,8 @@ mod common;
 
 use axum::routing::get;
 use axum::Router;
-use common::{metric, Prober};
+use common::Prober;
+use hwc_testkit::metric;
 use std::time::Duration;
 
 async fn serve(app: Router) -> String {

@@ -52,7 +52,7 @@ async fn starting_then_up_then_down_with_thresholds() {
     );
     let m = p.metrics().await;
     assert_eq!(
-        common::metric(&m, "hwc_prober_state_changes_total", &["to=\"down\""]),
+        hwc_testkit::metric(&m, "hwc_prober_state_changes_total", &["to=\"down\""]),
         Some(1.0)
     );
     p.stop().await;

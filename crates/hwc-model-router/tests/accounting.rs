@@ -11,8 +11,9 @@
 mod common;
 
 use common::scripted::{answer, chunk, responses_parts, stream_parts, Act, Upstream};
-use common::{error_of, metric, Router, ALICE, LIMITED_KEY};
+use common::{error_of, Router, ALICE, LIMITED_KEY};
 use futures_util::StreamExt;
+use hwc_testkit::metric;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

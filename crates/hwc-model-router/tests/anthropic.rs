@@ -149,7 +149,7 @@ async fn translates_a_streamed_tool_call() {
     assert_eq!(usage["usage"]["completion_tokens"], 15);
     let m = r.metrics().await;
     assert_eq!(
-        common::metric(&m, "hwc_router_tokens_total", &["kind=\"completion\""]),
+        hwc_testkit::metric(&m, "hwc_router_tokens_total", &["kind=\"completion\""]),
         Some(15.0)
     );
     r.stop().await;

@@ -6,7 +6,8 @@
 mod common;
 
 use common::scripted::{answer, Act, Upstream};
-use common::{error_of, metric, Router, ALICE, LIMITED_KEY, LOCAL_KEY};
+use common::{error_of, Router, ALICE, LIMITED_KEY, LOCAL_KEY};
+use hwc_testkit::metric;
 use serde_json::json;
 
 fn config(small: &str, big: &str) -> String {

@@ -7,8 +7,9 @@
 mod common;
 
 use common::scripted::{answer, chunk, stream_of, Act, Upstream};
-use common::{error_of, metric, Router, ALICE, LOCAL_KEY};
+use common::{error_of, Router, ALICE, LOCAL_KEY};
 use futures_util::StreamExt;
+use hwc_testkit::metric;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -7,9 +7,10 @@
 mod common;
 
 use common::llama;
-use common::{metric, Router, ALICE};
+use common::{Router, ALICE};
 use futures_util::StreamExt;
 use hwc_testkit::http_get;
+use hwc_testkit::metric;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -8,8 +8,9 @@
 mod common;
 
 use common::scripted::{tool_call, Act, Upstream};
-use common::{error_of, metric, Router, ALICE};
+use common::{error_of, Router, ALICE};
 use futures_util::StreamExt;
+use hwc_testkit::metric;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -22,6 +22,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The sum of the samples of metric `name` in a Prometheus text
+/// exposition whose lines contain every one of `needles` (label pairs such
+/// as `outcome="ok"`); `None` when no line matches. A test asserts on what
+/// a daemon exports with it instead of parsing the text its own way.
+pub fn metric(text: &str, name: &str, needles: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
+}
+
 /// A command that runs `program` (give it args and env as usual) in the
 /// background of a shell which kills it when its stdin, a pipe of ours,
 /// closes: so a peer dies with the test process however that ends, even
@@ -106,5 +117,20 @@ pub mod snapshot {
         lines.sort_by_key(|l| (l.split(' ').nth(2).unwrap_or(""), l.starts_with("# TYPE")));
         lines.dedup();
         lines.join("\n") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metric_sums_the_matching_samples() {
+        let text = "# HELP hwc_router_requests Model requests\n\
+            hwc_router_requests_total{model=\"m\",backend=\"a\",outcome=\"ok\"} 2\n\
+            hwc_router_requests_total{model=\"m\",backend=\"b\",outcome=\"ok\"} 3\n\
+            hwc_router_requests_total{model=\"m\",backend=\"b\",outcome=\"cancelled\"} 1\n";
+        let m = |needles: &[&str]| super::metric(text, "hwc_router_requests_total", needles);
+        assert_eq!(m(&["outcome=\"ok\""]), Some(5.0));
+        assert_eq!(m(&["backend=\"b\"", "outcome=\"cancelled\""]), Some(1.0));
+        assert_eq!(m(&["outcome=\"failed\""]), None);
     }
 }

@@ -87,10 +87,3 @@ impl Prober {
         self.daemon.stop().await;
     }
 }
-
-pub fn metric(text: &str, name: &str, needles: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .reduce(|a, b| a + b)
-}

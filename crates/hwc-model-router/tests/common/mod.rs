@@ -153,14 +153,6 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// The value of one sample line in a metrics text, matching every `needle`.
-pub fn metric(text: &str, name: &str, needles: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .reduce(|a, b| a + b)
-}
-
 /// An address nothing listens on.
 pub fn dead_url() -> String {
     format!("http://127.0.0.1:{}/v1", hwc_testkit::free_port())
