@@ -366,17 +366,6 @@ async fn blob(ctx: &Ctx, url: &str) -> Result<Vec<u8>, ToolError> {
     Ok(b.to_vec())
 }
 
-fn output(text: String, ok: bool, t0: Instant) -> ToolOutput {
-    ToolOutput {
-        output_hash: crate::audit::sha256_hex(text.as_bytes()),
-        text,
-        ok,
-        exit_code: None,
-        duration_ms: t0.elapsed().as_millis() as i64,
-        changes: Vec::new(),
-    }
-}
-
 #[async_trait::async_trait]
 impl Tool for Ci {
     fn spec(&self) -> ToolSpec {
@@ -471,13 +460,13 @@ impl Tool for Ci {
                         break *id;
                     }
                     if Instant::now() >= find_until {
-                        return Ok(output(format!("dispatched {} on {r}, but no new run appeared within {} s; list `runs` to find it", p.workflow, find_until.duration_since(t0).as_secs()), true, t0));
+                        return Ok(ToolOutput::from_text(format!("dispatched {} on {r}, but no new run appeared within {} s; list `runs` to find it", p.workflow, find_until.duration_since(t0).as_secs()), true, t0));
                     }
                     tokio::time::sleep(ctx.tools.ci.poll_every.min(Duration::from_secs(2))).await;
                 };
                 let (run, text) = wait_for(ctx, p, id, wait).await?;
                 let failed = run["conclusion"].as_str().is_some_and(|c| c != "success");
-                Ok(output(
+                Ok(ToolOutput::from_text(
                     format!("triggered {} on {r}: {text}", p.workflow),
                     !failed,
                     t0,
@@ -494,7 +483,7 @@ impl Tool for Ci {
                     }
                 };
                 let (run, text) = wait_for(ctx, p, id, wait).await?;
-                Ok(output(
+                Ok(ToolOutput::from_text(
                     text,
                     run["conclusion"].as_str().is_none_or(|c| c == "success"),
                     t0,
@@ -508,7 +497,7 @@ impl Tool for Ci {
                     .flatten()
                     .map(run_line)
                     .collect();
-                Ok(output(
+                Ok(ToolOutput::from_text(
                     if lines.is_empty() {
                         format!("{} has no runs yet", p.workflow)
                     } else {
@@ -520,7 +509,11 @@ impl Tool for Ci {
             }
             "logs" => {
                 let id = run_id.ok_or_else(|| ToolError("`run_id` is required".into()))?;
-                Ok(output(logs(ctx, p, id, a["job"].as_str()).await?, true, t0))
+                Ok(ToolOutput::from_text(
+                    logs(ctx, p, id, a["job"].as_str()).await?,
+                    true,
+                    t0,
+                ))
             }
             "cancel" => {
                 let id = run_id.ok_or_else(|| ToolError("`run_id` is required".into()))?;
@@ -532,7 +525,11 @@ impl Tool for Ci {
                     None,
                 )
                 .await?;
-                Ok(output(format!("cancel requested for run {id}"), true, t0))
+                Ok(ToolOutput::from_text(
+                    format!("cancel requested for run {id}"),
+                    true,
+                    t0,
+                ))
             }
             other => Err(ToolError(format!("unknown action {other}"))),
         }

@@ -340,12 +340,8 @@ impl Tool for UnitControl {
             Err(e) => (false, format!("systemctl {v} {unit} failed: {e}")),
         };
         Ok(ToolOutput {
-            output_hash: crate::audit::sha256_hex(text.as_bytes()),
-            text,
-            ok,
             exit_code: Some(if ok { 0 } else { 1 }),
-            duration_ms: t0.elapsed().as_millis() as i64,
-            changes: Vec::new(),
+            ..ToolOutput::from_text(text, ok, t0)
         })
     }
 }

@@ -79,13 +79,6 @@ impl Tool for SearchKnowledge {
         } else {
             format!("{text}\n\n(not searched: {})", problems.join("; "))
         };
-        Ok(ToolOutput {
-            output_hash: crate::audit::sha256_hex(text.as_bytes()),
-            text,
-            ok: true,
-            exit_code: None,
-            duration_ms: t0.elapsed().as_millis() as i64,
-            changes: Vec::new(),
-        })
+        Ok(ToolOutput::from_text(text, true, t0))
     }
 }

@@ -139,6 +139,19 @@ pub struct ToolOutput {
 }
 
 impl ToolOutput {
+    /// A text answer (no program, no exit code), hashed whole, timed from
+    /// `started`.
+    pub fn from_text(text: String, ok: bool, started: std::time::Instant) -> Self {
+        Self {
+            output_hash: crate::audit::sha256_hex(text.as_bytes()),
+            text,
+            ok,
+            exit_code: None,
+            duration_ms: started.elapsed().as_millis() as i64,
+            changes: Vec::new(),
+        }
+    }
+
     /// What a finished program returned.
     pub fn from_outcome(o: &crate::exec::Outcome) -> Self {
         Self {
