@@ -338,38 +338,17 @@ async fn read_events<E: std::fmt::Display>(
     let mut done = false;
     let mut parser = SseParser::default();
     let mut stream = std::pin::pin!(stream);
-    let mut ended = false;
-    while !ended {
-        let events = match stream.next().await {
-            Some(chunk) => {
-                let chunk = chunk.map_err(|e| ModelError::Stream(e.to_string()))?;
-                parser
-                    .push(&chunk)
-                    .map_err(|e| ModelError::Stream(e.to_string()))?
-            }
-            None => {
-                ended = true;
-                parser.finish().into_iter().collect()
-            }
-        };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ModelError::Stream(e.to_string()))?;
+        let events = parser
+            .push(&chunk)
+            .map_err(|e| ModelError::Stream(e.to_string()))?;
         for ev in events {
-            let data = ev.data.trim();
-            if data.is_empty() {
-                continue;
-            }
-            if data == "[DONE]" {
-                done = true;
-                continue;
-            }
-            let v: Value = serde_json::from_str(data)
-                .map_err(|e| ModelError::Stream(format!("a chunk is not JSON ({e}): {data}")))?;
-            if let Some(err) = v.get("error") {
-                return Err(ModelError::Stream(format!(
-                    "the stream carried an error: {err}"
-                )));
-            }
-            apply_chunk(&v, &mut turn, &mut calls);
+            done |= apply_event(&ev.data, &mut turn, &mut calls)?;
         }
+    }
+    if let Some(ev) = parser.finish() {
+        done |= apply_event(&ev.data, &mut turn, &mut calls)?;
     }
     if !done && turn.finish_reason.is_empty() {
         return Err(ModelError::Stream(
@@ -393,6 +372,27 @@ async fn read_events<E: std::fmt::Display>(
         from_schema_answer(&mut turn);
     }
     Ok(turn)
+}
+
+/// One event's `data` applied to the turn; true for `[DONE]`. Comments
+/// and keepalives (no data) change nothing.
+fn apply_event(data: &str, turn: &mut Turn, calls: &mut Vec<Partial>) -> Result<bool, ModelError> {
+    let data = data.trim();
+    if data.is_empty() {
+        return Ok(false);
+    }
+    if data == "[DONE]" {
+        return Ok(true);
+    }
+    let v: Value = serde_json::from_str(data)
+        .map_err(|e| ModelError::Stream(format!("a chunk is not JSON ({e}): {data}")))?;
+    if let Some(err) = v.get("error") {
+        return Err(ModelError::Stream(format!(
+            "the stream carried an error: {err}"
+        )));
+    }
+    apply_chunk(&v, turn, calls);
+    Ok(false)
 }
 
 fn apply_chunk(v: &Value, turn: &mut Turn, calls: &mut Vec<Partial>) {

@@ -926,20 +926,14 @@ async fn an_action_changed_in_the_store_after_it_was_shown_is_refused_at_the_las
 #[tokio::test]
 async fn the_oldest_waiting_approval_and_the_unsigned_audit_tail_are_metrics() {
     let (_up, r, _id) = waiting_r2().await;
-    let value = |m: &str, name: &str| -> i64 {
-        m.lines()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1)
-    };
+    let value = |m: &str, name: &str| hwc_testkit::metric(m, name, &[]).unwrap_or(-1.0);
     let t0 = std::time::Instant::now();
     loop {
         let m = r.metrics().await;
-        if value(&m, "hwc_runner_approval_oldest_waiting_seconds") >= 1 {
-            assert!(value(&m, "hwc_runner_audit_unsigned_records") >= 0, "{m}");
+        if value(&m, "hwc_runner_approval_oldest_waiting_seconds") >= 1.0 {
+            assert!(value(&m, "hwc_runner_audit_unsigned_records") >= 0.0, "{m}");
             assert!(
-                value(&m, "hwc_runner_audit_last_checkpoint_timestamp_seconds") >= 0,
+                value(&m, "hwc_runner_audit_last_checkpoint_timestamp_seconds") >= 0.0,
                 "{m}"
             );
             break;

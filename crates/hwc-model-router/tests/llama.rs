@@ -9,8 +9,7 @@ mod common;
 use common::llama;
 use common::{Router, ALICE};
 use futures_util::StreamExt;
-use hwc_testkit::http_get;
-use hwc_testkit::metric;
+use hwc_testkit::{http_get, metric};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
